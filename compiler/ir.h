@@ -1,0 +1,93 @@
+/* ir.h - the tensor IR: one SSA graph for the forward pass and the backward pass.
+ *
+ * A program is a list of nodes in definition order: a node's operands always have
+ * smaller ids. Shapes are per sample and static (the batch dimension is added by codegen).
+ * The forward pass is nodes [0, nforward); autodiff appends the backward pass after it.
+ * Every node keeps the source location it came from. */
+#ifndef NNC_IR_H
+#define NNC_IR_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "arena.h"
+#include "ast.h"
+
+typedef enum {
+    /* leaves */
+    IR_INPUT,  /* the sample's input */
+    IR_TARGET, /* the sample's target */
+    IR_PARAM,  /* index = position in IrProgram.params */
+    IR_CONST,  /* rank 0, value num */
+    /* elementwise, one operand */
+    IR_NEG, IR_EXP, IR_LOG, IR_SQRT, IR_ABS, IR_SIGMOID, IR_TANH, IR_RELU, IR_SOFTPLUS,
+    IR_LEAKY_RELU, /* num = alpha */
+    IR_POW,        /* num = constant exponent */
+    IR_STEP,       /* x > 0 ? 1 : 0          (relu') */
+    IR_LEAKY_STEP, /* x > 0 ? 1 : num(alpha) (leaky_relu') */
+    IR_SIGN,       /* -1, 0 or 1             (abs') */
+    /* elementwise, two operands: equal shapes, or one side rank 0 */
+    IR_ADD, IR_SUB, IR_MUL, IR_DIV,
+    /* linear algebra */
+    IR_MATMUL,    /* contracts a's last dim with b's first: [m,n]@[n], [m,n]@[n,k], [n]@[n,k], [n]@[n] */
+    IR_OUTER,     /* shape a ++ shape b (total rank <= 4) */
+    IR_TRANSPOSE, /* rank 2 */
+    /* reductions and broadcasts */
+    IR_SUM,         /* all elements -> rank 0 */
+    IR_MEAN,        /* all elements -> rank 0 */
+    IR_BROADCAST,   /* rank-0 a -> the node's shape */
+    IR_SUM_LAST,    /* sum over the last dim: [.., n] -> [..] */
+    IR_EXPAND_LAST, /* repeat along a new last dim: [..] -> [.., n], n = the node's last dim */
+    /* last-dim normalisations */
+    IR_SOFTMAX, IR_LOG_SOFTMAX,
+    /* fused, numerically stable losses (rank 0) */
+    IR_SOFTMAX_CE,  /* (z, t): -sum(t * log_softmax(z))      = cross_entropy(softmax(z), t) */
+    IR_SIGMOID_BCE, /* (z, t): mean(softplus(z) - t * z)      = bce(sigmoid(z), t) */
+    IR_NUM_OPS
+} IrOp;
+
+typedef struct IrNode {
+    IrOp op;
+    Shape shape;
+    int args[2];       /* operand ids; -1 where absent */
+    int nargs;
+    double num;        /* IR_CONST value, IR_POW exponent, IR_LEAKY_* alpha */
+    int index;         /* IR_PARAM: index into params */
+    const char *name;  /* printed name: source name (h, W1), temporary (h.1), adjoint (dh, dh.1) */
+    Loc loc;           /* the source it comes from */
+    const char *rule;  /* backward nodes: the chain-rule step that produced it */
+    bool grad;         /* part of the backward pass */
+    bool varying;      /* depends on the sample (input or target); false for params/constants */
+} IrNode;
+
+typedef struct IrParam {
+    const char *name;
+    Shape shape;
+    Init init;
+    Loc loc;
+    int node; /* its IR_PARAM node */
+    int grad; /* node holding d(loss)/d(param) for one sample, -1 when the loss does not depend on it */
+} IrParam;
+
+typedef struct IrProgram {
+    Arena *arena;
+    IrNode *nodes;
+    int nnodes, cap;
+    IrParam *params;
+    int nparams;
+    int input, target; /* node ids; target -1 when the model has none */
+    int loss, output;  /* node ids */
+    int nforward;      /* nodes [0, nforward) are the forward pass */
+} IrProgram;
+
+IrProgram *ir_new(Arena *arena);
+/* Appends a node (copied), sets varying from its operands, returns its id. */
+int ir_add(IrProgram *p, IrNode node);
+int ir_const(IrProgram *p, double value, Loc loc);
+int ir_unary(IrProgram *p, IrOp op, int a, Loc loc);
+int ir_binary(IrProgram *p, IrOp op, int a, int b, Loc loc);
+/* The shape of op applied to operands of shapes a and b (b ignored for unary ops). */
+Shape ir_infer_shape(IrOp op, Shape a, Shape b);
+const char *ir_op_name(IrOp op);
+
+#endif

@@ -1,0 +1,105 @@
+/* nnc_rt.h - the contract between the code nnc generates and the runtime library.
+ *
+ * The generated module defines one constant `const NncModelDesc nnc_model`, which names
+ * the model, its params, its data and its two generated functions. The runtime owns main(),
+ * the command line, data, weights, progress and files; the generated code owns the maths:
+ * forward, backward, the optimizer step and the epoch/batch loop, which calls back into the
+ * runtime (nnc_rt_*) for batches and reporting. Generated code never reads NncRun's fields:
+ * it only calls the functions below, so the struct may change freely.
+ *
+ * Buffers are arrays of "real": float when real_size == 4, double when 8. Batches are
+ * contiguous, row-major, sample after sample. */
+#ifndef NNC_RT_H
+#define NNC_RT_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct NncRun NncRun;
+
+/* Same values as InitKind in compiler/ast.h. */
+enum { NNC_INIT_ZEROS, NNC_INIT_ONES, NNC_INIT_CONST, NNC_INIT_UNIFORM, NNC_INIT_NORMAL,
+       NNC_INIT_XAVIER, NNC_INIT_HE };
+/* Same values as SourceKind in compiler/ast.h. */
+enum { NNC_SRC_NONE, NNC_SRC_INLINE, NNC_SRC_CSV, NNC_SRC_IDX };
+/* Same values as OptKind in compiler/ast.h. */
+enum { NNC_OPT_SGD, NNC_OPT_ADAM };
+
+typedef struct NncParamDesc {
+    const char *name; /* key in the .npz: W1, h.W, ... */
+    int rank;
+    int dims[4];
+    int size;         /* element count */
+    int init;         /* NNC_INIT_* */
+    double a, b;      /* const: a; uniform: [a, b); normal: mean a, std b */
+} NncParamDesc;
+
+typedef struct NncSourceDesc {
+    int kind;                 /* NNC_SRC_* */
+    const char *path, *path2; /* as written; relative ones are relative to base_dir */
+    int header, label;        /* csv options */
+    int nsamples;             /* inline */
+    const double *x, *t;      /* inline: nsamples*in_size and nsamples*tgt_size values */
+} NncSourceDesc;
+
+typedef struct NncModelDesc {
+    const char *name;     /* the model's name: default weights file NAME.npz */
+    const char *base_dir; /* folder of the .nn file */
+    int real_size;        /* 4 (f32) or 8 (f64) */
+    int in_rank, in_dims[4], in_size;
+    int tgt_rank, tgt_dims[4], tgt_size; /* tgt_size 0: the model has no target */
+    int out_size;                        /* elements of one sample's prediction */
+    int nparams;
+    const NncParamDesc *params;
+    /* the train block, with the spec's defaults filled in */
+    int epochs, batch, opt; /* opt: NNC_OPT_* */
+    double lr, momentum, beta1, beta2, eps;
+    long long seed;
+    int shuffle;
+    NncSourceDesc data, test;
+    /* Trains for nnc_rt_int(run, NNC_EPOCHS) epochs. */
+    void (*train)(NncRun *run);
+    /* Forward pass only on n <= nnc_rt_int(run, NNC_BATCH) samples: writes n*out_size
+     * predictions to pred and returns the sum of the n per-sample losses. t may be NULL
+     * when the model has no target (then the loss is not computed and 0 is returned). */
+    double (*evaluate)(NncRun *run, const void *x, const void *t, int n, void *pred);
+} NncModelDesc;
+
+/* ---- called by generated code ---- */
+
+enum { NNC_EPOCHS, NNC_BATCH };                            /* nnc_rt_int */
+enum { NNC_LR, NNC_MOMENTUM, NNC_BETA1, NNC_BETA2, NNC_EPS }; /* nnc_rt_real */
+int nnc_rt_int(NncRun *run, int which);
+double nnc_rt_real(NncRun *run, int which);
+
+void *nnc_rt_param(NncRun *run, int i);        /* the weights of param i */
+void *nnc_rt_grad(NncRun *run, int i);         /* where the batch's mean gradient of param i goes */
+void *nnc_rt_state(NncRun *run, int i, int k); /* optimizer state k (0: velocity or m, 1: v), zeroed */
+/* Scratch memory, 64-byte aligned, the same block on every call with the same size or less. */
+void *nnc_rt_workspace(NncRun *run, size_t bytes);
+
+/* The loop the generated train() runs:
+ *   for e in 0..epochs-1:
+ *     nb = nnc_rt_epoch_begin(run, e)            shuffles; the number of batches
+ *     for b in 0..nb-1:
+ *       n = nnc_rt_batch(run, b, &x, &t)         gathers batch b (the last may be short)
+ *       forward and backward: loss_sum, pred, and the mean gradient in nnc_rt_grad(run, i)
+ *       if nnc_rt_batch_end(run, b, loss_sum, pred, n): return   (non-finite loss: stop, no update)
+ *       optimizer step on every param (adam's step count t = 1, 2, ... across epochs)
+ *     nnc_rt_epoch_end(run, e)                    reports, logs, evaluates the test set */
+int nnc_rt_epoch_begin(NncRun *run, int epoch);
+int nnc_rt_batch(NncRun *run, int b, const void **x, const void **t);
+int nnc_rt_batch_end(NncRun *run, int b, double loss_sum, const void *pred, int n);
+void nnc_rt_epoch_end(NncRun *run, int epoch);
+
+/* ---- the entry point: the executable's main() and `nnc --run` call this ---- */
+int nnc_main(int argc, char **argv, const NncModelDesc *model);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
