@@ -95,6 +95,24 @@ int nnc_rt_batch(NncRun *run, int b, const void **x, const void **t);
 int nnc_rt_batch_end(NncRun *run, int b, double loss_sum, const void *pred, int n);
 void nnc_rt_epoch_end(NncRun *run, int epoch);
 
+/* ---- shared with the compiler (nnc links this library too, for --check and --run) ---- */
+
+/* Fills param `index`'s initial values in f64, deterministic in (seed, index) alone, so a
+ * seed gives the same weights whatever other params exist; f32 builds round these. */
+void nnc_init_param(const NncParamDesc *p, int index, unsigned long long seed, double *out);
+
+/* A data set in memory: n samples of in_size inputs and tgt_size targets, as real_size reals. */
+typedef struct NncData {
+    int n, in_size, tgt_size, real_size;
+    void *x, *t;
+} NncData;
+
+/* Loads a source (relative paths against base_dir). On bad data prints a message naming
+ * the file and the row or offset to stderr and returns -1; 0 on success. */
+int nnc_load_data(const NncSourceDesc *src, const char *base_dir, int in_size, int tgt_size,
+                  int real_size, NncData *out);
+void nnc_free_data(NncData *d);
+
 /* ---- the entry point: the executable's main() and `nnc --run` call this ---- */
 int nnc_main(int argc, char **argv, const NncModelDesc *model);
 
