@@ -9,6 +9,7 @@
 #include "check.h"
 #include "codegen.h"
 #include "diag.h"
+#include "interp.h"
 #include "irprint.h"
 #include "lower.h"
 #include "outfile.h"
@@ -28,7 +29,7 @@ static const char *const emit_names[] = {
 typedef struct Options {
     const char *input, *out, *model;
     Emit emit;
-    bool run, check;
+    bool run, check, interp;
     int opt_level, real_size;
     int run_argc;
     char **run_argv;
@@ -39,6 +40,7 @@ static const char usage[] =
     "       nnc --emit=KIND MODEL.nn [-o FILE] KIND: tokens ast ir grad llvm asm obj exe\n"
     "       nnc --run MODEL.nn [-- ARGS]       compile in memory and train now\n"
     "       nnc --check MODEL.nn               check every gradient by finite differences\n"
+    "       nnc --interp MODEL.nn [-- ARGS]    train with the reference interpreter (slow)\n"
     "options:\n"
     "  --model=NAME          the model to compile when the file has several\n"
     "  -O0 -O1 -O2 -O3       optimisation level (default -O2; -O0 also shows the raw\n"
@@ -94,6 +96,8 @@ static int parse_args(Options *o, int argc, char **argv)
             o->model = a + 8;
         } else if (strcmp(a, "--run") == 0) {
             o->run = true;
+        } else if (strcmp(a, "--interp") == 0) {
+            o->interp = true;
         } else if (strcmp(a, "--check") == 0) {
             o->check = true;
         } else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3]) {
@@ -112,8 +116,8 @@ static int parse_args(Options *o, int argc, char **argv)
     }
     if (!o->input)
         return fail_usage("%s", "no input file");
-    if ((o->run && o->check) || ((o->run || o->check) && o->emit != EMIT_NONE))
-        return fail_usage("%s", "--run, --check and --emit exclude each other");
+    if (o->run + o->check + o->interp + (o->emit != EMIT_NONE) > 1)
+        return fail_usage("%s", "--run, --interp, --check and --emit exclude each other");
     return -1;
 }
 
@@ -220,6 +224,8 @@ static int compile(const Options *o, Diag *d, Arena *a)
         return emit_text(o, print_grad, &st);
     if (o->check)
         return check_gradients(ir, m, d, stdout);
+    if (o->interp)
+        return interp_main(ir, m, o->input, o->real_size, o->run_argc, o->run_argv);
     CgOptions cg = {.opt_level = o->opt_level, .real_size = o->real_size,
                     .out_path = o->out, .source_path = o->input};
     if (o->run)
