@@ -66,6 +66,9 @@ typedef struct NncModelDesc {
      * predictions to pred and returns the sum of the n per-sample losses. t may be NULL
      * when the model has no target (then the loss is not computed and 0 is returned). */
     double (*evaluate)(NncRun *run, const void *x, const void *t, int n, void *pred);
+    /* For trainers living in the nnc process (nnc --interp): their own state, found again
+     * through nnc_rt_model(run)->ctx. NULL in generated code. */
+    const void *ctx;
 } NncModelDesc;
 
 /* ---- called by generated code ---- */
@@ -73,6 +76,7 @@ typedef struct NncModelDesc {
 enum { NNC_EPOCHS, NNC_BATCH };                            /* nnc_rt_int */
 enum { NNC_LR, NNC_MOMENTUM, NNC_BETA1, NNC_BETA2, NNC_EPS }; /* nnc_rt_real */
 int nnc_rt_int(NncRun *run, int which);
+const NncModelDesc *nnc_rt_model(NncRun *run);
 double nnc_rt_real(NncRun *run, int which);
 
 void *nnc_rt_param(NncRun *run, int i);        /* the weights of param i */
