@@ -1,0 +1,175 @@
+/* rt_csv.c - csv("path", header, label): one sample a line, the input's values then the
+ * target's values (or one integer class index with label = true). Lines are numbered from
+ * 1 as in the file, the header being line 1; blank lines are skipped. The file may be
+ * gzipped. */
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rt_internal.h"
+
+typedef struct CsvCtx {
+    const char *path;
+    long line;
+    int in_size, tgt_size, label, fields;
+    NncData *out;
+} CsvCtx;
+
+static int is_blank(const char *s)
+{
+    while (*s == ' ' || *s == '\t' || *s == '\r')
+        s++;
+    return *s == 0;
+}
+
+/* Splits buf into NUL-terminated lines in place; returns the count. */
+static long split_lines(char *buf, size_t len, char ***lines_out)
+{
+    long n = 1;
+    for (size_t i = 0; i < len; i++)
+        n += buf[i] == '\n';
+    char **lines = malloc(sizeof *lines * (size_t)n);
+    if (!lines)
+        return -1;
+    long k = 0;
+    lines[k++] = buf;
+    for (size_t i = 0; i < len; i++)
+        if (buf[i] == '\n') {
+            buf[i] = 0;
+            if (i > 0 && buf[i - 1] == '\r')
+                buf[i - 1] = 0;
+            lines[k++] = buf + i + 1;
+        }
+    *lines_out = lines;
+    return n;
+}
+
+static int count_fields(const char *s)
+{
+    int n = 1;
+    for (; *s; s++)
+        n += *s == ',';
+    return n;
+}
+
+/* Parses one field starting at *s, leaving *s after its comma. */
+static int parse_field(CsvCtx *c, char **s, int col, double *v)
+{
+    char *start = *s, *end;
+    while (*start == ' ' || *start == '\t')
+        start++;
+    *v = strtod(start, &end);
+    char *after = end;
+    while (*after == ' ' || *after == '\t' || *after == '\r')
+        after++;
+    if (end == start || (*after != ',' && *after != 0) || !isfinite(*v)) {
+        int len = 0;
+        while (start[len] && start[len] != ',' && len < 40)
+            len++;
+        while (len > 0 && isspace((unsigned char)start[len - 1]))
+            len--;
+        if (len == 0)
+            rt_data_error(c->path, c->line, "missing value in column %d", col);
+        else
+            rt_data_error(c->path, c->line, "bad number '%.*s' in column %d", len, start, col);
+        return -1;
+    }
+    *s = *after == ',' ? after + 1 : after;
+    return 0;
+}
+
+static int check_label(CsvCtx *c, double v, int col)
+{
+    int top = c->tgt_size == 1 ? 1 : c->tgt_size - 1;
+    if (v != floor(v)) {
+        rt_data_error(c->path, c->line, "label %g in column %d is not an integer", v, col);
+        return -1;
+    }
+    if (v < 0 || v > top) {
+        rt_data_error(c->path, c->line, "label %g in column %d is out of range 0..%d "
+                      "(the target has %d element%s)", v, col, top, c->tgt_size,
+                      c->tgt_size == 1 ? "" : "s");
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_row(CsvCtx *c, char *s, int i)
+{
+    int found = count_fields(s);
+    if (found != c->fields) {
+        rt_data_error(c->path, c->line, "expected %d values (%d input%s, %s), found %d",
+                      c->fields, c->in_size, c->in_size == 1 ? "" : "s",
+                      c->label ? "then a class index" : c->tgt_size ? "then the target's" : "no target",
+                      found);
+        return -1;
+    }
+    int rs = c->out->real_size;
+    for (int k = 0; k < c->fields; k++) {
+        double v;
+        if (parse_field(c, &s, k + 1, &v) != 0)
+            return -1;
+        if (k < c->in_size)
+            rt_set(c->out->x, (size_t)i * (size_t)c->in_size + (size_t)k, rs, v);
+        else if (!c->label)
+            rt_set(c->out->t, (size_t)i * (size_t)c->tgt_size + (size_t)(k - c->in_size), rs, v);
+        else if (check_label(c, v, k + 1) != 0)
+            return -1;
+        else
+            rt_data_set_label(c->out, i, (long)v);
+    }
+    return 0;
+}
+
+static int parse_lines(CsvCtx *c, char **lines, long nlines, int header)
+{
+    long first = header ? 1 : 0, rows = 0;
+    for (long l = first; l < nlines; l++)
+        rows += !is_blank(lines[l]);
+    if (rows == 0) {
+        rt_data_error(c->path, 0, "no samples%s", header ? " after the header line" : "");
+        return -1;
+    }
+    if (rows > 0x7fffffffL / (c->in_size ? c->in_size : 1)) {
+        rt_data_error(c->path, 0, "too many samples");
+        return -1;
+    }
+    rt_data_alloc(c->out, (int)rows, c->in_size, c->tgt_size, c->out->real_size);
+    int i = 0;
+    for (long l = first; l < nlines; l++) {
+        c->line = l + 1;
+        if (!is_blank(lines[l]) && parse_row(c, lines[l], i++) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int rt_load_csv(const NncSourceDesc *src, const char *path, int in_size, int tgt_size,
+                int real_size, NncData *out)
+{
+    if (src->label && tgt_size == 0) {
+        rt_data_error(path, 0, "label = true, but the model has no target");
+        return -1;
+    }
+    size_t len;
+    char *buf = (char *)rt_read_file(path, &len);
+    if (!buf)
+        return -1;
+    if (memchr(buf, 0, len)) {
+        rt_data_error(path, 0, "not a text file (it holds a NUL byte)");
+        free(buf);
+        return -1;
+    }
+    char **lines = NULL;
+    long nlines = split_lines(buf, len, &lines);
+    CsvCtx c = {.path = path, .in_size = in_size, .tgt_size = tgt_size, .label = src->label,
+                .fields = in_size + (src->label ? 1 : tgt_size), .out = out};
+    out->real_size = real_size;
+    int rc = nlines < 0 ? -1 : parse_lines(&c, lines, nlines, src->header);
+    if (nlines < 0)
+        rt_data_error(path, 0, "out of memory");
+    free(lines);
+    free(buf);
+    return rc;
+}

@@ -1,0 +1,140 @@
+/* rt_idx.c - idx("images", "labels"): the IDX format MNIST and Fashion-MNIST ship in,
+ * gzipped or not. Header: two zero bytes, a type code (0x08: unsigned bytes), the number
+ * of dims, then each dim as a big-endian u32; the data follows. Images become floats in
+ * [0, 1] filling the input whatever its shape, if the element counts agree; labels are
+ * class indices, one-hot encoded to the target's size. Messages give byte offsets. */
+#include <stdlib.h>
+
+#include "rt_internal.h"
+
+typedef struct Idx {
+    const char *path;
+    unsigned char *buf;
+    size_t len;
+    int ndims;
+    unsigned dims[8];
+    size_t data_at, count, per; /* count: dims[0]; per: product of the others */
+} Idx;
+
+static unsigned be32(const unsigned char *p)
+{
+    return (unsigned)p[0] << 24 | (unsigned)p[1] << 16 | (unsigned)p[2] << 8 | p[3];
+}
+
+/* Reads and checks the header and the file's size. */
+static int idx_open(Idx *f, const char *path, const char *what)
+{
+    f->path = path;
+    f->buf = rt_read_file(path, &f->len);
+    if (!f->buf)
+        return -1;
+    if (f->len < 4 || f->buf[0] || f->buf[1] || f->buf[2] != 0x08) {
+        unsigned magic = f->len >= 4 ? be32(f->buf) : 0;
+        rt_data_error(path, 0, "offset 0: bad magic number 0x%08x, expected 0x000008NN "
+                      "(IDX %s of unsigned bytes, NN dims)", magic, what);
+        return -1;
+    }
+    f->ndims = f->buf[3];
+    if (f->ndims < 1 || f->ndims > 8) {
+        rt_data_error(path, 0, "offset 3: %d dims; IDX %s have 1 to 8", f->ndims, what);
+        return -1;
+    }
+    f->data_at = 4 + 4 * (size_t)f->ndims;
+    if (f->len < f->data_at) {
+        rt_data_error(path, 0, "offset %zu: the file ends inside its header", f->len);
+        return -1;
+    }
+    f->per = 1;
+    size_t total = 1; /* capped: a product past the file's size is wrong anyway */
+    for (int i = 0; i < f->ndims; i++) {
+        f->dims[i] = be32(f->buf + 4 + 4 * i);
+        if (i > 0 && f->per <= f->len)
+            f->per *= f->dims[i];
+        if (total <= f->len)
+            total *= f->dims[i];
+    }
+    f->count = f->dims[0];
+    if (total > f->len - f->data_at) {
+        rt_data_error(path, 0, "offset %zu: the file ends before the %.0f bytes of data its "
+                      "header promises", f->len, (double)f->count * (double)f->per);
+        return -1;
+    }
+    if (total < f->len - f->data_at) {
+        rt_data_error(path, 0, "offset %zu: %zu bytes follow the data the header describes",
+                      f->data_at + total, f->len - f->data_at - total);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_images(const Idx *f, int in_size)
+{
+    if ((size_t)in_size == f->per && f->count <= 0x7fffffff)
+        return 0;
+    char shape[128];
+    int at = 0;
+    for (int i = 1; i < f->ndims; i++)
+        at += snprintf(shape + at, sizeof shape - (size_t)at, "%s%u", i > 1 ? "x" : "", f->dims[i]);
+    if (f->ndims == 1)
+        snprintf(shape, sizeof shape, "1");
+    if (f->count > 0x7fffffff)
+        rt_data_error(f->path, 0, "offset 4: %zu images are too many", f->count);
+    else
+        rt_data_error(f->path, 0, "offset 8: each image has %s = %zu values, but the input has %d",
+                      shape, f->per, in_size);
+    return -1;
+}
+
+static int check_labels(const Idx *img, const Idx *lab)
+{
+    if (lab->ndims != 1) {
+        rt_data_error(lab->path, 0, "offset 3: labels have 1 dim, this file has %d", lab->ndims);
+        return -1;
+    }
+    if (lab->count != img->count) {
+        rt_data_error(lab->path, 0, "offset 4: %zu labels, but %s holds %zu images",
+                      lab->count, img->path, img->count);
+        return -1;
+    }
+    return 0;
+}
+
+static int fill(NncData *out, const Idx *img, const Idx *lab, int tgt_size)
+{
+    size_t nx = img->count * img->per;
+    for (size_t i = 0; i < nx; i++)
+        rt_set(out->x, i, out->real_size, img->buf[img->data_at + i] / 255.0);
+    if (tgt_size == 0)
+        return 0;
+    int top = tgt_size == 1 ? 1 : tgt_size - 1;
+    for (size_t i = 0; i < lab->count; i++) {
+        int label = lab->buf[lab->data_at + i];
+        if (label > top) {
+            rt_data_error(lab->path, 0, "offset %zu: label %d of sample %zu is out of range 0..%d "
+                          "(the target has %d element%s)", lab->data_at + i, label, i + 1, top,
+                          tgt_size, tgt_size == 1 ? "" : "s");
+            return -1;
+        }
+        rt_data_set_label(out, (int)i, label);
+    }
+    return 0;
+}
+
+int rt_load_idx(const char *images, const char *labels, int in_size, int tgt_size,
+                int real_size, NncData *out)
+{
+    Idx img = {0}, lab = {0};
+    int rc = -1;
+    if (idx_open(&img, images, "images") == 0 && check_images(&img, in_size) == 0 &&
+        idx_open(&lab, labels, "labels") == 0 && check_labels(&img, &lab) == 0) {
+        if (img.count == 0) {
+            rt_data_error(images, 0, "offset 4: no images");
+        } else {
+            rt_data_alloc(out, (int)img.count, in_size, tgt_size, real_size);
+            rc = fill(out, &img, &lab, tgt_size);
+        }
+    }
+    free(img.buf);
+    free(lab.buf);
+    return rc;
+}

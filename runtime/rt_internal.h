@@ -1,0 +1,138 @@
+/* rt_internal.h - private to the runtime library: the run's state and the helpers its
+ * files share. Nothing here is part of the contract with generated code (nnc_rt.h). */
+#ifndef NNC_RT_INTERNAL_H
+#define NNC_RT_INTERNAL_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "nnc_rt.h"
+
+#if defined(__GNUC__)
+#define RT_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define RT_PRINTF(f, a)
+#endif
+
+/* ---- rt_rng.c: the deterministic generator ---- */
+
+/* xoshiro256** (Blackman and Vigna), its 256-bit state filled by splitmix64 from a key
+ * mixed from (seed, stream). Streams keep the users of one seed independent: param i draws
+ * from stream i, shuffling from RT_STREAM_SHUFFLE. */
+typedef struct RtRng {
+    uint64_t s[4];
+} RtRng;
+
+#define RT_STREAM_SHUFFLE 0x5348554646ULL /* "SHUFF": far from any param index */
+
+void rt_rng_seed(RtRng *r, uint64_t seed, uint64_t stream);
+uint64_t rt_rng_next(RtRng *r);
+double rt_rng_uniform(RtRng *r);   /* [0, 1), 53 random bits */
+double rt_rng_normal(RtRng *r);    /* N(0, 1), Box-Muller; uses two draws a call */
+uint64_t rt_rng_below(RtRng *r, uint64_t n); /* uniform in [0, n), unbiased; n >= 1 */
+
+/* ---- rt_util.c ---- */
+
+void *rt_alloc(size_t bytes);           /* zeroed, 64-byte aligned; exits on no memory */
+void rt_free(void *p);
+double rt_get(const void *buf, size_t i, int real_size);
+void rt_set(void *buf, size_t i, int real_size, double v);
+double rt_now(void);                    /* monotonic seconds */
+/* base_dir/path unless path is absolute or base_dir is NULL, empty or "."; malloc'd. */
+char *rt_join(const char *base_dir, const char *path);
+/* The whole file, decompressed when gzipped (zlib reads plain files too); malloc'd with a
+ * NUL after the end. NULL with a message naming the file when it cannot be read. */
+unsigned char *rt_read_file(const char *path, size_t *len);
+/* "PROG: error: MSG" on stderr. */
+void rt_error(const char *prog, const char *fmt, ...) RT_PRINTF(2, 3);
+/* "FILE:ROW: error: MSG" (row > 0) or "FILE: error: MSG" on stderr. */
+void rt_data_error(const char *file, long row, const char *fmt, ...) RT_PRINTF(3, 4);
+
+/* ---- rt_csv.c, rt_idx.c, rt_data.c ---- */
+
+int rt_load_csv(const NncSourceDesc *src, const char *path, int in_size, int tgt_size,
+                int real_size, NncData *out);
+int rt_load_idx(const char *images, const char *labels, int in_size, int tgt_size,
+                int real_size, NncData *out);
+/* Allocates n samples in out. */
+void rt_data_alloc(NncData *out, int n, int in_size, int tgt_size, int real_size);
+/* Sets sample i's target from a class index: one-hot over tgt_size, or the index itself
+ * when the target has one element (a binary label). */
+void rt_data_set_label(NncData *d, int i, long label);
+/* Whether accuracy applies: every target one-hot, or one element in {0, 1}. */
+int rt_data_has_accuracy(const NncData *d);
+
+/* ---- rt_npz.c ---- */
+
+/* Writes every param to path (via a temporary, renamed into place). 0 or -1 with a message. */
+int rt_npz_save(const char *path, const NncModelDesc *m, void *const *params);
+/* Reads every param from path, converting f32/f64 to the model's real type. */
+int rt_npz_load(const char *path, const NncModelDesc *m, void *const *params);
+
+/* ---- rt_cli.c ---- */
+
+typedef struct RtOptions {
+    const char *prog;           /* for messages: the model's name */
+    int epochs, batch;
+    double lr;
+    unsigned long long seed;
+    const char *data, *test;    /* --data/--test as given, or NULL */
+    const char *load, *save, *log;
+    int quiet;
+} RtOptions;
+
+/* Fills o from the model's defaults and argv. Returns -1 to go on, else the exit status
+ * (0 after --help, 1 after a message about a bad flag). */
+int rt_parse_args(RtOptions *o, int argc, char **argv, const NncModelDesc *m);
+/* The source a --data/--test argument names: the kind and options of `like` (idx: the
+ * argument is IMAGES,LABELS), or csv without options when `like` is inline or absent.
+ * Strings point into *owned (free it after use). -1 with a message when malformed. */
+int rt_source_from_arg(const char *prog, const char *flag, const char *arg,
+                       const NncSourceDesc *like, NncSourceDesc *out, char **owned);
+
+/* ---- the run (rt_train.c, rt_report.c, rt_run.c) ---- */
+
+typedef struct RtBlock {
+    struct RtBlock *next;
+    void *p;
+} RtBlock;
+
+typedef struct RtSet {
+    NncData d;
+    int loaded, has_acc;
+    const char *what; /* "train" or "test" */
+} RtSet;
+
+struct NncRun {
+    const NncModelDesc *m;
+    RtOptions o;
+    int rs; /* real size */
+    void **param, **grad, **state[2];
+    void *ws;
+    size_t ws_size;
+    RtBlock *retired; /* outgrown workspaces: kept until the end, as promised */
+    RtSet train, test;
+    /* the epoch being trained */
+    RtRng shuffle;
+    int *perm;
+    void *bx, *bt;       /* gathered batch */
+    const void *cur_t;   /* the current batch's targets */
+    int epoch, nbatches;
+    double loss_sum, t0, progress_t;
+    long seen, correct;
+    double **gsum;       /* per-param gradient sums when logging */
+    void *pred;          /* evaluation buffer: batch * out_size reals */
+    FILE *log;
+    int tty, stopped, failed, epochs_done;
+};
+
+/* Loss sum and correct count of a whole set through evaluate(), in batch-sized chunks. */
+void rt_evaluate_set(NncRun *run, const RtSet *s, double *loss, long *correct);
+/* Correct predictions among n samples (pred: n*out_size, t: n*tgt_size). */
+long rt_count_correct(const NncRun *run, const void *pred, const void *t, int n);
+int rt_log_open(NncRun *run);
+void rt_report_epoch(NncRun *run, double seconds);
+/* The final "train: ..." / "test: ..." line of a loaded set. */
+void rt_report_final(NncRun *run, const RtSet *s);
+
+#endif

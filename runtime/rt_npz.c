@@ -1,0 +1,518 @@
+/* rt_npz.c - weights as a NumPy .npz: a zip archive holding one NAME.npy per param.
+ *
+ * Saving writes stored (uncompressed) entries with a fixed timestamp, so the same weights
+ * give the same bytes, into a temporary beside the target that is renamed into place: the
+ * file appears whole or not at all. Each .npy is format 1.0: magic, a header dict
+ * ('<f4' for f32 builds, '<f8' for f64, C order, the param's shape) padded to 64 bytes,
+ * then the values little-endian. Loading reads the central directory (stored or deflated
+ * entries, zip64 sizes, as numpy.savez and savez_compressed write them), accepts '<f4' and
+ * '<f8' whatever the build, and checks every name and shape. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "rt_internal.h"
+
+/* ---- little-endian bytes ---- */
+
+typedef struct Buf {
+    unsigned char *p;
+    size_t len, cap;
+} Buf;
+
+static void put(Buf *b, const void *src, size_t n)
+{
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n)
+            cap *= 2;
+        unsigned char *p = realloc(b->p, cap);
+        if (!p) {
+            fprintf(stderr, "error: out of memory\n");
+            exit(1);
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, src, n);
+    b->len += n;
+}
+
+static void put16(Buf *b, unsigned v)
+{
+    unsigned char c[2] = {(unsigned char)v, (unsigned char)(v >> 8)};
+    put(b, c, 2);
+}
+
+static void put32(Buf *b, uint32_t v)
+{
+    unsigned char c[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 24)};
+    put(b, c, 4);
+}
+
+static unsigned get16(const unsigned char *p)
+{
+    return p[0] | (unsigned)p[1] << 8;
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+    return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get64(const unsigned char *p)
+{
+    return get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+/* ---- writing ---- */
+
+/* One .npy: header then data. */
+static void npy_bytes(Buf *b, const NncParamDesc *p, const void *data, int rs)
+{
+    char dict[256], shape[128] = "";
+    int at = 0;
+    for (int i = 0; i < p->rank; i++)
+        at += snprintf(shape + at, sizeof shape - (size_t)at, "%d,%s", p->dims[i],
+                       i + 1 < p->rank ? " " : "");
+    if (p->rank > 1)
+        shape[at - 1] = 0; /* (4, 2) but (4,) for one dim */
+    int n = snprintf(dict, sizeof dict, "{'descr': '<f%d', 'fortran_order': False, 'shape': (%s), }",
+                     rs, shape);
+    size_t total = (10 + (size_t)n + 1 + 63) / 64 * 64; /* magic..dict..'\n' padded to 64 */
+    put(b, "\x93NUMPY\x01\x00", 8);
+    put16(b, (unsigned)(total - 10));
+    put(b, dict, (size_t)n);
+    for (size_t i = 10 + (size_t)n; i + 1 < total; i++)
+        put(b, " ", 1);
+    put(b, "\n", 1);
+    for (int i = 0; i < p->size; i++) {
+        if (rs == 4) {
+            float f = ((const float *)data)[i];
+            uint32_t u;
+            memcpy(&u, &f, 4);
+            put32(b, u);
+        } else {
+            uint64_t u;
+            memcpy(&u, (const double *)data + i, 8);
+            put32(b, (uint32_t)u);
+            put32(b, (uint32_t)(u >> 32));
+        }
+    }
+}
+
+/* Local header or central directory record of a stored entry. DOS time 0:00, 1980-01-01. */
+static void zip_header(Buf *b, int central, const char *name, uint32_t crc, uint32_t size,
+                       uint32_t offset)
+{
+    put32(b, central ? 0x02014b50 : 0x04034b50);
+    if (central)
+        put16(b, 20);            /* made by: version 2.0 */
+    put16(b, 20);                /* needed to extract */
+    put16(b, 0);                 /* flags */
+    put16(b, 0);                 /* method: stored */
+    put16(b, 0);                 /* time */
+    put16(b, 0x21);              /* date: 1980-01-01 */
+    put32(b, crc);
+    put32(b, size);
+    put32(b, size);
+    put16(b, (unsigned)strlen(name));
+    put16(b, 0);                 /* extra */
+    if (central) {
+        put16(b, 0);             /* comment */
+        put16(b, 0);             /* disk */
+        put16(b, 0);             /* internal attributes */
+        put32(b, 0644u << 16);   /* external: a regular file, rw-r--r-- */
+        put32(b, offset);
+    }
+    put(b, name, strlen(name));
+}
+
+typedef struct Entry {
+    char name[256];
+    uint32_t crc, size, offset;
+} Entry;
+
+static int archive(Buf *out, const NncModelDesc *m, void *const *params, const char *path)
+{
+    Entry *e = calloc((size_t)(m->nparams ? m->nparams : 1), sizeof *e);
+    Buf npy = {0};
+    int rc = 0;
+    for (int i = 0; i < m->nparams && rc == 0; i++) {
+        npy.len = 0;
+        npy_bytes(&npy, &m->params[i], params[i], m->real_size);
+        snprintf(e[i].name, sizeof e[i].name, "%s.npy", m->params[i].name);
+        if (npy.len > 0xffffffffu || out->len > 0xffffffffu - npy.len) {
+            rt_data_error(path, 0, "the weights are too large for a zip without zip64");
+            rc = -1;
+            break;
+        }
+        e[i].crc = (uint32_t)crc32(0, npy.p, (uInt)npy.len);
+        e[i].size = (uint32_t)npy.len;
+        e[i].offset = (uint32_t)out->len;
+        zip_header(out, 0, e[i].name, e[i].crc, e[i].size, 0);
+        put(out, npy.p, npy.len);
+    }
+    uint32_t dir_at = (uint32_t)out->len;
+    for (int i = 0; i < m->nparams && rc == 0; i++)
+        zip_header(out, 1, e[i].name, e[i].crc, e[i].size, e[i].offset);
+    put32(out, 0x06054b50);
+    put16(out, 0);
+    put16(out, 0);
+    put16(out, (unsigned)m->nparams);
+    put16(out, (unsigned)m->nparams);
+    put32(out, (uint32_t)(out->len - dir_at - 12));
+    put32(out, dir_at);
+    put16(out, 0);
+    free(npy.p);
+    free(e);
+    return rc;
+}
+
+static int write_whole(const char *path, const Buf *b)
+{
+    size_t n = strlen(path);
+    char *tmp = malloc(n + 32);
+    if (!tmp)
+        return -1;
+    snprintf(tmp, n + 32, "%s.tmp%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    int ok = fd >= 0;
+    for (size_t at = 0; ok && at < b->len;) {
+        ssize_t w = write(fd, b->p + at, b->len - at);
+        if (w < 0 && errno == EINTR)
+            continue;
+        ok = w > 0;
+        at += ok ? (size_t)w : 0;
+    }
+    int saved = errno;
+    if (fd >= 0 && close(fd) != 0 && ok) {
+        ok = 0;
+        saved = errno;
+    }
+    if (ok && rename(tmp, path) != 0) {
+        ok = 0;
+        saved = errno;
+    }
+    if (!ok) {
+        if (fd >= 0)
+            unlink(tmp);
+        rt_data_error(path, 0, "cannot write: %s", strerror(saved));
+    }
+    free(tmp);
+    return ok ? 0 : -1;
+}
+
+int rt_npz_save(const char *path, const NncModelDesc *m, void *const *params)
+{
+    Buf b = {0};
+    int rc = archive(&b, m, params, path);
+    if (rc == 0)
+        rc = write_whole(path, &b);
+    free(b.p);
+    return rc;
+}
+
+/* ---- reading ---- */
+
+typedef struct ZipEntry {
+    const unsigned char *data; /* as stored */
+    size_t csize, size;
+    int method;
+    char name[256];
+} ZipEntry;
+
+typedef struct Zip {
+    const char *path;
+    const unsigned char *p;
+    size_t len, dir_at;
+    int count;
+} Zip;
+
+static int zip_bad(const Zip *z, size_t offset, const char *what)
+{
+    rt_data_error(z->path, 0, "offset %zu: %s (not a .npz written by nnc or numpy?)", offset, what);
+    return -1;
+}
+
+static int zip_open(Zip *z)
+{
+    if (z->len < 22)
+        return zip_bad(z, 0, "too short for a zip archive");
+    size_t at = z->len - 22, stop = z->len > 22 + 65535 ? z->len - 22 - 65535 : 0;
+    while (get32(z->p + at) != 0x06054b50) {
+        if (at == stop)
+            return zip_bad(z, z->len, "no zip end-of-directory record");
+        at--;
+    }
+    z->count = (int)get16(z->p + at + 10);
+    z->dir_at = get32(z->p + at + 16);
+    if (z->dir_at == 0xffffffffu || z->count == 0xffff) {
+        /* zip64: the locator sits just before the end record */
+        if (at < 20 || get32(z->p + at - 20) != 0x07064b50)
+            return zip_bad(z, at, "zip64 archive without its locator");
+        uint64_t rec = get64(z->p + at - 12);
+        if (rec > z->len - 56 || get32(z->p + rec) != 0x06064b50)
+            return zip_bad(z, at - 20, "bad zip64 end-of-directory record");
+        z->count = (int)get64(z->p + rec + 32);
+        z->dir_at = (size_t)get64(z->p + rec + 48);
+    }
+    if (z->dir_at > z->len)
+        return zip_bad(z, at + 16, "central directory outside the file");
+    return 0;
+}
+
+/* zip64 extra field: the 0xffffffff ones among size, csize, offset, in that order. */
+static void zip64_extra(const unsigned char *x, size_t n, uint64_t *size, uint64_t *csize,
+                        uint64_t *offset)
+{
+    for (size_t at = 0; at + 4 <= n;) {
+        unsigned id = get16(x + at), len = get16(x + at + 2);
+        const unsigned char *v = x + at + 4, *end = v + len;
+        if (id == 1) {
+            uint64_t *slots[3] = {size, csize, offset};
+            for (int i = 0; i < 3; i++)
+                if (*slots[i] == 0xffffffffu && v + 8 <= end) {
+                    *slots[i] = get64(v);
+                    v += 8;
+                }
+        }
+        at += 4 + len;
+    }
+}
+
+/* Reads the central directory record at *at and the entry it points to. */
+static int zip_entry(const Zip *z, size_t *at, ZipEntry *e)
+{
+    const unsigned char *c = z->p + *at;
+    if (*at + 46 > z->len || get32(c) != 0x02014b50)
+        return zip_bad(z, *at, "bad central directory record");
+    unsigned nlen = get16(c + 28), xlen = get16(c + 30), clen = get16(c + 32);
+    if (*at + 46 + nlen + xlen + clen > z->len)
+        return zip_bad(z, *at, "central directory record past the end");
+    uint64_t csize = get32(c + 20), size = get32(c + 24), off = get32(c + 42);
+    zip64_extra(c + 46 + nlen, xlen, &size, &csize, &off);
+    e->method = (int)get16(c + 10);
+    snprintf(e->name, sizeof e->name, "%.*s", (int)nlen, (const char *)c + 46);
+    *at += 46 + nlen + xlen + clen;
+    if (off + 30 > z->len || get32(z->p + off) != 0x04034b50)
+        return zip_bad(z, (size_t)off, "bad local file header");
+    uint64_t data = off + 30 + get16(z->p + off + 26) + get16(z->p + off + 28);
+    if (data > z->len || csize > z->len - data)
+        return zip_bad(z, (size_t)off, "entry data past the end of the file");
+    e->data = z->p + data;
+    e->csize = (size_t)csize;
+    e->size = (size_t)size;
+    return 0;
+}
+
+/* The entry's bytes, inflated when deflated; malloc'd. */
+static unsigned char *entry_bytes(const Zip *z, const ZipEntry *e)
+{
+    unsigned char *out = malloc(e->size ? e->size : 1);
+    if (!out)
+        return NULL;
+    if (e->method == 0 && e->csize == e->size) {
+        memcpy(out, e->data, e->size);
+        return out;
+    }
+    z_stream s = {0};
+    int ok = e->method == 8 && inflateInit2(&s, -MAX_WBITS) == Z_OK;
+    if (ok) {
+        s.next_in = (unsigned char *)e->data;
+        s.avail_in = (uInt)e->csize;
+        s.next_out = out;
+        s.avail_out = (uInt)e->size;
+        ok = inflate(&s, Z_FINISH) == Z_STREAM_END && s.total_out == e->size;
+        inflateEnd(&s);
+    }
+    if (!ok) {
+        rt_data_error(z->path, 0, "%s: %s", e->name,
+                      e->method == 8 ? "corrupt deflated data" : "unsupported zip compression");
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* The value of 'key' in a .npy header dict: after the colon and spaces; NULL if absent. */
+static const char *dict_value(const char *hdr, const char *key)
+{
+    const char *k = strstr(hdr, key);
+    if (!k)
+        return NULL;
+    k += strlen(key);
+    while (*k == ' ' || *k == ':')
+        k++;
+    return k;
+}
+
+/* Parses a .npy header: element size (4 or 8), shape. Returns the data's offset, 0 on error. */
+static size_t npy_header(const Zip *z, const char *name, const unsigned char *p, size_t n,
+                         int *dsize, int *rank, long dims[8])
+{
+    if (n < 10 || memcmp(p, "\x93NUMPY", 6) != 0 || p[6] < 1 || p[6] > 3) {
+        rt_data_error(z->path, 0, "%s: not a .npy array", name);
+        return 0;
+    }
+    size_t hl = p[6] == 1 ? get16(p + 8) : (n >= 12 ? get32(p + 8) : n);
+    size_t at = p[6] == 1 ? 10 : 12;
+    if (at + hl > n || hl >= 4096) {
+        rt_data_error(z->path, 0, "%s: bad .npy header", name);
+        return 0;
+    }
+    char hdr[4096];
+    memcpy(hdr, p + at, hl);
+    hdr[hl] = 0;
+    const char *d = dict_value(hdr, "'descr'"), *f = dict_value(hdr, "'fortran_order'");
+    const char *s = dict_value(hdr, "'shape'");
+    *dsize = !d ? 0 : strncmp(d, "'<f4'", 5) == 0 ? 4 : strncmp(d, "'<f8'", 5) == 0 ? 8 : 0;
+    if (!*dsize) {
+        rt_data_error(z->path, 0, "%s: unsupported array type %.12s (nnc reads float32 and "
+                      "float64: '<f4' or '<f8')", name, d ? d : "(none)");
+        return 0;
+    }
+    if (!f || strncmp(f, "False", 5) != 0 || !s || *s != '(') {
+        rt_data_error(z->path, 0, "%s: %s", name, !f || strncmp(f, "False", 5) != 0 ?
+                      "Fortran-ordered arrays are not supported" : "bad shape in the .npy header");
+        return 0;
+    }
+    *rank = 0;
+    for (const char *q = s + 1; *q && *q != ')';) {
+        char *end;
+        long v = strtol(q, &end, 10);
+        if (end == q) {
+            q++;
+            continue;
+        }
+        if (*rank == 8)
+            break;
+        dims[(*rank)++] = v;
+        q = end;
+    }
+    return at + hl;
+}
+
+static void shape_text(char *buf, size_t cap, int rank, const long *ldims, const int *idims)
+{
+    int at = snprintf(buf, cap, "(");
+    for (int i = 0; i < rank; i++)
+        at += snprintf(buf + at, cap - (size_t)at, "%s%ld", i ? ", " : "",
+                       ldims ? ldims[i] : (long)idims[i]);
+    snprintf(buf + at, cap - (size_t)at, rank == 1 ? ",)" : ")");
+}
+
+static int check_shape(const Zip *z, const NncParamDesc *p, int rank, const long *dims)
+{
+    int same = rank == p->rank;
+    for (int i = 0; same && i < rank; i++)
+        same = dims[i] == p->dims[i];
+    if (same)
+        return 0;
+    char got[128], want[128];
+    shape_text(got, sizeof got, rank, dims, NULL);
+    shape_text(want, sizeof want, p->rank, NULL, p->dims);
+    rt_data_error(z->path, 0, "%s has shape %s, but the model's %s is %s", p->name, got,
+                  p->name, want);
+    return -1;
+}
+
+/* One array into the param: checks, converts f32/f64 to the build's real type. */
+static int load_array(const Zip *z, const ZipEntry *e, const NncParamDesc *p, void *dst, int rs)
+{
+    unsigned char *bytes = entry_bytes(z, e);
+    if (!bytes)
+        return -1;
+    int dsize = 0, rank = 0, rc = -1;
+    long dims[8];
+    size_t at = npy_header(z, e->name, bytes, e->size, &dsize, &rank, dims);
+    if (at && check_shape(z, p, rank, dims) == 0) {
+        if (e->size - at < (size_t)p->size * (size_t)dsize) {
+            rt_data_error(z->path, 0, "%s: %zu bytes of data, %d values need %zu", e->name,
+                          e->size - at, p->size, (size_t)p->size * (size_t)dsize);
+        } else {
+            for (int i = 0; i < p->size; i++) {
+                const unsigned char *q = bytes + at + (size_t)i * (size_t)dsize;
+                double v;
+                if (dsize == 4) {
+                    uint32_t u = get32(q);
+                    float f;
+                    memcpy(&f, &u, 4);
+                    v = f;
+                } else {
+                    uint64_t u = get64(q);
+                    memcpy(&v, &u, 8);
+                }
+                rt_set(dst, (size_t)i, rs, v);
+            }
+            rc = 0;
+        }
+    }
+    free(bytes);
+    return rc;
+}
+
+static int find_param(const NncModelDesc *m, const char *entry)
+{
+    size_t n = strlen(entry);
+    for (int i = 0; i < m->nparams; i++) {
+        size_t k = strlen(m->params[i].name);
+        if (n == k + 4 && strncmp(entry, m->params[i].name, k) == 0 && strcmp(entry + k, ".npy") == 0)
+            return i;
+    }
+    return -1;
+}
+
+static int load_entries(const Zip *z, const NncModelDesc *m, void *const *params, char *seen)
+{
+    size_t at = z->dir_at;
+    for (int k = 0; k < z->count; k++) {
+        ZipEntry e;
+        if (zip_entry(z, &at, &e) != 0)
+            return -1;
+        int i = find_param(m, e.name);
+        if (i < 0) {
+            rt_data_error(z->path, 0, "holds '%s', which is not a param of model %s", e.name, m->name);
+            return -1;
+        }
+        if (load_array(z, &e, &m->params[i], params[i], m->real_size) != 0)
+            return -1;
+        seen[i] = 1;
+    }
+    for (int i = 0; i < m->nparams; i++)
+        if (!seen[i]) {
+            rt_data_error(z->path, 0, "has no array '%s' (entry %s.npy) for param %s of model %s",
+                          m->params[i].name, m->params[i].name, m->params[i].name, m->name);
+            return -1;
+        }
+    return 0;
+}
+
+int rt_npz_load(const char *path, const NncModelDesc *m, void *const *params)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        rt_data_error(path, 0, "cannot open: %s", strerror(errno));
+        return -1;
+    }
+    Buf b = {0};
+    unsigned char chunk[1 << 15];
+    for (size_t got; (got = fread(chunk, 1, sizeof chunk, f)) > 0;)
+        put(&b, chunk, got);
+    int bad = ferror(f);
+    fclose(f);
+    Zip z = {.path = path, .p = b.p, .len = b.len};
+    char *seen = calloc((size_t)m->nparams + 1, 1);
+    int rc = -1;
+    if (bad)
+        rt_data_error(path, 0, "cannot read: %s", strerror(errno));
+    else if (zip_open(&z) == 0)
+        rc = load_entries(&z, m, params, seen);
+    free(seen);
+    free(b.p);
+    return rc;
+}

@@ -1,0 +1,135 @@
+/* rt_report.c - evaluation through the generated evaluate(), accuracy, the progress lines
+ * scripts parse, and the --log csv. Formats:
+ *   epoch N  loss X  acc Y%  test_loss X  test_acc Y%  S samples/s
+ *   train: loss X acc Y%
+ *   test: loss X acc Y%
+ * (acc parts only where accuracy applies; losses with 6 decimals, never exponents). */
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include "rt_internal.h"
+
+static int argmax(const void *v, size_t at, int n, int rs)
+{
+    int best = 0;
+    for (int k = 1; k < n; k++)
+        if (rt_get(v, at + (size_t)k, rs) > rt_get(v, at + (size_t)best, rs))
+            best = k;
+    return best;
+}
+
+long rt_count_correct(const NncRun *run, const void *pred, const void *t, int n)
+{
+    int no = run->m->out_size, nt = run->m->tgt_size, rs = run->rs;
+    long correct = 0;
+    for (int i = 0; i < n; i++) {
+        size_t po = (size_t)i * (size_t)no, to = (size_t)i * (size_t)nt;
+        if (nt == 1)
+            correct += (rt_get(pred, po, rs) >= 0.5) == (rt_get(t, to, rs) >= 0.5);
+        else
+            correct += argmax(pred, po, no, rs) == argmax(t, to, nt, rs);
+    }
+    return correct;
+}
+
+void rt_evaluate_set(NncRun *run, const RtSet *s, double *loss, long *correct)
+{
+    const NncData *d = &s->d;
+    size_t xb = (size_t)d->in_size * (size_t)run->rs, tb = (size_t)d->tgt_size * (size_t)run->rs;
+    *loss = 0;
+    *correct = 0;
+    for (int at = 0; at < d->n; at += run->o.batch) {
+        int n = d->n - at < run->o.batch ? d->n - at : run->o.batch;
+        const void *x = (const char *)d->x + (size_t)at * xb;
+        const void *t = d->t ? (const char *)d->t + (size_t)at * tb : NULL;
+        *loss += run->m->evaluate(run, x, t, n, run->pred);
+        if (s->has_acc)
+            *correct += rt_count_correct(run, run->pred, t, n);
+    }
+}
+
+static double percent(long correct, long n)
+{
+    return n ? 100.0 * (double)correct / (double)n : 0.0;
+}
+
+/* ---- --log FILE.csv ---- */
+
+int rt_log_open(NncRun *run)
+{
+    run->log = fopen(run->o.log, "w");
+    if (!run->log) {
+        rt_data_error(run->o.log, 0, "cannot create: %s", strerror(errno));
+        return -1;
+    }
+    fputs("epoch,loss,acc,test_loss,test_acc,seconds", run->log);
+    for (int i = 0; i < run->m->nparams; i++)
+        fprintf(run->log, ",grad_norm:%s", run->m->params[i].name);
+    fputc('\n', run->log);
+    return 0;
+}
+
+static double grad_norm(const NncRun *run, int i)
+{
+    double sum = 0;
+    for (int j = 0; j < run->m->params[i].size; j++) {
+        double g = run->gsum[i][j] / (double)run->seen;
+        sum += g * g;
+    }
+    return sqrt(sum);
+}
+
+static void log_row(NncRun *run, double loss, double test_loss, long test_correct, double seconds)
+{
+    FILE *f = run->log;
+    fprintf(f, "%d,%.9g,", run->epoch + 1, loss);
+    if (run->train.has_acc)
+        fprintf(f, "%.6g", percent(run->correct, run->seen));
+    fputc(',', f);
+    if (run->test.loaded)
+        fprintf(f, "%.9g", test_loss / run->test.d.n);
+    fputc(',', f);
+    if (run->test.loaded && run->test.has_acc)
+        fprintf(f, "%.6g", percent(test_correct, run->test.d.n));
+    fprintf(f, ",%.6f", seconds);
+    for (int i = 0; i < run->m->nparams; i++)
+        fprintf(f, ",%.9g", run->seen ? grad_norm(run, i) : 0.0);
+    fputc('\n', f);
+    if (fflush(f) != 0 || ferror(f)) {
+        rt_data_error(run->o.log, 0, "cannot write: %s", strerror(errno));
+        run->failed = 1;
+    }
+}
+
+void rt_report_epoch(NncRun *run, double seconds)
+{
+    double loss = run->seen ? run->loss_sum / (double)run->seen : 0.0, test_loss = 0;
+    long test_correct = 0;
+    if (run->test.loaded)
+        rt_evaluate_set(run, &run->test, &test_loss, &test_correct);
+    if (!run->o.quiet) {
+        printf("epoch %d  loss %.6f", run->epoch + 1, loss);
+        if (run->train.has_acc)
+            printf("  acc %.2f%%", percent(run->correct, run->seen));
+        if (run->test.loaded) {
+            printf("  test_loss %.6f", test_loss / run->test.d.n);
+            if (run->test.has_acc)
+                printf("  test_acc %.2f%%", percent(test_correct, run->test.d.n));
+        }
+        printf("  %.0f samples/s\n", seconds > 0 ? (double)run->seen / seconds : 0.0);
+    }
+    if (run->log)
+        log_row(run, loss, test_loss, test_correct, seconds);
+}
+
+void rt_report_final(NncRun *run, const RtSet *s)
+{
+    double loss;
+    long correct;
+    rt_evaluate_set(run, s, &loss, &correct);
+    printf("%s: loss %.6f", s->what, loss / s->d.n);
+    if (s->has_acc)
+        printf(" acc %.2f%%", percent(correct, s->d.n));
+    putchar('\n');
+}
