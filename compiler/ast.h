@@ -56,6 +56,7 @@ struct Expr {
     /* Filled by sema. */
     Shape shape;
     struct Stmt *decl; /* EX_NAME: the statement that defines the name */
+    int depth;         /* height of this subtree (parser; bounded so recursion is safe) */
 };
 
 /* ---- model statements ---- */
