@@ -6,6 +6,33 @@
 #include "ast.h"
 #include "ir.h"
 
+/* One sample's values: val[id] holds node id's shape_size(shape) elements, row-major. */
+typedef struct Interp {
+    const IrProgram *p;
+    double **val;
+    double *store; /* one block behind every val[id] */
+} Interp;
+
+/* Allocates the value buffers of every node of p (aborts when memory runs out). */
+void interp_init(Interp *in, const IrProgram *p);
+void interp_free(Interp *in);
+
+/* Evaluates nodes [0, upto): upto = p->nforward for the forward pass, p->nnodes for
+ * forward and backward. The leaves come from x (the input's values), t (the target's;
+ * NULL reads as zeros) and params[i] (param i's values). */
+void interp_run(Interp *in, const double *x, const double *t, const double *const *params,
+                int upto);
+
+/* Evaluates node id alone, from the values of its operands. */
+void interp_node(Interp *in, int id);
+
+/* The value of the loss node after a run. */
+double interp_loss(const Interp *in);
+
+/* Numerically stable scalar helpers, shared with the tests. */
+double interp_softplus(double x);
+double interp_sigmoid(double x);
+
 /* `nnc --interp MODEL.nn [-- ARGS]`: the whole training program of the executable (same
  * runtime, flags and output), with the interpreter doing the maths. Slow; it is the
  * reference the compiled code is tested against. Returns the exit status. */
