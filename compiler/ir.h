@@ -86,8 +86,17 @@ int ir_add(IrProgram *p, IrNode node);
 int ir_const(IrProgram *p, double value, Loc loc);
 int ir_unary(IrProgram *p, IrOp op, int a, Loc loc);
 int ir_binary(IrProgram *p, IrOp op, int a, int b, Loc loc);
-/* The shape of op applied to operands of shapes a and b (b ignored for unary ops). */
+/* A unary op with its number attribute (IR_POW exponent, IR_LEAKY_* alpha). */
+int ir_unary_num(IrProgram *p, IrOp op, int a, double num, Loc loc);
+/* A unary op whose result shape is not its operand's (IR_BROADCAST, IR_EXPAND_LAST). */
+int ir_unary_to(IrProgram *p, IrOp op, int a, Shape shape, Loc loc);
+/* The shape of op applied to operands of shapes a and b (b ignored for unary ops;
+ * for IR_BROADCAST and IR_EXPAND_LAST, b is the result shape). */
 Shape ir_infer_shape(IrOp op, Shape a, Shape b);
 const char *ir_op_name(IrOp op);
+/* Number of operands of op (0 for leaves). */
+int ir_op_arity(IrOp op);
+/* NULL when p is well formed (operand ids, arities, shapes); else what is wrong. */
+const char *ir_verify(const IrProgram *p);
 
 #endif

@@ -10,5 +10,8 @@
 
 /* Prints the forward pass, and the backward pass too when with_grad. Deterministic. */
 void ir_print(FILE *out, const IrProgram *p, const Diag *d, bool with_grad);
+/* "h = sigmoid(h.2)": node id's definition, operands by name (nameless ones inline).
+ * Autodiff uses it to say which forward step a backward line comes from. */
+const char *ir_print_expr(const IrProgram *p, int id, Arena *a);
 
 #endif
