@@ -292,11 +292,3 @@ double interp_loss(const Interp *in)
     return in->val[in->p->loss][0];
 }
 
-/* Until the runtime's nnc_rt_* functions land, --interp cannot run. */
-int interp_main(const IrProgram *p, const Model *m, const char *source_path, int real_size,
-                int argc, char **argv)
-{
-    (void)p; (void)m; (void)real_size; (void)argc; (void)argv;
-    fprintf(stderr, "%s: error: --interp needs the runtime, which is not built yet\n", source_path);
-    return 1;
-}
