@@ -99,10 +99,15 @@ static int parse_row(CsvCtx *c, char *s, int i)
 {
     int found = count_fields(s);
     if (found != c->fields) {
-        rt_data_error(c->path, c->line, "expected %d values (%d input%s, %s), found %d",
-                      c->fields, c->in_size, c->in_size == 1 ? "" : "s",
-                      c->label ? "then a class index" : c->tgt_size ? "then the target's" : "no target",
-                      found);
+        char what[64];
+        if (c->label)
+            snprintf(what, sizeof what, ", then a class index");
+        else if (c->tgt_size)
+            snprintf(what, sizeof what, ", then %d target value%s", c->tgt_size, c->tgt_size == 1 ? "" : "s");
+        else
+            what[0] = 0;
+        rt_data_error(c->path, c->line, "expected %d values (%d input%s%s), found %d", c->fields,
+                      c->in_size, c->in_size == 1 ? "" : "s", what, found);
         return -1;
     }
     int rs = c->out->real_size;

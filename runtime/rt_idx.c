@@ -71,17 +71,18 @@ static int check_images(const Idx *f, int in_size)
 {
     if ((size_t)in_size == f->per && f->count <= 0x7fffffff)
         return 0;
-    char shape[128];
+    char shape[128] = "1";
     int at = 0;
     for (int i = 1; i < f->ndims; i++)
         at += snprintf(shape + at, sizeof shape - (size_t)at, "%s%u", i > 1 ? "x" : "", f->dims[i]);
-    if (f->ndims == 1)
-        snprintf(shape, sizeof shape, "1");
     if (f->count > 0x7fffffff)
         rt_data_error(f->path, 0, "offset 4: %zu images are too many", f->count);
-    else
+    else if (f->ndims > 2)
         rt_data_error(f->path, 0, "offset 8: each image has %s = %zu values, but the input has %d",
                       shape, f->per, in_size);
+    else
+        rt_data_error(f->path, 0, "offset %d: each image has %zu value%s, but the input has %d",
+                      f->ndims == 1 ? 3 : 8, f->per, f->per == 1 ? "" : "s", in_size);
     return -1;
 }
 

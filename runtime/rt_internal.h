@@ -123,6 +123,7 @@ struct NncRun {
     double **gsum;       /* per-param gradient sums when logging */
     void *pred;          /* evaluation buffer: batch * out_size reals */
     FILE *log;
+    const char *save_path;
     int tty, stopped, failed, epochs_done;
 };
 

@@ -169,6 +169,7 @@ static int run_all(NncRun *run)
         snprintf(save_path, n, "%s.npz", m->name);
         path = save_path;
     }
+    run->save_path = path;
     int rc = train_and_report(run, path);
     free(save_path);
     return rc;

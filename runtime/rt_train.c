@@ -132,8 +132,9 @@ static int stop(NncRun *run, int b, const char *what)
 {
     if (run->tty)
         fprintf(stderr, "\r%60s\r", "");
-    rt_error(run->o.prog, "%s in epoch %d, batch %d of %d; training stopped, the weights from "
-             "before this step are kept", what, run->epoch + 1, b + 1, run->nbatches);
+    rt_error(run->o.prog, "%s in epoch %d, batch %d of %d; training stopped, saving the "
+             "weights from before this step to %s", what, run->epoch + 1, b + 1, run->nbatches,
+             run->save_path);
     run->stopped = 1;
     return 1;
 }
