@@ -1,4 +1,150 @@
-/* codegen.c - PLACEHOLDER until the module lands: reports that the stage is missing. */
+/* codegen.c - the code generator's entry points: plan, emit the LLVM module, verify and
+ * optimise it, then write LLVM IR, assembly, an object or a linked executable, or run it
+ * in memory (cg_jit.c). The pieces live in cg_*.c (see cg.h). */
 #include "codegen.h"
-int cg_emit(const IrProgram *p, const Model *m, const CgOptions *o, Diag *d) { (void)p; (void)m; (void)o; diag_error(d, (Loc){0, 0}, "code generation is not built yet"); return 1; }
-int cg_run(const IrProgram *p, const Model *m, const CgOptions *o, Diag *d, int argc, char **argv) { (void)argc; (void)argv; return cg_emit(p, m, o, d); }
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cg.h"
+#include "desc.h"
+#include "outfile.h"
+
+/* The module for p, verified and optimised for tm; NULL after printing an error. */
+static LLVMModuleRef build_module(const IrProgram *p, const Model *m, const CgOptions *o,
+                                  LLVMContextRef ctx, LLVMTargetMachineRef tm, Arena *a)
+{
+    NncModelDesc desc;
+    desc_build(&desc, p, m, o->real_size, o->source_path, a);
+    CgPlan *plan = cg_plan(p, a);
+    LLVMModuleRef mod = LLVMModuleCreateWithNameInContext(m->name, ctx);
+    cg_target_module(mod, tm);
+    Cg g;
+    cg_init(&g, ctx, mod, p, plan, o->real_size, a);
+    LLVMValueRef train, evaluate;
+    cg_emit_functions(&g, desc.opt, &train, &evaluate);
+    cg_emit_desc(&g, &desc, train, evaluate);
+    cg_dispose(&g);
+    if (!cg_verify(mod) || !cg_optimise(mod, tm, o->opt_level)) {
+        LLVMDisposeModule(mod);
+        return NULL;
+    }
+    return mod;
+}
+
+/* Writes len bytes to path (whole or not at all), or to stdout when path is NULL. */
+static bool write_bytes(const char *path, const char *data, size_t len)
+{
+    if (!path) {
+        bool ok = fwrite(data, 1, len, stdout) == len;
+        return fflush(stdout) == 0 && ok;
+    }
+    OutFile f;
+    if (!outfile_open(&f, path))
+        return false;
+    fwrite(data, 1, len, f.f);
+    return outfile_commit(&f);
+}
+
+static bool write_llvm(LLVMModuleRef mod, const char *path)
+{
+    char *text = LLVMPrintModuleToString(mod);
+    bool ok = write_bytes(path, text, strlen(text));
+    LLVMDisposeMessage(text);
+    return ok;
+}
+
+static bool write_machine(LLVMModuleRef mod, LLVMTargetMachineRef tm, LLVMCodeGenFileType kind,
+                          const char *path)
+{
+    char *err = NULL;
+    LLVMMemoryBufferRef buf = NULL;
+    if (LLVMTargetMachineEmitToMemoryBuffer(tm, mod, kind, &err, &buf)) {
+        fprintf(stderr, "nnc: error: LLVM code generation failed: %s\n", err ? err : "?");
+        LLVMDisposeMessage(err);
+        return false;
+    }
+    bool ok = write_bytes(path, LLVMGetBufferStart(buf), LLVMGetBufferSize(buf));
+    LLVMDisposeMemoryBuffer(buf);
+    return ok;
+}
+
+/* The object in a private temporary folder, linked into out. */
+static bool write_exe(LLVMModuleRef mod, LLVMTargetMachineRef tm, const char *out)
+{
+    const char *tmpdir = getenv("TMPDIR");
+    char dir[4096], obj[4200];
+    snprintf(dir, sizeof dir, "%s/nnc-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+    if (!mkdtemp(dir)) {
+        fprintf(stderr, "nnc: error: cannot create a temporary folder in '%s'\n",
+                tmpdir && *tmpdir ? tmpdir : "/tmp");
+        return false;
+    }
+    snprintf(obj, sizeof obj, "%s/model.o", dir);
+    bool ok = write_machine(mod, tm, LLVMObjectFile, obj) && cg_link(obj, out);
+    remove(obj);
+    rmdir(dir);
+    return ok;
+}
+
+/* Default output names: MODEL.o for obj, ./MODEL for exe; text kinds go to stdout. */
+static const char *output_path(const CgOptions *o, const Model *m, Arena *a)
+{
+    if (o->out_path)
+        return o->out_path;
+    if (o->emit == CG_EMIT_OBJ)
+        return arena_printf(a, "%s.o", m->name);
+    if (o->emit == CG_EMIT_EXE)
+        return m->name;
+    return NULL;
+}
+
+static bool write_output(LLVMModuleRef mod, LLVMTargetMachineRef tm, const CgOptions *o, const char *path)
+{
+    switch (o->emit) {
+    case CG_EMIT_LLVM: return write_llvm(mod, path);
+    case CG_EMIT_ASM: return write_machine(mod, tm, LLVMAssemblyFile, path);
+    case CG_EMIT_OBJ: return write_machine(mod, tm, LLVMObjectFile, path);
+    case CG_EMIT_EXE: return write_exe(mod, tm, path);
+    }
+    return false;
+}
+
+int cg_emit(const IrProgram *p, const Model *m, const CgOptions *o, Diag *d)
+{
+    (void)d; /* the IR was checked before; what fails here has no source location */
+    LLVMTargetMachineRef tm = cg_target_machine(o->opt_level);
+    if (!tm)
+        return 1;
+    Arena *a = arena_new();
+    LLVMContextRef ctx = LLVMContextCreate();
+    LLVMModuleRef mod = build_module(p, m, o, ctx, tm, a);
+    bool ok = mod && write_output(mod, tm, o, output_path(o, m, a));
+    if (mod)
+        LLVMDisposeModule(mod);
+    LLVMContextDispose(ctx);
+    LLVMDisposeTargetMachine(tm);
+    arena_free(a);
+    return ok ? 0 : 1;
+}
+
+int cg_run(const IrProgram *p, const Model *m, const CgOptions *o, Diag *d, int argc, char **argv)
+{
+    (void)d;
+    LLVMTargetMachineRef tm = cg_target_machine(o->opt_level);
+    if (!tm)
+        return 1;
+    Arena *a = arena_new();
+    LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
+    LLVMModuleRef mod = build_module(p, m, o, LLVMOrcThreadSafeContextGetContext(tsc), tm, a);
+    int status = 1;
+    if (mod)
+        status = cg_jit_run(tsc, mod, tm, m->name, argc, argv); /* takes mod and tm */
+    else
+        LLVMDisposeTargetMachine(tm);
+    LLVMOrcDisposeThreadSafeContext(tsc);
+    arena_free(a);
+    return status;
+}

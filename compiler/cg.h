@@ -1,0 +1,174 @@
+/* cg.h - the code generator's internals, shared by codegen.c and the cg_*.c files.
+ *
+ * The IR describes one sample. The code generator first builds a plan (cg_plan.c): a copy of
+ * the IR's nodes plus the nodes that take gradients' means over the batch, which buffer
+ * holds each node's value, and which nodes each generated function must compute. Then it
+ * emits LLVM IR (kernels in cg_kernels.c and cg_gemm.c, functions in cg_train.c, the
+ * descriptor in cg_desc.c) and hands the module to the target (cg_target.c, cg_link.c,
+ * cg_jit.c). */
+#ifndef NNC_CG_H
+#define NNC_CG_H
+
+#include <stdbool.h>
+
+#include <llvm-c/Core.h>
+#include <llvm-c/Orc.h>
+#include <llvm-c/TargetMachine.h>
+
+#include "arena.h"
+#include "codegen.h"
+#include "ir.h"
+#include "nnc_rt.h"
+
+/* ---- the plan (cg_plan.c) ---- */
+
+/* Ops the code generator adds to the IR's: means over the batch of a varying value. */
+enum {
+    CG_BMEAN = IR_NUM_OPS, /* (a): mean over the batch of a */
+    CG_BMEAN_MATMUL,       /* (a, b): mean over the batch of a @ b, never materialised per sample */
+    CG_BMEAN_OUTER,        /* (a, b): mean over the batch of outer(a, b) */
+};
+
+/* Where a node's value lives while a generated function runs. */
+typedef enum {
+    CG_AT_NONE,   /* not computed by any function */
+    CG_AT_INPUT,  /* the batch's x */
+    CG_AT_TARGET, /* the batch's t */
+    CG_AT_PARAM,  /* nnc_rt_param(run, index) */
+    CG_AT_CONST,  /* no memory: the number num */
+    CG_AT_WS,     /* the workspace, at offset */
+    CG_AT_GRAD,   /* nnc_rt_grad(run, index): a param's mean gradient computed in place */
+    CG_AT_PRED,   /* the predictions buffer passed to the step function */
+} CgWhere;
+
+typedef struct CgNode {
+    int op;         /* IrOp or CG_* */
+    Shape shape;    /* per sample */
+    int args[2], nargs;
+    double num;
+    int index;      /* CG_AT_PARAM / CG_AT_GRAD: the param */
+    bool varying;   /* one value per sample: an [n, shape] buffer; else one value */
+    const char *name;
+    CgWhere where;
+    long long offset;  /* CG_AT_WS: in elements; varying buffers are scaled by the batch size */
+    long long scratch; /* matmul: fixed workspace offset of b transposed, -1 none */
+} CgNode;
+
+/* The functions the module defines, each computing a set of roots. */
+typedef enum { CG_FN_STEP, CG_FN_EVAL_LOSS, CG_FN_EVAL, CG_NFN } CgFn;
+
+typedef struct CgPlan {
+    CgNode *nodes;
+    int nnodes, cap;
+    int nir;           /* nodes [0, nir) are the IR's own */
+    int nparams;
+    int *mean_grad;    /* per param: the node holding its batch-mean gradient, -1 none */
+    int loss, output;
+    bool *live[CG_NFN];  /* per function: which nodes it computes */
+    long long var_elems;   /* per-sample elements of all varying workspace buffers */
+    long long fixed_elems; /* elements of the non-varying ones */
+    long long pred_offset; /* varying workspace buffer for the step's predictions */
+} CgPlan;
+
+CgPlan *cg_plan(const IrProgram *p, Arena *a);
+long long cg_size(const CgNode *n);
+/* A per-sample matrix-vector product W @ x_b done as one matrix product X W^T over the
+ * batch (rows = samples); it needs W^T in scratch. */
+bool cg_matmul_rows_are_samples(const CgPlan *pl, const CgNode *n);
+
+/* ---- emission state ---- */
+
+typedef struct CgRtFn {
+    LLVMValueRef fn;
+    LLVMTypeRef type;
+} CgRtFn;
+
+enum { CG_RT_INT, CG_RT_REAL, CG_RT_PARAM, CG_RT_GRAD, CG_RT_STATE, CG_RT_WORKSPACE,
+       CG_RT_EPOCH_BEGIN, CG_RT_BATCH, CG_RT_BATCH_END, CG_RT_EPOCH_END, CG_NRT };
+
+typedef struct Cg {
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef b;
+    LLVMTypeRef real, realp, i8p, i1, i32, i64, f64, voidt;
+    int real_size;
+    const IrProgram *ir;
+    CgPlan *plan;
+    Arena *arena;
+    CgRtFn rt[CG_NRT];
+    /* the function being emitted */
+    LLVMValueRef fn;
+    LLVMBasicBlockRef entry;
+    LLVMValueRef *base; /* per plan node: its buffer (real*), NULL for constants */
+    LLVMValueRef n;     /* the batch's sample count, i64 */
+    LLVMValueRef nreal; /* the same as a real */
+    LLVMValueRef ws;    /* the workspace, real* */
+    LLVMValueRef batch_cap; /* nnc_rt_int(run, NNC_BATCH), i64: varying buffers hold this many */
+} Cg;
+
+void cg_init(Cg *g, LLVMContextRef ctx, LLVMModuleRef mod, const IrProgram *p, CgPlan *plan,
+             int real_size, Arena *a);
+void cg_dispose(Cg *g);
+
+/* ---- helpers (cg_util.c) ---- */
+
+LLVMValueRef cg_i64(Cg *g, long long v);
+LLVMValueRef cg_i32(Cg *g, int v);
+LLVMValueRef cg_real(Cg *g, double v);
+LLVMValueRef cg_call_rt(Cg *g, int which, LLVMValueRef *args, unsigned nargs);
+/* A stack slot in the entry block (promoted to a register by the optimiser). */
+LLVMValueRef cg_slot(Cg *g, LLVMTypeRef type, const char *name);
+LLVMValueRef cg_gep(Cg *g, LLVMValueRef ptr, LLVMValueRef index);
+LLVMValueRef cg_load_at(Cg *g, LLVMValueRef ptr, LLVMValueRef index);
+void cg_store_at(Cg *g, LLVMValueRef ptr, LLVMValueRef index, LLVMValueRef v);
+/* A math function of one real: exp log sqrt fabs (intrinsics), tanh log1p (libm). */
+LLVMValueRef cg_math(Cg *g, const char *fn, LLVMValueRef x);
+LLVMValueRef cg_pow(Cg *g, LLVMValueRef x, double c);
+/* An overloaded intrinsic (llvm.pow, llvm.exp, ...) on one type. */
+LLVMValueRef cg_intrinsic(Cg *g, const char *name, LLVMTypeRef type, LLVMValueRef *args,
+                          unsigned nargs);
+
+/* Loops from `from` to `to` (i64), the body between begin and end. */
+typedef struct CgLoop {
+    LLVMBasicBlockRef head, exit;
+    LLVMValueRef i;
+} CgLoop;
+CgLoop cg_loop_begin(Cg *g, LLVMValueRef from, LLVMValueRef to, const char *name);
+void cg_loop_end(Cg *g, CgLoop *l);
+
+/* Node element access: sample b (ignored unless the node varies), flat element i. */
+LLVMValueRef cg_load(Cg *g, int node, LLVMValueRef b, LLVMValueRef i);
+void cg_store(Cg *g, int node, LLVMValueRef b, LLVMValueRef i, LLVMValueRef v);
+/* The number of samples a node's buffer holds: n when varying, else 1. */
+LLVMValueRef cg_count(Cg *g, int node);
+
+/* ---- kernels (cg_kernels.c, cg_gemm.c) ---- */
+
+void cg_emit_node(Cg *g, int node);
+void cg_emit_matmul(Cg *g, int node);
+void cg_emit_outer(Cg *g, int node);
+
+/* ---- functions (cg_train.c) and the descriptor (cg_desc.c) ---- */
+
+/* opt: NNC_OPT_* */
+void cg_emit_functions(Cg *g, int opt, LLVMValueRef *train, LLVMValueRef *evaluate);
+void cg_emit_desc(Cg *g, const NncModelDesc *d, LLVMValueRef train, LLVMValueRef evaluate);
+LLVMTypeRef cg_desc_type(LLVMContextRef ctx, LLVMTypeRef train_ptr, LLVMTypeRef eval_ptr,
+                         LLVMTypeRef *param_type);
+
+/* ---- target (cg_target.c), linking (cg_link.c), JIT (cg_jit.c) ---- */
+
+/* The host's target machine; NULL after printing an error. */
+LLVMTargetMachineRef cg_target_machine(int opt_level);
+/* Sets the module's triple and data layout from tm. */
+void cg_target_module(LLVMModuleRef mod, LLVMTargetMachineRef tm);
+/* Verifies and optimises; false after printing an error. */
+bool cg_verify(LLVMModuleRef mod);
+bool cg_optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level);
+/* Writes the object to path; false after printing an error. */
+bool cg_write_object(LLVMModuleRef mod, LLVMTargetMachineRef tm, const char *path);
+bool cg_link(const char *obj, const char *out);
+int cg_jit_run(LLVMOrcThreadSafeContextRef tsc, LLVMModuleRef mod, LLVMTargetMachineRef tm,
+               const char *name, int argc, char **argv);
+
+#endif

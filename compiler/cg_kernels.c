@@ -1,0 +1,289 @@
+/* cg_kernels.c - one loop nest per node over the batch: elementwise ops, reductions,
+ * broadcasts, transposes, softmax and the fused losses. Matrix products are in cg_gemm.c.
+ *
+ * Every nest is `for b in samples: for i in elements`, with constant inner bounds and
+ * unit strides where the op allows, so the loop vectorizer can widen the inner loop. A
+ * node that does not vary runs its nest once (b = 0). */
+#include "cg.h"
+
+#include <stdlib.h>
+
+static LLVMValueRef zero64(Cg *g)
+{
+    return cg_i64(g, 0);
+}
+
+static LLVMValueRef gt0(Cg *g, LLVMValueRef x)
+{
+    return LLVMBuildFCmp(g->b, LLVMRealOGT, x, cg_real(g, 0), "");
+}
+
+static LLVMValueRef select_(Cg *g, LLVMValueRef c, LLVMValueRef t, LLVMValueRef f)
+{
+    return LLVMBuildSelect(g->b, c, t, f, "");
+}
+
+/* sigmoid without overflow: e = exp(-|x|) is at most 1; x >= 0: 1/(1+e), else e/(1+e). */
+static LLVMValueRef sigmoid(Cg *g, LLVMValueRef x)
+{
+    LLVMValueRef e = cg_math(g, "exp", LLVMBuildFNeg(g->b, cg_math(g, "fabs", x), ""));
+    LLVMValueRef d = LLVMBuildFAdd(g->b, cg_real(g, 1), e, "");
+    LLVMValueRef pos = LLVMBuildFCmp(g->b, LLVMRealOGE, x, cg_real(g, 0), "");
+    return LLVMBuildFDiv(g->b, select_(g, pos, cg_real(g, 1), e), d, "");
+}
+
+/* softplus(x) = max(x, 0) + log1p(exp(-|x|)): the exp never overflows. */
+static LLVMValueRef softplus(Cg *g, LLVMValueRef x)
+{
+    LLVMValueRef e = cg_math(g, "exp", LLVMBuildFNeg(g->b, cg_math(g, "fabs", x), ""));
+    return LLVMBuildFAdd(g->b, select_(g, gt0(g, x), x, cg_real(g, 0)), cg_math(g, "log1p", e), "");
+}
+
+static LLVMValueRef unary(Cg *g, int op, double num, LLVMValueRef x)
+{
+    LLVMBuilderRef b = g->b;
+    switch (op) {
+    case IR_NEG: return LLVMBuildFNeg(b, x, "");
+    case IR_EXP: return cg_math(g, "exp", x);
+    case IR_LOG: return cg_math(g, "log", x);
+    case IR_SQRT: return cg_math(g, "sqrt", x);
+    case IR_ABS: return cg_math(g, "fabs", x);
+    case IR_SIGMOID: return sigmoid(g, x);
+    case IR_TANH: return cg_math(g, "tanh", x);
+    case IR_RELU: return select_(g, gt0(g, x), x, cg_real(g, 0));
+    case IR_SOFTPLUS: return softplus(g, x);
+    case IR_LEAKY_RELU: return select_(g, gt0(g, x), x, LLVMBuildFMul(b, cg_real(g, num), x, ""));
+    case IR_POW: return cg_pow(g, x, num);
+    case IR_STEP: return select_(g, gt0(g, x), cg_real(g, 1), cg_real(g, 0));
+    case IR_LEAKY_STEP: return select_(g, gt0(g, x), cg_real(g, 1), cg_real(g, num));
+    case IR_SIGN: {
+        LLVMValueRef neg = LLVMBuildFCmp(b, LLVMRealOLT, x, cg_real(g, 0), "");
+        return select_(g, gt0(g, x), cg_real(g, 1), select_(g, neg, cg_real(g, -1), cg_real(g, 0)));
+    }
+    default: abort();
+    }
+}
+
+static LLVMValueRef binary(Cg *g, int op, LLVMValueRef x, LLVMValueRef y)
+{
+    switch (op) {
+    case IR_ADD: return LLVMBuildFAdd(g->b, x, y, "");
+    case IR_SUB: return LLVMBuildFSub(g->b, x, y, "");
+    case IR_MUL: return LLVMBuildFMul(g->b, x, y, "");
+    case IR_DIV: return LLVMBuildFDiv(g->b, x, y, "");
+    default: abort();
+    }
+}
+
+/* out[b, i] = f(a[b, i], c[b, i]); a one-element side is read at 0 (rank-0 broadcast). */
+static void emit_elementwise(Cg *g, int id)
+{
+    const CgNode *n = &g->plan->nodes[id];
+    int a = n->args[0], c = n->nargs > 1 ? n->args[1] : -1;
+    bool a_one = cg_size(&g->plan->nodes[a]) == 1;
+    bool c_one = c >= 0 && cg_size(&g->plan->nodes[c]) == 1;
+    CgLoop lb = cg_loop_begin(g, zero64(g), cg_count(g, id), "b");
+    CgLoop li = cg_loop_begin(g, zero64(g), cg_i64(g, cg_size(n)), "i");
+    LLVMValueRef x = cg_load(g, a, lb.i, a_one ? zero64(g) : li.i);
+    LLVMValueRef v;
+    if (c < 0) {
+        v = unary(g, n->op, n->num, x);
+    } else {
+        LLVMValueRef y = cg_load(g, c, lb.i, c_one ? zero64(g) : li.i);
+        v = binary(g, n->op, x, y);
+    }
+    cg_store(g, id, lb.i, li.i, v);
+    cg_loop_end(g, &li);
+    cg_loop_end(g, &lb);
+}
+
+/* ---- reductions ---- */
+
+static void acc_add(Cg *g, LLVMValueRef acc, LLVMValueRef v)
+{
+    LLVMValueRef old = LLVMBuildLoad2(g->b, g->real, acc, "");
+    LLVMBuildStore(g->b, LLVMBuildFAdd(g->b, old, v, ""), acc);
+}
+
+/* out[b, r] = sum over j < len of a[b, r*len + j] (over div), for r < rows. */
+static void emit_row_sums(Cg *g, int id, int a, long long rows, long long len, long long div)
+{
+    LLVMValueRef acc = cg_slot(g, g->real, "acc");
+    CgLoop lb = cg_loop_begin(g, zero64(g), cg_count(g, id), "b");
+    CgLoop lr = cg_loop_begin(g, zero64(g), cg_i64(g, rows), "r");
+    LLVMBuildStore(g->b, cg_real(g, 0), acc);
+    LLVMValueRef row = LLVMBuildNSWMul(g->b, lr.i, cg_i64(g, len), "");
+    CgLoop lj = cg_loop_begin(g, zero64(g), cg_i64(g, len), "j");
+    acc_add(g, acc, cg_load(g, a, lb.i, LLVMBuildNSWAdd(g->b, row, lj.i, "")));
+    cg_loop_end(g, &lj);
+    LLVMValueRef sum = LLVMBuildLoad2(g->b, g->real, acc, "");
+    if (div != 1)
+        sum = LLVMBuildFDiv(g->b, sum, cg_real(g, (double)div), "");
+    cg_store(g, id, lb.i, lr.i, sum);
+    cg_loop_end(g, &lr);
+    cg_loop_end(g, &lb);
+}
+
+static long long last_dim(Shape s)
+{
+    return s.rank ? s.dims[s.rank - 1] : 1;
+}
+
+static void emit_reduce(Cg *g, int id)
+{
+    const CgNode *n = &g->plan->nodes[id];
+    const CgNode *a = &g->plan->nodes[n->args[0]];
+    long long size = cg_size(a);
+    if (n->op == IR_SUM_LAST)
+        emit_row_sums(g, id, n->args[0], size / last_dim(a->shape), last_dim(a->shape), 1);
+    else
+        emit_row_sums(g, id, n->args[0], 1, size, n->op == IR_MEAN ? size : 1);
+}
+
+/* broadcast and expand_last: out[b, r*len + j] = a[b, r]. */
+static void emit_expand(Cg *g, int id)
+{
+    const CgNode *n = &g->plan->nodes[id];
+    long long len = n->op == IR_BROADCAST ? cg_size(n) : last_dim(n->shape);
+    CgLoop lb = cg_loop_begin(g, zero64(g), cg_count(g, id), "b");
+    CgLoop lr = cg_loop_begin(g, zero64(g), cg_i64(g, cg_size(n) / len), "r");
+    LLVMValueRef v = cg_load(g, n->args[0], lb.i, lr.i);
+    LLVMValueRef row = LLVMBuildNSWMul(g->b, lr.i, cg_i64(g, len), "");
+    CgLoop lj = cg_loop_begin(g, zero64(g), cg_i64(g, len), "j");
+    cg_store(g, id, lb.i, LLVMBuildNSWAdd(g->b, row, lj.i, ""), v);
+    cg_loop_end(g, &lj);
+    cg_loop_end(g, &lr);
+    cg_loop_end(g, &lb);
+}
+
+/* a [rows, cols] -> out [cols, rows] */
+static void emit_transpose(Cg *g, int id)
+{
+    const CgNode *n = &g->plan->nodes[id];
+    Shape s = g->plan->nodes[n->args[0]].shape;
+    long long rows = s.dims[0], cols = s.dims[1];
+    CgLoop lb = cg_loop_begin(g, zero64(g), cg_count(g, id), "b");
+    CgLoop li = cg_loop_begin(g, zero64(g), cg_i64(g, cols), "i");
+    LLVMValueRef orow = LLVMBuildNSWMul(g->b, li.i, cg_i64(g, rows), "");
+    CgLoop lj = cg_loop_begin(g, zero64(g), cg_i64(g, rows), "j");
+    LLVMValueRef src = LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, lj.i, cg_i64(g, cols), ""), li.i, "");
+    cg_store(g, id, lb.i, LLVMBuildNSWAdd(g->b, orow, lj.i, ""), cg_load(g, n->args[0], lb.i, src));
+    cg_loop_end(g, &lj);
+    cg_loop_end(g, &li);
+    cg_loop_end(g, &lb);
+}
+
+/* ---- softmax family: row by row over the last dim ---- */
+
+/* log(sum(exp(z))) of the row starting at `row` of node z, max taken out first. */
+static LLVMValueRef log_sum_exp(Cg *g, int z, LLVMValueRef b, LLVMValueRef row, long long len)
+{
+    LLVMValueRef mx = cg_slot(g, g->real, "max"), s = cg_slot(g, g->real, "sum");
+    LLVMBuildStore(g->b, cg_load(g, z, b, row), mx);
+    CgLoop lm = cg_loop_begin(g, cg_i64(g, 1), cg_i64(g, len), "j");
+    LLVMValueRef v = cg_load(g, z, b, LLVMBuildNSWAdd(g->b, row, lm.i, ""));
+    LLVMValueRef m = LLVMBuildLoad2(g->b, g->real, mx, "");
+    LLVMBuildStore(g->b, select_(g, LLVMBuildFCmp(g->b, LLVMRealOGT, v, m, ""), v, m), mx);
+    cg_loop_end(g, &lm);
+    LLVMValueRef max = LLVMBuildLoad2(g->b, g->real, mx, "max");
+    LLVMBuildStore(g->b, cg_real(g, 0), s);
+    CgLoop ls = cg_loop_begin(g, zero64(g), cg_i64(g, len), "j");
+    v = cg_load(g, z, b, LLVMBuildNSWAdd(g->b, row, ls.i, ""));
+    acc_add(g, s, cg_math(g, "exp", LLVMBuildFSub(g->b, v, max, "")));
+    cg_loop_end(g, &ls);
+    LLVMValueRef sum = LLVMBuildLoad2(g->b, g->real, s, "");
+    return LLVMBuildFAdd(g->b, max, cg_math(g, "log", sum), "lse");
+}
+
+/* softmax / log_softmax (id), or the fused softmax cross-entropy accumulated into acc. */
+static void softmax_rows(Cg *g, int id, int z, int t, LLVMValueRef b, LLVMValueRef acc)
+{
+    const CgNode *n = &g->plan->nodes[z];
+    long long len = last_dim(n->shape);
+    CgLoop lr = cg_loop_begin(g, zero64(g), cg_i64(g, cg_size(n) / len), "r");
+    LLVMValueRef row = LLVMBuildNSWMul(g->b, lr.i, cg_i64(g, len), "");
+    LLVMValueRef lse = log_sum_exp(g, z, b, row, len);
+    CgLoop lj = cg_loop_begin(g, zero64(g), cg_i64(g, len), "j");
+    LLVMValueRef at = LLVMBuildNSWAdd(g->b, row, lj.i, "");
+    LLVMValueRef ls = LLVMBuildFSub(g->b, cg_load(g, z, b, at), lse, "");
+    int op = g->plan->nodes[id].op;
+    if (op == IR_SOFTMAX_CE)
+        acc_add(g, acc, LLVMBuildFNeg(g->b, LLVMBuildFMul(g->b, cg_load(g, t, b, at), ls, ""), ""));
+    else
+        cg_store(g, id, b, at, op == IR_SOFTMAX ? cg_math(g, "exp", ls) : ls);
+    cg_loop_end(g, &lj);
+    cg_loop_end(g, &lr);
+}
+
+static void emit_softmax(Cg *g, int id)
+{
+    const CgNode *n = &g->plan->nodes[id];
+    LLVMValueRef acc = n->op == IR_SOFTMAX_CE ? cg_slot(g, g->real, "loss") : NULL;
+    CgLoop lb = cg_loop_begin(g, zero64(g), cg_count(g, id), "b");
+    if (acc)
+        LLVMBuildStore(g->b, cg_real(g, 0), acc);
+    softmax_rows(g, id, n->args[0], n->nargs > 1 ? n->args[1] : -1, lb.i, acc);
+    if (acc)
+        cg_store(g, id, lb.i, zero64(g), LLVMBuildLoad2(g->b, g->real, acc, ""));
+    cg_loop_end(g, &lb);
+}
+
+/* mean over elements of softplus(z) - t*z */
+static void emit_sigmoid_bce(Cg *g, int id)
+{
+    const CgNode *n = &g->plan->nodes[id];
+    int z = n->args[0], t = n->args[1];
+    long long size = cg_size(&g->plan->nodes[z]);
+    LLVMValueRef acc = cg_slot(g, g->real, "loss");
+    CgLoop lb = cg_loop_begin(g, zero64(g), cg_count(g, id), "b");
+    LLVMBuildStore(g->b, cg_real(g, 0), acc);
+    CgLoop li = cg_loop_begin(g, zero64(g), cg_i64(g, size), "i");
+    LLVMValueRef zv = cg_load(g, z, lb.i, li.i), tv = cg_load(g, t, lb.i, li.i);
+    acc_add(g, acc, LLVMBuildFSub(g->b, softplus(g, zv), LLVMBuildFMul(g->b, tv, zv, ""), ""));
+    cg_loop_end(g, &li);
+    LLVMValueRef sum = LLVMBuildLoad2(g->b, g->real, acc, "");
+    cg_store(g, id, lb.i, zero64(g), LLVMBuildFDiv(g->b, sum, cg_real(g, (double)size), ""));
+    cg_loop_end(g, &lb);
+}
+
+/* out[i] = sum over the batch of a[b, i], then / n: the inner loop runs along a row. */
+static void emit_batch_mean(Cg *g, int id)
+{
+    const CgNode *n = &g->plan->nodes[id];
+    LLVMValueRef size = cg_i64(g, cg_size(n));
+    CgLoop lz = cg_loop_begin(g, zero64(g), size, "i");
+    cg_store(g, id, NULL, lz.i, cg_real(g, 0));
+    cg_loop_end(g, &lz);
+    CgLoop lb = cg_loop_begin(g, zero64(g), g->n, "b");
+    CgLoop li = cg_loop_begin(g, zero64(g), size, "i");
+    LLVMValueRef v = LLVMBuildFAdd(g->b, cg_load(g, id, NULL, li.i), cg_load(g, n->args[0], lb.i, li.i), "");
+    cg_store(g, id, NULL, li.i, v);
+    cg_loop_end(g, &li);
+    cg_loop_end(g, &lb);
+    CgLoop ld = cg_loop_begin(g, zero64(g), size, "i");
+    cg_store(g, id, NULL, ld.i, LLVMBuildFDiv(g->b, cg_load(g, id, NULL, ld.i), g->nreal, ""));
+    cg_loop_end(g, &ld);
+}
+
+void cg_emit_node(Cg *g, int id)
+{
+    switch (g->plan->nodes[id].op) {
+    case IR_INPUT: case IR_TARGET: case IR_PARAM: case IR_CONST:
+        return;
+    case IR_NEG: case IR_EXP: case IR_LOG: case IR_SQRT: case IR_ABS: case IR_SIGMOID:
+    case IR_TANH: case IR_RELU: case IR_SOFTPLUS: case IR_LEAKY_RELU: case IR_POW:
+    case IR_STEP: case IR_LEAKY_STEP: case IR_SIGN:
+    case IR_ADD: case IR_SUB: case IR_MUL: case IR_DIV:
+        emit_elementwise(g, id);
+        return;
+    case IR_MATMUL: case CG_BMEAN_MATMUL: cg_emit_matmul(g, id); return;
+    case IR_OUTER: case CG_BMEAN_OUTER: cg_emit_outer(g, id); return;
+    case IR_TRANSPOSE: emit_transpose(g, id); return;
+    case IR_SUM: case IR_MEAN: case IR_SUM_LAST: emit_reduce(g, id); return;
+    case IR_BROADCAST: case IR_EXPAND_LAST: emit_expand(g, id); return;
+    case IR_SOFTMAX: case IR_LOG_SOFTMAX: case IR_SOFTMAX_CE: emit_softmax(g, id); return;
+    case IR_SIGMOID_BCE: emit_sigmoid_bce(g, id); return;
+    case CG_BMEAN: emit_batch_mean(g, id); return;
+    default: abort();
+    }
+}

@@ -1,0 +1,216 @@
+/* cg_plan.c - what the generated functions compute, and where each value lives.
+ *
+ * The IR gives each param's gradient for ONE sample; training needs its mean over the
+ * batch. Mean is linear, so it is pushed down the gradient's expression until it meets a
+ * product of two varying values: mean_b(outer(u_b, v_b)) becomes one matrix product
+ * U^T V / n (CG_BMEAN_OUTER), and a per-sample [m, k] gradient is never materialised. A
+ * factor that does not vary moves out (mean(c * a) = c * mean(a)); what cannot be split
+ * is computed per sample and averaged (CG_BMEAN). */
+#include "cg.h"
+
+#include <string.h>
+
+enum { CG_ALIGN = 16 }; /* buffers start on 64 bytes: offsets are multiples of 16 elements */
+
+long long cg_size(const CgNode *n)
+{
+    return shape_size(n->shape);
+}
+
+typedef struct Planner {
+    CgPlan *pl;
+    Arena *a;
+    int *memo; /* per IR node: the node holding its batch mean, -1 not yet made */
+} Planner;
+
+static int add_node(CgPlan *pl, Arena *a, CgNode n)
+{
+    if (pl->nnodes == pl->cap) {
+        int cap = pl->cap ? 2 * pl->cap : 64;
+        pl->nodes = arena_grow(a, pl->nodes, sizeof *pl->nodes * (size_t)pl->cap,
+                               sizeof *pl->nodes * (size_t)cap);
+        pl->cap = cap;
+    }
+    n.scratch = -1;
+    pl->nodes[pl->nnodes] = n;
+    return pl->nnodes++;
+}
+
+static void copy_ir(CgPlan *pl, const IrProgram *p, Arena *a)
+{
+    for (int id = 0; id < p->nnodes; id++) {
+        const IrNode *in = &p->nodes[id];
+        CgNode n = {.op = (int)in->op, .shape = in->shape, .nargs = in->nargs,
+                    .args = {in->args[0], in->args[1]}, .num = in->num, .index = in->index,
+                    .varying = in->varying, .name = in->name};
+        add_node(pl, a, n);
+    }
+    pl->nir = p->nnodes;
+}
+
+/* A new non-varying node: the mean of node `of`, computed by op from a and b. */
+static int derive(Planner *s, int op, int of, int a, int b)
+{
+    CgNode o = s->pl->nodes[of];
+    const char *name = o.name ? o.name : "tmp";
+    CgNode n = {.op = op, .shape = o.shape, .nargs = b < 0 ? 1 : 2, .args = {a, b},
+                .num = o.num, .varying = false, .name = arena_printf(s->a, "mean.%s", name)};
+    return add_node(s->pl, s->a, n);
+}
+
+static bool varies(const Planner *s, int id)
+{
+    return id >= 0 && s->pl->nodes[id].varying;
+}
+
+static int mean_of(Planner *s, int id);
+
+/* mean of a product-like op: linear in each side, so a side that does not vary moves out. */
+static int mean_bilinear(Planner *s, int id, int fused)
+{
+    CgNode n = s->pl->nodes[id];
+    if (varies(s, n.args[0]) && varies(s, n.args[1]))
+        return fused >= 0 ? derive(s, fused, id, n.args[0], n.args[1])
+                          : derive(s, CG_BMEAN, id, id, -1);
+    return derive(s, n.op, id, mean_of(s, n.args[0]), mean_of(s, n.args[1]));
+}
+
+static int mean_split(Planner *s, int id)
+{
+    CgNode n = s->pl->nodes[id];
+    switch (n.op) {
+    case IR_ADD: case IR_SUB:
+        return derive(s, n.op, id, mean_of(s, n.args[0]), mean_of(s, n.args[1]));
+    case IR_NEG: case IR_TRANSPOSE: case IR_BROADCAST: case IR_SUM: case IR_MEAN:
+    case IR_SUM_LAST: case IR_EXPAND_LAST:
+        return derive(s, n.op, id, mean_of(s, n.args[0]), -1);
+    case IR_MUL: return mean_bilinear(s, id, -1);
+    case IR_MATMUL: return mean_bilinear(s, id, CG_BMEAN_MATMUL);
+    case IR_OUTER: return mean_bilinear(s, id, CG_BMEAN_OUTER);
+    case IR_DIV:
+        if (!varies(s, n.args[1]))
+            return derive(s, IR_DIV, id, mean_of(s, n.args[0]), n.args[1]);
+        break;
+    default: break;
+    }
+    return derive(s, CG_BMEAN, id, id, -1);
+}
+
+/* The node holding the batch mean of node id (id itself when it does not vary). */
+static int mean_of(Planner *s, int id)
+{
+    if (!varies(s, id))
+        return id;
+    if (s->memo[id] < 0)
+        s->memo[id] = mean_split(s, id);
+    return s->memo[id];
+}
+
+/* Operands have smaller ids, so one walk down from the roots finds everything needed. */
+static void mark_live(CgPlan *pl, bool *live, const int *roots, int nroots)
+{
+    for (int i = 0; i < nroots; i++)
+        if (roots[i] >= 0)
+            live[roots[i]] = true;
+    for (int id = pl->nnodes - 1; id >= 0; id--)
+        if (live[id])
+            for (int k = 0; k < pl->nodes[id].nargs; k++)
+                live[pl->nodes[id].args[k]] = true;
+}
+
+static void plan_liveness(CgPlan *pl, Arena *a)
+{
+    int nroots = pl->nparams + 2;
+    int *roots = arena_alloc(a, sizeof *roots * (size_t)nroots);
+    roots[0] = pl->output;
+    roots[1] = pl->loss;
+    memcpy(roots + 2, pl->mean_grad, sizeof *roots * (size_t)pl->nparams);
+    for (int f = 0; f < CG_NFN; f++)
+        pl->live[f] = arena_alloc(a, sizeof(bool) * (size_t)pl->nnodes);
+    mark_live(pl, pl->live[CG_FN_STEP], roots, nroots);
+    mark_live(pl, pl->live[CG_FN_EVAL_LOSS], roots, 2);
+    mark_live(pl, pl->live[CG_FN_EVAL], roots, 1);
+}
+
+static bool is_leaf(int op)
+{
+    return op == IR_INPUT || op == IR_TARGET || op == IR_PARAM || op == IR_CONST;
+}
+
+static CgWhere leaf_place(int op)
+{
+    switch (op) {
+    case IR_INPUT: return CG_AT_INPUT;
+    case IR_TARGET: return CG_AT_TARGET;
+    case IR_PARAM: return CG_AT_PARAM;
+    default: return CG_AT_CONST;
+    }
+}
+
+bool cg_matmul_rows_are_samples(const CgPlan *pl, const CgNode *n)
+{
+    const CgNode *a = &pl->nodes[n->args[0]], *b = &pl->nodes[n->args[1]];
+    return n->op == IR_MATMUL && !a->varying && b->varying && b->shape.rank == 1;
+}
+
+static long long take(long long *top, long long size)
+{
+    long long at = *top;
+    *top += (size + CG_ALIGN - 1) / CG_ALIGN * CG_ALIGN;
+    return at;
+}
+
+/* A param's mean gradient is computed straight into the runtime's gradient buffer when
+ * nothing else (the forward functions, another param) needs that node. */
+static void place_grads(CgPlan *pl)
+{
+    for (int i = 0; i < pl->nparams; i++) {
+        int g = pl->mean_grad[i];
+        if (g < 0 || is_leaf(pl->nodes[g].op) || pl->nodes[g].where != CG_AT_NONE ||
+            pl->live[CG_FN_EVAL_LOSS][g] || pl->live[CG_FN_EVAL][g])
+            continue;
+        pl->nodes[g].where = CG_AT_GRAD;
+        pl->nodes[g].index = i;
+    }
+}
+
+static void plan_storage(CgPlan *pl)
+{
+    for (int id = 0; id < pl->nnodes; id++)
+        if (is_leaf(pl->nodes[id].op))
+            pl->nodes[id].where = leaf_place(pl->nodes[id].op);
+    CgNode *out = &pl->nodes[pl->output];
+    if (!is_leaf(out->op) && out->varying)
+        out->where = CG_AT_PRED;
+    place_grads(pl);
+    for (int id = 0; id < pl->nnodes; id++) {
+        CgNode *n = &pl->nodes[id];
+        if (!pl->live[CG_FN_STEP][id] && !pl->live[CG_FN_EVAL_LOSS][id])
+            continue;
+        if (n->where == CG_AT_NONE) {
+            n->where = CG_AT_WS;
+            n->offset = take(n->varying ? &pl->var_elems : &pl->fixed_elems, cg_size(n));
+        }
+        if (cg_matmul_rows_are_samples(pl, n))
+            n->scratch = take(&pl->fixed_elems, cg_size(&pl->nodes[n->args[0]]));
+    }
+    pl->pred_offset = take(&pl->var_elems, cg_size(&pl->nodes[pl->output]));
+}
+
+CgPlan *cg_plan(const IrProgram *p, Arena *a)
+{
+    CgPlan *pl = arena_alloc(a, sizeof *pl);
+    copy_ir(pl, p, a);
+    pl->nparams = p->nparams;
+    pl->loss = p->loss;
+    pl->output = p->output;
+    pl->mean_grad = arena_alloc(a, sizeof(int) * (size_t)(p->nparams ? p->nparams : 1));
+    Planner s = {.pl = pl, .a = a, .memo = arena_alloc(a, sizeof(int) * (size_t)(p->nnodes + 1))};
+    for (int id = 0; id < p->nnodes; id++)
+        s.memo[id] = -1;
+    for (int i = 0; i < p->nparams; i++)
+        pl->mean_grad[i] = p->params[i].grad < 0 ? -1 : mean_of(&s, p->params[i].grad);
+    plan_liveness(pl, a);
+    plan_storage(pl);
+    return pl;
+}

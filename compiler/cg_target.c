@@ -1,0 +1,103 @@
+/* cg_target.c - the host target machine, verification, the new pass manager and object
+ * emission. Every message LLVM hands back is disposed here. */
+#include "cg.h"
+
+#include <stdio.h>
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+
+static void report(const char *what, char *msg)
+{
+    fprintf(stderr, "nnc: error: %s: %s\n", what, msg ? msg : "unknown LLVM error");
+    LLVMDisposeMessage(msg);
+}
+
+static LLVMCodeGenOptLevel codegen_level(int opt_level)
+{
+    switch (opt_level) {
+    case 0: return LLVMCodeGenLevelNone;
+    case 1: return LLVMCodeGenLevelLess;
+    case 3: return LLVMCodeGenLevelAggressive;
+    default: return LLVMCodeGenLevelDefault;
+    }
+}
+
+/* LLVM 14 may name this CPU "generic"; its feature string still lists avx2, avx512f, ...,
+ * so both are passed and the vectorizer knows the real vector width. */
+LLVMTargetMachineRef cg_target_machine(int opt_level)
+{
+    LLVMInitializeNativeTarget();
+    LLVMInitializeNativeAsmPrinter();
+    char *triple = LLVMGetDefaultTargetTriple();
+    LLVMTargetRef target;
+    char *err = NULL;
+    if (LLVMGetTargetFromTriple(triple, &target, &err)) {
+        report("no LLVM target for this host", err);
+        LLVMDisposeMessage(triple);
+        return NULL;
+    }
+    char *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
+    LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, cpu, features,
+                                                      codegen_level(opt_level), LLVMRelocPIC,
+                                                      LLVMCodeModelDefault);
+    LLVMDisposeMessage(cpu);
+    LLVMDisposeMessage(features);
+    LLVMDisposeMessage(triple);
+    if (!tm)
+        fprintf(stderr, "nnc: error: cannot create the LLVM target machine\n");
+    return tm;
+}
+
+void cg_target_module(LLVMModuleRef mod, LLVMTargetMachineRef tm)
+{
+    char *triple = LLVMGetTargetMachineTriple(tm);
+    LLVMSetTarget(mod, triple);
+    LLVMDisposeMessage(triple);
+    LLVMTargetDataRef layout = LLVMCreateTargetDataLayout(tm);
+    LLVMSetModuleDataLayout(mod, layout);
+    LLVMDisposeTargetData(layout);
+}
+
+bool cg_verify(LLVMModuleRef mod)
+{
+    char *msg = NULL;
+    if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg)) {
+        report("internal error: the generated LLVM IR does not verify", msg);
+        return false;
+    }
+    LLVMDisposeMessage(msg);
+    return true;
+}
+
+bool cg_optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level)
+{
+    char passes[32];
+    snprintf(passes, sizeof passes, "default<O%d>", opt_level < 0 ? 0 : opt_level > 3 ? 3 : opt_level);
+    LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
+    LLVMPassBuilderOptionsSetLoopVectorization(opts, opt_level >= 2);
+    LLVMPassBuilderOptionsSetSLPVectorization(opts, opt_level >= 2);
+    LLVMPassBuilderOptionsSetLoopUnrolling(opts, opt_level >= 2);
+    LLVMPassBuilderOptionsSetLoopInterleaving(opts, opt_level >= 2);
+    LLVMErrorRef err = LLVMRunPasses(mod, passes, tm, opts);
+    LLVMDisposePassBuilderOptions(opts);
+    if (err) {
+        char *msg = LLVMGetErrorMessage(err);
+        fprintf(stderr, "nnc: error: internal error: LLVM optimisation failed: %s\n", msg);
+        LLVMDisposeErrorMessage(msg);
+        return false;
+    }
+    return true;
+}
+
+bool cg_write_object(LLVMModuleRef mod, LLVMTargetMachineRef tm, const char *path)
+{
+    char *err = NULL;
+    if (LLVMTargetMachineEmitToFile(tm, mod, (char *)path, LLVMObjectFile, &err)) {
+        report("cannot write the object file", err);
+        return false;
+    }
+    return true;
+}

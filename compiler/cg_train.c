@@ -1,0 +1,378 @@
+/* cg_train.c - the generated functions.
+ *
+ *   nnc_step, nnc_forward_loss, nnc_forward: one batch through the planned nodes
+ *     double (NncRun *run, real *x, real *t, i64 n, real *pred) -> the batch's loss sum
+ *   nnc_train:    the epoch/batch loop of runtime/nnc_rt.h with the optimizer step
+ *   nnc_evaluate: the descriptor's evaluate, forward only */
+#include "cg.h"
+
+#include <string.h>
+
+static void begin_function(Cg *g, LLVMValueRef fn)
+{
+    g->fn = fn;
+    g->entry = LLVMAppendBasicBlockInContext(g->ctx, fn, "entry");
+    LLVMPositionBuilderAtEnd(g->b, g->entry);
+}
+
+static LLVMValueRef add_function(Cg *g, const char *name, LLVMTypeRef type)
+{
+    LLVMValueRef fn = LLVMAddFunction(g->mod, name, type);
+    LLVMSetLinkage(fn, LLVMInternalLinkage);
+    return fn;
+}
+
+static LLVMValueRef as_real_ptr(Cg *g, LLVMValueRef p)
+{
+    return LLVMBuildBitCast(g->b, p, g->realp, "");
+}
+
+static LLVMValueRef rt_int(Cg *g, LLVMValueRef run, int which)
+{
+    LLVMValueRef args[] = {run, cg_i32(g, which)};
+    return LLVMBuildSExt(g->b, cg_call_rt(g, CG_RT_INT, args, 2), g->i64, "");
+}
+
+static LLVMValueRef rt_buffer(Cg *g, int which, LLVMValueRef run, int i, int k)
+{
+    LLVMValueRef args[] = {run, cg_i32(g, i), cg_i32(g, k)};
+    return as_real_ptr(g, cg_call_rt(g, which, args, which == CG_RT_STATE ? 3 : 2));
+}
+
+/* One block for every buffer, sized for the largest batch: the same on every call. */
+static void bind_workspace(Cg *g, LLVMValueRef run)
+{
+    const CgPlan *pl = g->plan;
+    g->batch_cap = rt_int(g, run, NNC_BATCH);
+    LLVMValueRef elems = LLVMBuildNSWMul(g->b, g->batch_cap, cg_i64(g, pl->var_elems), "");
+    elems = LLVMBuildNSWAdd(g->b, elems, cg_i64(g, pl->fixed_elems + 1), "");
+    LLVMValueRef args[] = {run, LLVMBuildNSWMul(g->b, elems, cg_i64(g, g->real_size), "")};
+    g->ws = as_real_ptr(g, cg_call_rt(g, CG_RT_WORKSPACE, args, 2));
+}
+
+static LLVMValueRef ws_buffer(Cg *g, long long offset, bool varying)
+{
+    LLVMValueRef off;
+    if (varying) {
+        off = LLVMBuildNSWMul(g->b, g->batch_cap, cg_i64(g, offset), "");
+    } else {
+        off = LLVMBuildNSWMul(g->b, g->batch_cap, cg_i64(g, g->plan->var_elems), "");
+        off = LLVMBuildNSWAdd(g->b, off, cg_i64(g, offset), "");
+    }
+    return cg_gep(g, g->ws, off);
+}
+
+static LLVMValueRef node_buffer(Cg *g, const CgNode *n, LLVMValueRef run, LLVMValueRef *io)
+{
+    switch (n->where) {
+    case CG_AT_INPUT: return io[0];
+    case CG_AT_TARGET: return io[1];
+    case CG_AT_PRED: return io[2];
+    case CG_AT_PARAM: return rt_buffer(g, CG_RT_PARAM, run, n->index, 0);
+    case CG_AT_GRAD: return rt_buffer(g, CG_RT_GRAD, run, n->index, 0);
+    case CG_AT_WS: return ws_buffer(g, n->offset, n->varying);
+    default: return NULL;
+    }
+}
+
+/* Every buffer's address in the entry block, where it dominates every use. */
+static void bind_buffers(Cg *g, const bool *live, LLVMValueRef run, LLVMValueRef *io)
+{
+    const CgPlan *pl = g->plan;
+    g->base = arena_alloc(g->arena, sizeof *g->base * (size_t)pl->nnodes);
+    for (int id = 0; id < pl->nnodes; id++) {
+        if (!live[id])
+            continue;
+        g->base[id] = node_buffer(g, &pl->nodes[id], run, io);
+        if (g->base[id] && pl->nodes[id].name && !LLVMIsConstant(g->base[id]))
+            LLVMSetValueName2(g->base[id], pl->nodes[id].name, strlen(pl->nodes[id].name));
+    }
+}
+
+/* dst[b, i] = node's value for every sample (broadcast when it does not vary). */
+static void copy_out(Cg *g, int node, LLVMValueRef dst, LLVMValueRef count)
+{
+    long long size = cg_size(&g->plan->nodes[node]);
+    CgLoop lb = cg_loop_begin(g, cg_i64(g, 0), count, "b");
+    LLVMValueRef row = LLVMBuildNSWMul(g->b, lb.i, cg_i64(g, size), "");
+    CgLoop li = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, size), "i");
+    cg_store_at(g, dst, LLVMBuildNSWAdd(g->b, row, li.i, ""), cg_load(g, node, lb.i, li.i));
+    cg_loop_end(g, &li);
+    cg_loop_end(g, &lb);
+}
+
+/* Mean gradients not computed in place are copied; a param the loss ignores gets zeros. */
+static void emit_grads(Cg *g, LLVMValueRef run)
+{
+    const CgPlan *pl = g->plan;
+    for (int i = 0; i < pl->nparams; i++) {
+        int mg = pl->mean_grad[i];
+        if (mg >= 0 && pl->nodes[mg].where == CG_AT_GRAD && pl->nodes[mg].index == i)
+            continue;
+        LLVMValueRef dst = rt_buffer(g, CG_RT_GRAD, run, i, 0);
+        long long size = shape_size(g->ir->params[i].shape);
+        CgLoop li = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, size), "i");
+        cg_store_at(g, dst, li.i, mg < 0 ? cg_real(g, 0) : cg_load(g, mg, NULL, li.i));
+        cg_loop_end(g, &li);
+    }
+}
+
+/* The sum of the per-sample losses, in double. */
+static LLVMValueRef loss_sum(Cg *g)
+{
+    int loss = g->plan->loss;
+    if (!g->plan->nodes[loss].varying) {
+        LLVMValueRef v = cg_load(g, loss, NULL, cg_i64(g, 0));
+        if (g->real_size == 4)
+            v = LLVMBuildFPExt(g->b, v, g->f64, "");
+        return LLVMBuildFMul(g->b, v, LLVMBuildSIToFP(g->b, g->n, g->f64, ""), "loss_sum");
+    }
+    LLVMValueRef acc = cg_slot(g, g->f64, "loss_sum");
+    LLVMBuildStore(g->b, LLVMConstReal(g->f64, 0), acc);
+    CgLoop lb = cg_loop_begin(g, cg_i64(g, 0), g->n, "b");
+    LLVMValueRef v = cg_load(g, loss, lb.i, cg_i64(g, 0));
+    if (g->real_size == 4)
+        v = LLVMBuildFPExt(g->b, v, g->f64, "");
+    LLVMValueRef old = LLVMBuildLoad2(g->b, g->f64, acc, "");
+    LLVMBuildStore(g->b, LLVMBuildFAdd(g->b, old, v, ""), acc);
+    cg_loop_end(g, &lb);
+    return LLVMBuildLoad2(g->b, g->f64, acc, "loss_sum");
+}
+
+static LLVMTypeRef pass_type(Cg *g)
+{
+    LLVMTypeRef params[] = {g->i8p, g->realp, g->realp, g->i64, g->realp};
+    return LLVMFunctionType(g->f64, params, 5, 0);
+}
+
+static LLVMValueRef emit_pass(Cg *g, CgFn f, const char *name)
+{
+    const CgPlan *pl = g->plan;
+    LLVMValueRef fn = add_function(g, name, pass_type(g));
+    begin_function(g, fn);
+    LLVMValueRef run = LLVMGetParam(fn, 0);
+    LLVMValueRef io[] = {LLVMGetParam(fn, 1), LLVMGetParam(fn, 2), LLVMGetParam(fn, 4)};
+    g->n = LLVMGetParam(fn, 3);
+    g->nreal = LLVMBuildSIToFP(g->b, g->n, g->real, "n");
+    bind_workspace(g, run);
+    bind_buffers(g, pl->live[f], run, io);
+    for (int id = 0; id < pl->nnodes; id++)
+        if (pl->live[f][id])
+            cg_emit_node(g, id);
+    if (f == CG_FN_STEP)
+        emit_grads(g, run);
+    if (pl->nodes[pl->output].where != CG_AT_PRED)
+        copy_out(g, pl->output, io[2], g->n);
+    LLVMBuildRet(g->b, f == CG_FN_EVAL ? LLVMConstReal(g->f64, 0) : loss_sum(g));
+    return fn;
+}
+
+/* ---- the optimizer step ---- */
+
+typedef struct Hyper {
+    LLVMValueRef lr, momentum, beta1, beta2, eps; /* reals */
+    LLVMValueRef momentum64;                       /* double, for the branch */
+    LLVMValueRef step;                             /* slot: adam's t */
+} Hyper;
+
+static LLVMValueRef to_real(Cg *g, LLVMValueRef d)
+{
+    return g->real_size == 8 ? d : LLVMBuildFPTrunc(g->b, d, g->real, "");
+}
+
+static LLVMValueRef rt_real(Cg *g, LLVMValueRef run, int which)
+{
+    LLVMValueRef args[] = {run, cg_i32(g, which)};
+    return cg_call_rt(g, CG_RT_REAL, args, 2);
+}
+
+static Hyper read_hyper(Cg *g, LLVMValueRef run)
+{
+    Hyper h;
+    h.lr = to_real(g, rt_real(g, run, NNC_LR));
+    h.momentum64 = rt_real(g, run, NNC_MOMENTUM);
+    h.momentum = to_real(g, h.momentum64);
+    h.beta1 = to_real(g, rt_real(g, run, NNC_BETA1));
+    h.beta2 = to_real(g, rt_real(g, run, NNC_BETA2));
+    h.eps = to_real(g, rt_real(g, run, NNC_EPS));
+    h.step = cg_slot(g, g->i64, "step");
+    LLVMBuildStore(g->b, cg_i64(g, 0), h.step);
+    return h;
+}
+
+static LLVMValueRef fmul(Cg *g, LLVMValueRef a, LLVMValueRef b)
+{
+    return LLVMBuildFMul(g->b, a, b, "");
+}
+
+/* w -= lr * g, or with momentum v = mu * v + g; w -= lr * v (as PyTorch) */
+static void sgd_param(Cg *g, const Hyper *h, LLVMValueRef run, int i, bool momentum)
+{
+    LLVMValueRef w = rt_buffer(g, CG_RT_PARAM, run, i, 0), gr = rt_buffer(g, CG_RT_GRAD, run, i, 0);
+    LLVMValueRef v = momentum ? rt_buffer(g, CG_RT_STATE, run, i, 0) : NULL;
+    long long size = shape_size(g->ir->params[i].shape);
+    CgLoop lj = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, size), "j");
+    LLVMValueRef d = cg_load_at(g, gr, lj.i);
+    if (momentum) {
+        d = LLVMBuildFAdd(g->b, fmul(g, h->momentum, cg_load_at(g, v, lj.i)), d, "");
+        cg_store_at(g, v, lj.i, d);
+    }
+    cg_store_at(g, w, lj.i, LLVMBuildFSub(g->b, cg_load_at(g, w, lj.i), fmul(g, h->lr, d), ""));
+    cg_loop_end(g, &lj);
+}
+
+static void emit_sgd(Cg *g, const Hyper *h, LLVMValueRef run)
+{
+    LLVMBasicBlockRef with = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "momentum");
+    LLVMBasicBlockRef plain = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "sgd");
+    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "updated");
+    LLVMValueRef has = LLVMBuildFCmp(g->b, LLVMRealONE, h->momentum64, LLVMConstReal(g->f64, 0), "");
+    LLVMBuildCondBr(g->b, has, with, plain);
+    for (int pass = 0; pass < 2; pass++) {
+        LLVMPositionBuilderAtEnd(g->b, pass ? plain : with);
+        for (int i = 0; i < g->plan->nparams; i++)
+            sgd_param(g, h, run, i, pass == 0);
+        LLVMBuildBr(g->b, join);
+    }
+    LLVMPositionBuilderAtEnd(g->b, join);
+}
+
+/* 1 - beta^t, as a real */
+static LLVMValueRef bias_correction(Cg *g, LLVMValueRef beta, LLVMValueRef t)
+{
+    LLVMValueRef args[] = {LLVMBuildFPExt(g->b, beta, g->f64, ""), t};
+    if (g->real_size == 8)
+        args[0] = beta;
+    LLVMValueRef p = cg_intrinsic(g, "llvm.pow", g->f64, args, 2);
+    return to_real(g, LLVMBuildFSub(g->b, LLVMConstReal(g->f64, 1), p, ""));
+}
+
+/* m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; w -= lr * (m/bc1) / (sqrt(v/bc2) + eps) */
+static void adam_param(Cg *g, const Hyper *h, LLVMValueRef run, int i, LLVMValueRef bc1, LLVMValueRef bc2)
+{
+    LLVMValueRef w = rt_buffer(g, CG_RT_PARAM, run, i, 0), gr = rt_buffer(g, CG_RT_GRAD, run, i, 0);
+    LLVMValueRef m = rt_buffer(g, CG_RT_STATE, run, i, 0), v = rt_buffer(g, CG_RT_STATE, run, i, 1);
+    LLVMValueRef one = cg_real(g, 1);
+    LLVMValueRef c1 = LLVMBuildFSub(g->b, one, h->beta1, ""), c2 = LLVMBuildFSub(g->b, one, h->beta2, "");
+    long long size = shape_size(g->ir->params[i].shape);
+    CgLoop lj = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, size), "j");
+    LLVMValueRef d = cg_load_at(g, gr, lj.i);
+    LLVMValueRef mv = LLVMBuildFAdd(g->b, fmul(g, h->beta1, cg_load_at(g, m, lj.i)), fmul(g, c1, d), "");
+    LLVMValueRef vv = LLVMBuildFAdd(g->b, fmul(g, h->beta2, cg_load_at(g, v, lj.i)),
+                                    fmul(g, c2, fmul(g, d, d)), "");
+    cg_store_at(g, m, lj.i, mv);
+    cg_store_at(g, v, lj.i, vv);
+    LLVMValueRef mhat = LLVMBuildFDiv(g->b, mv, bc1, ""), vhat = LLVMBuildFDiv(g->b, vv, bc2, "");
+    LLVMValueRef den = LLVMBuildFAdd(g->b, cg_math(g, "sqrt", vhat), h->eps, "");
+    LLVMValueRef upd = LLVMBuildFDiv(g->b, fmul(g, h->lr, mhat), den, "");
+    cg_store_at(g, w, lj.i, LLVMBuildFSub(g->b, cg_load_at(g, w, lj.i), upd, ""));
+    cg_loop_end(g, &lj);
+}
+
+static void emit_adam(Cg *g, const Hyper *h, LLVMValueRef run)
+{
+    LLVMValueRef t = LLVMBuildLoad2(g->b, g->i64, h->step, "t");
+    LLVMValueRef tf = LLVMBuildSIToFP(g->b, t, g->f64, "");
+    LLVMValueRef bc1 = bias_correction(g, h->beta1, tf), bc2 = bias_correction(g, h->beta2, tf);
+    for (int i = 0; i < g->plan->nparams; i++)
+        adam_param(g, h, run, i, bc1, bc2);
+}
+
+static void emit_update(Cg *g, const Hyper *h, LLVMValueRef run, int opt)
+{
+    LLVMValueRef t = LLVMBuildLoad2(g->b, g->i64, h->step, "");
+    LLVMBuildStore(g->b, LLVMBuildNSWAdd(g->b, t, cg_i64(g, 1), ""), h->step);
+    if (opt == NNC_OPT_ADAM)
+        emit_adam(g, h, run);
+    else
+        emit_sgd(g, h, run);
+}
+
+/* ---- train and evaluate ---- */
+
+typedef struct TrainCtx {
+    LLVMValueRef run, step_fn, pred, xs, ts;
+    LLVMTypeRef step_type;
+    Hyper h;
+    int opt;
+} TrainCtx;
+
+static LLVMValueRef trunc32(Cg *g, LLVMValueRef v)
+{
+    return LLVMBuildTrunc(g->b, v, g->i32, "");
+}
+
+/* One batch: gather, forward and backward, report; stop on a non-finite loss, else update. */
+static void emit_batch(Cg *g, const TrainCtx *c, LLVMValueRef b)
+{
+    LLVMValueRef bargs[] = {c->run, trunc32(g, b), c->xs, c->ts};
+    LLVMValueRef n = cg_call_rt(g, CG_RT_BATCH, bargs, 4);
+    LLVMValueRef x = as_real_ptr(g, LLVMBuildLoad2(g->b, g->i8p, c->xs, "x"));
+    LLVMValueRef t = as_real_ptr(g, LLVMBuildLoad2(g->b, g->i8p, c->ts, "t"));
+    LLVMValueRef sargs[] = {c->run, x, t, LLVMBuildSExt(g->b, n, g->i64, ""), c->pred};
+    LLVMValueRef loss = LLVMBuildCall2(g->b, c->step_type, c->step_fn, sargs, 5, "loss_sum");
+    LLVMValueRef pred = LLVMBuildBitCast(g->b, c->pred, g->i8p, "");
+    LLVMValueRef eargs[] = {c->run, trunc32(g, b), loss, pred, n};
+    LLVMValueRef stop = cg_call_rt(g, CG_RT_BATCH_END, eargs, 5);
+    LLVMBasicBlockRef quit = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "stop");
+    LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "update");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntNE, stop, cg_i32(g, 0), ""), quit, go);
+    LLVMPositionBuilderAtEnd(g->b, quit);
+    LLVMBuildRetVoid(g->b);
+    LLVMPositionBuilderAtEnd(g->b, go);
+    emit_update(g, &c->h, c->run, c->opt);
+}
+
+static LLVMValueRef emit_train(Cg *g, LLVMValueRef step, int opt)
+{
+    LLVMTypeRef type = LLVMFunctionType(g->voidt, &g->i8p, 1, 0);
+    LLVMValueRef fn = add_function(g, "nnc_train", type);
+    begin_function(g, fn);
+    TrainCtx c = {.run = LLVMGetParam(fn, 0), .step_fn = step, .step_type = pass_type(g), .opt = opt};
+    LLVMValueRef epochs = rt_int(g, c.run, NNC_EPOCHS);
+    bind_workspace(g, c.run);
+    c.pred = ws_buffer(g, g->plan->pred_offset, true);
+    c.xs = cg_slot(g, g->i8p, "xs");
+    c.ts = cg_slot(g, g->i8p, "ts");
+    c.h = read_hyper(g, c.run);
+    CgLoop le = cg_loop_begin(g, cg_i64(g, 0), epochs, "epoch");
+    LLVMValueRef args[] = {c.run, trunc32(g, le.i)};
+    LLVMValueRef nb = cg_call_rt(g, CG_RT_EPOCH_BEGIN, args, 2);
+    CgLoop lb = cg_loop_begin(g, cg_i64(g, 0), LLVMBuildSExt(g->b, nb, g->i64, ""), "batch");
+    emit_batch(g, &c, lb.i);
+    cg_loop_end(g, &lb);
+    cg_call_rt(g, CG_RT_EPOCH_END, args, 2);
+    cg_loop_end(g, &le);
+    LLVMBuildRetVoid(g->b);
+    return fn;
+}
+
+/* double evaluate(run, x, t, n, pred): without a target the loss is not computed. */
+static LLVMValueRef emit_evaluate(Cg *g, LLVMValueRef with_loss, LLVMValueRef without)
+{
+    LLVMTypeRef params[] = {g->i8p, g->i8p, g->i8p, g->i32, g->i8p};
+    LLVMValueRef fn = add_function(g, "nnc_evaluate", LLVMFunctionType(g->f64, params, 5, 0));
+    begin_function(g, fn);
+    LLVMValueRef args[] = {LLVMGetParam(fn, 0), as_real_ptr(g, LLVMGetParam(fn, 1)),
+                           as_real_ptr(g, LLVMGetParam(fn, 2)),
+                           LLVMBuildSExt(g->b, LLVMGetParam(fn, 3), g->i64, ""),
+                           as_real_ptr(g, LLVMGetParam(fn, 4))};
+    LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(g->ctx, fn, "loss");
+    LLVMBasicBlockRef no = LLVMAppendBasicBlockInContext(g->ctx, fn, "no_loss");
+    LLVMBuildCondBr(g->b, LLVMBuildIsNull(g->b, LLVMGetParam(fn, 2), ""), no, yes);
+    LLVMPositionBuilderAtEnd(g->b, yes);
+    LLVMBuildRet(g->b, LLVMBuildCall2(g->b, pass_type(g), with_loss, args, 5, ""));
+    LLVMPositionBuilderAtEnd(g->b, no);
+    LLVMBuildCall2(g->b, pass_type(g), without, args, 5, "");
+    LLVMBuildRet(g->b, LLVMConstReal(g->f64, 0));
+    return fn;
+}
+
+void cg_emit_functions(Cg *g, int opt, LLVMValueRef *train, LLVMValueRef *evaluate)
+{
+    LLVMValueRef step = emit_pass(g, CG_FN_STEP, "nnc_step");
+    LLVMValueRef fwd_loss = emit_pass(g, CG_FN_EVAL_LOSS, "nnc_forward_loss");
+    LLVMValueRef fwd = emit_pass(g, CG_FN_EVAL, "nnc_forward");
+    *train = emit_train(g, step, opt);
+    *evaluate = emit_evaluate(g, fwd_loss, fwd);
+}
