@@ -31,6 +31,7 @@ typedef struct ParseState {
     int line, col;           /* where the next token starts (1-based, col in bytes) */
     const char *tok_text;    /* the last token scanned, for syntax error messages */
     int tok_len;
+    Loc tok_end;             /* just past the last token that is not white space */
     int errors;              /* lexical and syntax errors */
     Loc bad_end;             /* just past the last unexpected character (runs are one error) */
     bool depth_reported;

@@ -46,7 +46,7 @@ void sema_scope_put(Sema *s, SemaScope *sc, const char *name, Stmt *stmt, bool o
     SemaEntry *e = slot(sc, name);
     if (!e->name)
         sc->n++;
-    *e = (SemaEntry){name, stmt, ok};
+    *e = (SemaEntry){name, stmt, ok, sc->n};
 }
 
 /* Levenshtein distance, giving up (returning limit + 1) for long names. */
@@ -79,33 +79,35 @@ static int allowed(const char *name)
 
 typedef struct Best {
     const char *name;
-    int dist;
+    int dist, rank;
 } Best;
 
-/* Ties go to the alphabetically first name, so the output never depends on table order. */
-static void consider(Best *b, const char *name, const char *cand)
+/* Ties go to the higher rank, so the output never depends on table order. */
+static void consider(Best *b, const char *name, const char *cand, int rank)
 {
     int d = distance(name, cand, allowed(name));
     if (d > allowed(name) || d == 0)
         return;
-    if (!b->name || d < b->dist || (d == b->dist && strcmp(cand, b->name) < 0))
-        *b = (Best){cand, d};
+    if (!b->name || d < b->dist || (d == b->dist && rank > b->rank))
+        *b = (Best){cand, d, rank};
 }
 
+/* Ties: the first candidate in the list. */
 const char *sema_closest(const char *name, const char *const *cands, int n)
 {
-    Best b = {NULL, 0};
+    Best b = {NULL, 0, 0};
     for (int i = 0; i < n; i++)
-        consider(&b, name, cands[i]);
+        consider(&b, name, cands[i], n - i);
     return b.name;
 }
 
+/* Ties: the latest definition, most likely the one just written about. */
 const char *sema_closest_in_scope(const SemaScope *sc, const char *name)
 {
-    Best b = {NULL, 0};
+    Best b = {NULL, 0, 0};
     for (int i = 0; i < sc->cap; i++)
         if (sc->v[i].name)
-            consider(&b, name, sc->v[i].name);
+            consider(&b, name, sc->v[i].name, sc->v[i].order);
     return b.name;
 }
 

@@ -13,7 +13,8 @@
 typedef struct SemaEntry {
     const char *name;
     Stmt *stmt;
-    bool ok; /* the definition checked without errors (else uses stay quiet) */
+    bool ok;   /* the definition checked without errors (else uses stay quiet) */
+    int order; /* definitions are numbered in order: suggestions prefer the latest */
 } SemaEntry;
 
 typedef struct SemaScope {

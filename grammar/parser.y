@@ -67,6 +67,7 @@ static void *push(ParseState *ps, void *arr, int n, size_t size, const void *ite
 %token <str> STRING "string"
 %token <num> NUMBER "number"
 %token ARROW "'->'"
+%token BAD "invalid token" /* already reported by the scanner */
 
 %type <expr> expr term unary power atom init
 %type <args> args arglist
@@ -372,7 +373,7 @@ static void describe_lookahead(ParseState *ps, yysymbol_kind_t kind, char *buf, 
 {
     char name[64];
     if (kind == YYSYMBOL_YYEOF)
-        snprintf(buf, size, "the end of the file");
+        snprintf(buf, size, "end of file");
     else if (kind == YYSYMBOL_NAME || kind == YYSYMBOL_NUMBER || kind == YYSYMBOL_STRING)
         snprintf(buf, size, "%s '%.*s%s'", symbol(kind, name, sizeof name),
                  ps->tok_len > 32 ? 32 : ps->tok_len, ps->tok_text, ps->tok_len > 32 ? "..." : "");
@@ -384,6 +385,8 @@ static void describe_lookahead(ParseState *ps, yysymbol_kind_t kind, char *buf, 
 static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner)
 {
     ParseState *ps = PS;
+    if (yypcontext_token(ctx) == YYSYMBOL_BAD)
+        return 0;
     enum { MAX_LISTED = 6 };
     yysymbol_kind_t expected[MAX_LISTED + 1];
     int n = yypcontext_expected_tokens(ctx, expected, MAX_LISTED + 1);
