@@ -82,7 +82,9 @@ double nnc_rt_real(NncRun *run, int which);
 void *nnc_rt_param(NncRun *run, int i);        /* the weights of param i */
 void *nnc_rt_grad(NncRun *run, int i);         /* where the batch's mean gradient of param i goes */
 void *nnc_rt_state(NncRun *run, int i, int k); /* optimizer state k (0: velocity or m, 1: v), zeroed */
-/* Scratch memory, 64-byte aligned, the same block on every call with the same size or less. */
+/* Scratch memory, 64-byte aligned, the same block on every call with the same size or less.
+ * A bigger request moves to a new block; an outgrown block stays valid until the run ends.
+ * Contents do not survive a callback: nnc_rt_epoch_end runs evaluate() on the test set. */
 void *nnc_rt_workspace(NncRun *run, size_t bytes);
 
 /* The loop the generated train() runs:
@@ -96,13 +98,16 @@ void *nnc_rt_workspace(NncRun *run, size_t bytes);
  *     nnc_rt_epoch_end(run, e)                    reports, logs, evaluates the test set */
 int nnc_rt_epoch_begin(NncRun *run, int epoch);
 int nnc_rt_batch(NncRun *run, int b, const void **x, const void **t);
+/* nnc_rt_batch_end returns 1 (stop) when loss_sum or a gradient is NaN or infinite, after a
+ * message naming the epoch and batch; the runtime then saves the weights as they are. */
 int nnc_rt_batch_end(NncRun *run, int b, double loss_sum, const void *pred, int n);
 void nnc_rt_epoch_end(NncRun *run, int epoch);
 
 /* ---- shared with the compiler (nnc links this library too, for --check and --run) ---- */
 
 /* Fills param `index`'s initial values in f64, deterministic in (seed, index) alone, so a
- * seed gives the same weights whatever other params exist; f32 builds round these. */
+ * seed gives the same weights whatever other params exist; f32 builds round these.
+ * Generator: xoshiro256** seeded through splitmix64 from (seed, index) (runtime/rt_rng.c). */
 void nnc_init_param(const NncParamDesc *p, int index, unsigned long long seed, double *out);
 
 /* A data set in memory: n samples of in_size inputs and tgt_size targets, as real_size reals. */
@@ -118,6 +123,9 @@ int nnc_load_data(const NncSourceDesc *src, const char *base_dir, int in_size, i
 void nnc_free_data(NncData *d);
 
 /* ---- the entry point: the executable's main() and `nnc --run` call this ---- */
+/* argv[0] is the program's name, as main() gets it; the flags follow. Returns the exit
+ * status (0, or 1 after a message) and frees all it allocated, so it can run inside nnc;
+ * only running out of memory exits. */
 int nnc_main(int argc, char **argv, const NncModelDesc *model);
 
 #ifdef __cplusplus

@@ -124,7 +124,7 @@ struct NncRun {
     void *pred;          /* evaluation buffer: batch * out_size reals */
     FILE *log;
     const char *save_path;
-    int tty, stopped, failed, epochs_done;
+    int tty, shown, stopped, failed, epochs_done; /* shown: a progress line is up */
 };
 
 /* Loss sum and correct count of a whole set through evaluate(), in batch-sized chunks. */

@@ -118,6 +118,7 @@ void rt_report_epoch(NncRun *run, double seconds)
                 printf("  test_acc %.2f%%", percent(test_correct, run->test.d.n));
         }
         printf("  %.0f samples/s\n", seconds > 0 ? (double)run->seen / seconds : 0.0);
+        fflush(stdout); /* a line at a time, also into a pipe */
     }
     if (run->log)
         log_row(run, loss, test_loss, test_correct, seconds);

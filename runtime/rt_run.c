@@ -104,6 +104,17 @@ static void alloc_training(NncRun *run)
     }
 }
 
+/* A batch larger than every set is the whole set: clamp it, so that buffers sized by
+ * the batch (here and in generated code) stay as small as the data. */
+static void clamp_batch(NncRun *run)
+{
+    int most = run->train.d.n > run->test.d.n ? run->train.d.n : run->test.d.n;
+    if (most < 1)
+        most = 1; /* no data: nothing is trained or evaluated */
+    if (run->o.batch > most)
+        run->o.batch = most;
+}
+
 static int save(NncRun *run, const char *path)
 {
     if (rt_npz_save(path, run->m, run->param) != 0)
@@ -156,6 +167,7 @@ static int run_all(NncRun *run)
         return 1;
     if (run->o.log && rt_log_open(run) != 0)
         return 1;
+    clamp_batch(run);
     run->tty = !run->o.quiet && isatty(2);
     run->pred = rt_alloc((size_t)run->o.batch * (size_t)(m->out_size ? m->out_size : 1) *
                          (size_t)run->rs);

@@ -128,10 +128,17 @@ static int bad_gradient(NncRun *run)
     return -1;
 }
 
+/* Clears the batch progress line, if one is up. */
+static void clear_progress(NncRun *run)
+{
+    if (run->shown)
+        fprintf(stderr, "\r%60s\r", "");
+    run->shown = 0;
+}
+
 static int stop(NncRun *run, int b, const char *what)
 {
-    if (run->tty)
-        fprintf(stderr, "\r%60s\r", "");
+    clear_progress(run);
     rt_error(run->o.prog, "%s in epoch %d, batch %d of %d; training stopped, saving the "
              "weights from before this step to %s", what, run->epoch + 1, b + 1, run->nbatches,
              run->save_path);
@@ -145,6 +152,7 @@ static void progress(NncRun *run, int b)
     if (now - run->progress_t < 0.1)
         return;
     run->progress_t = now;
+    run->shown = 1;
     fprintf(stderr, "\repoch %d  batch %d/%d  loss %.6f ", run->epoch + 1, b + 1, run->nbatches,
             run->seen ? run->loss_sum / (double)run->seen : 0.0);
     fflush(stderr);
@@ -180,8 +188,7 @@ void nnc_rt_epoch_end(NncRun *run, int epoch)
     if (run->stopped || run->failed)
         return;
     double seconds = rt_now() - run->t0;
-    if (run->tty)
-        fprintf(stderr, "\r%60s\r", "");
+    clear_progress(run);
     run->epoch = epoch;
     run->epochs_done = epoch + 1;
     rt_report_epoch(run, seconds);

@@ -107,6 +107,7 @@ void rt_error(const char *prog, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
+    fflush(stdout); /* progress first, then the error, when both go to one place */
     fprintf(stderr, "%s: error: ", prog);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
@@ -117,6 +118,7 @@ void rt_data_error(const char *file, long row, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
+    fflush(stdout);
     if (row > 0)
         fprintf(stderr, "%s:%ld: error: ", file, row);
     else

@@ -358,6 +358,10 @@ def test_flags(d):
                          (["--lr", "abc"], "--lr"), (["--lr", "0"], "--lr"), (["--seed", "x"], "--seed"),
                          (["stray"], "unexpected argument")]:
         bad(d, "logic", args, needle, what=f"flag {args}")
+    ok("logic", "--batch", "5", "--save", "b5.npz", cwd=d)
+    ok("logic", "--batch", "2000000000", "--save", "bbig.npz", cwd=d)
+    check(open(os.path.join(d, "b5.npz"), "rb").read() == open(os.path.join(d, "bbig.npz"), "rb").read(),
+          "a batch beyond the data is the whole data")
     out = ok("logic", "--quiet", "--epochs=5", cwd=d)
     check(out.splitlines() == [l for l in out.splitlines() if l.startswith("train: ")] and out,
           f"--quiet prints only the final lines: {out!r}")
