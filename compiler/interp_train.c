@@ -147,7 +147,9 @@ static void *pred_buffer(Trainer *tr, int n)
     return tr->pred;
 }
 
-/* ---- the optimizer step (spec 8: as PyTorch) ---- */
+/* ---- the optimizer step (spec 8: as PyTorch) ----
+ * The step reads the gradient back from nnc_rt_grad, rounded to the run's reals, so it
+ * moves the weights by exactly the gradient the runtime reports (--log's grad norms). */
 
 static void sgd_step(NncRun *run, int i, size_t size, double lr)
 {
