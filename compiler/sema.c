@@ -70,9 +70,8 @@ Model *sema_pick_model(Program *p, const char *name, Diag *d)
         for (Model *k = p->models; k && n < 64; k = k->next)
             names[n++] = k->name;
         const char *near = sema_closest(name, names, n);
-        diag_error(d, (Loc){0, 0}, "no model named '%s' in this file%s%s (it has %s)", name,
-                   near ? "; did you mean '" : "", near ? arena_printf(a, "%s'?", near) : "",
-                   name_list(p, a));
+        diag_error(d, (Loc){0, 0}, "no model named '%s' (the file has %s)%s", name,
+                   name_list(p, a), near ? arena_printf(a, "; did you mean '%s'?", near) : "");
     } else if (!name && p->models->next) {
         diag_error(d, (Loc){0, 0}, "this file has several models (%s): choose one with "
                    "--model=NAME", name_list(p, a));

@@ -134,7 +134,7 @@ static bool name(Sema *s, Expr *e)
         diag_error(s->diag, e->loc, "'%s' is a function: call it, as in %s(x)", e->str, e->str);
     else
         diag_error(s->diag, e->loc, "unknown name '%s'%s", e->str,
-                   sema_did_you_mean(s, sema_closest_in_scope(&s->defined, e->str)));
+                   sema_did_you_mean(s, sema_quiet(s) ? NULL : sema_closest_in_scope(&s->defined, e->str)));
     return false;
 }
 

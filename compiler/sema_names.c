@@ -54,7 +54,7 @@ static int distance(const char *a, const char *b, int limit)
 {
     enum { MAXLEN = 64 };
     size_t la = strlen(a), lb = strlen(b);
-    if (la >= MAXLEN || lb >= MAXLEN)
+    if (la >= MAXLEN || lb >= MAXLEN || la > lb + (size_t)limit || lb > la + (size_t)limit)
         return limit + 1;
     int prev[MAXLEN + 1], cur[MAXLEN + 1];
     for (size_t j = 0; j <= lb; j++)
@@ -114,4 +114,9 @@ const char *sema_closest_in_scope(const SemaScope *sc, const char *name)
 const char *sema_did_you_mean(Sema *s, const char *suggestion)
 {
     return suggestion ? arena_printf(s->arena, "; did you mean '%s'?", suggestion) : "";
+}
+
+bool sema_quiet(const Sema *s)
+{
+    return s->diag->nerrors >= (s->diag->max_errors > 0 ? s->diag->max_errors : 20);
 }

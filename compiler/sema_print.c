@@ -1,6 +1,7 @@
 /* sema_print.c - --emit=ast: the checked tree as an indented outline.
  * Each line starts with the node's LINE:COL, then the node, then its shape; children are
  * indented below their parent. Numbers print in their shortest exact form. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,9 +11,13 @@ typedef struct Printer {
     FILE *out;
 } Printer;
 
-/* The shortest %g spelling that reads back as the same double. */
+/* Whole numbers as integers, others in the shortest %g spelling that reads back exactly. */
 static const char *num_str(double v, char buf[32])
 {
+    if (v == floor(v) && fabs(v) < 1e15) {
+        snprintf(buf, 32, "%.0f", v == 0 ? 0.0 : v);
+        return buf;
+    }
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(buf, 32, "%.*g", prec, v);
         if (strtod(buf, NULL) == v)

@@ -35,6 +35,8 @@ SemaEntry *sema_scope_get(const SemaScope *sc, const char *name);
 /* The candidate closest to name by edit distance, if close enough to be a likely typo. */
 const char *sema_closest(const char *name, const char *const *cands, int n);
 const char *sema_closest_in_scope(const SemaScope *sc, const char *name);
+/* No more messages will be shown: skip the work of composing them. */
+bool sema_quiet(const Sema *s);
 /* "; did you mean 'x'?" or "". */
 const char *sema_did_you_mean(Sema *s, const char *suggestion);
 
