@@ -33,79 +33,99 @@ static int bin(Ad *ad, IrOp op, int a, int b) { return ir_binary(ad->p, op, a, b
 static int num(Ad *ad, double v) { return ir_const(ad->p, v, ad->loc); }
 static int to(Ad *ad, IrOp op, int a, Shape s) { return ir_unary_to(ad->p, op, a, s, ad->loc); }
 
+/* How laws name a forward value: its name, or a constant's number. */
+static const char *nm(Ad *ad, int id)
+{
+    const IrNode *n = N(ad, id);
+    if (n->name)
+        return n->name;
+    return n->op == IR_CONST ? arena_printf(ad->p->arena, "%g", n->num)
+                             : arena_printf(ad->p->arena, "$%d", id);
+}
+
+/* The local derivative d(y)/d(operand i) of an elementwise step, in the forward step's
+ * own names: in fmt, %1$s is operand 0 (x or a); for unary ops %2$s is the result y,
+ * for binary ones %2$s is b and %3$s the result. */
+static void say(Ad *ad, int y, int i, const char *fmt)
+{
+    const char *a = nm(ad, arg(ad, y, 0)), *r = nm(ad, y);
+    const char *rhs = arena_printf(ad->p->arena, fmt, a, N(ad, y)->nargs > 1 ? nm(ad, arg(ad, y, 1)) : r, r);
+    ad->law = arena_printf(ad->p->arena, "d(%s)/d(%s) = %s", r, nm(ad, arg(ad, y, i)), rhs);
+}
+
 /* ---- elementwise, one operand: x = operand, y = result ---- */
 
 static int rule_neg(Ad *ad, int y, int d, int i)
 {
-    (void)y, (void)i;
-    ad->law = "d(-x)/dx = -1";
+    (void)i;
+    say(ad, y, i, "-1");
     return un(ad, IR_NEG, d);
 }
 
 static int rule_exp(Ad *ad, int y, int d, int i)
 {
     (void)i;
-    ad->law = "exp'(x) = exp(x) = y";
+    say(ad, y, i, "exp(%1$s) = %2$s");
     return bin(ad, IR_MUL, d, y);
 }
 
 static int rule_log(Ad *ad, int y, int d, int i)
 {
-    ad->law = "log'(x) = 1 / x";
+    say(ad, y, i, "1 / %1$s");
     return bin(ad, IR_DIV, d, arg(ad, y, i));
 }
 
 static int rule_sqrt(Ad *ad, int y, int d, int i)
 {
     (void)i;
-    ad->law = "sqrt'(x) = 1 / (2 * sqrt(x)) = 1 / (2 * y)";
+    say(ad, y, i, "1 / (2 * sqrt(%1$s)) = 1 / (2 * %2$s)");
     return bin(ad, IR_DIV, d, bin(ad, IR_MUL, num(ad, 2), y));
 }
 
 static int rule_abs(Ad *ad, int y, int d, int i)
 {
-    ad->law = "abs'(x) = sign(x)";
+    say(ad, y, i, "sign(%1$s)");
     return bin(ad, IR_MUL, d, un(ad, IR_SIGN, arg(ad, y, i)));
 }
 
 static int rule_sigmoid(Ad *ad, int y, int d, int i)
 {
     (void)i;
-    ad->law = "sigmoid'(x) = y * (1 - y)";
+    say(ad, y, i, "sigmoid'(%1$s) = %2$s * (1 - %2$s)");
     return bin(ad, IR_MUL, bin(ad, IR_MUL, d, y), bin(ad, IR_SUB, num(ad, 1), y));
 }
 
 static int rule_tanh(Ad *ad, int y, int d, int i)
 {
     (void)i;
-    ad->law = "tanh'(x) = 1 - y^2";
+    say(ad, y, i, "tanh'(%1$s) = 1 - %2$s^2");
     int y2 = ir_unary_num(ad->p, IR_POW, y, 2, ad->loc);
     return bin(ad, IR_MUL, d, bin(ad, IR_SUB, num(ad, 1), y2));
 }
 
 static int rule_relu(Ad *ad, int y, int d, int i)
 {
-    ad->law = "relu'(x) = step(x), 1 where x > 0 else 0";
+    say(ad, y, i, "step(%1$s), 1 where %1$s > 0 else 0");
     return bin(ad, IR_MUL, d, un(ad, IR_STEP, arg(ad, y, i)));
 }
 
 static int rule_softplus(Ad *ad, int y, int d, int i)
 {
-    ad->law = "softplus'(x) = sigmoid(x)";
+    say(ad, y, i, "sigmoid(%1$s)");
     return bin(ad, IR_MUL, d, un(ad, IR_SIGMOID, arg(ad, y, i)));
 }
 
 static int rule_leaky_relu(Ad *ad, int y, int d, int i)
 {
     double alpha = N(ad, y)->num;
-    ad->law = arena_printf(ad->p->arena, "leaky_relu'(x) = leaky_step(x), 1 where x > 0 else %g", alpha);
+    say(ad, y, i, arena_printf(ad->p->arena, "leaky_step(%%1$s), 1 where %%1$s > 0 else %g", alpha));
     return bin(ad, IR_MUL, d, ir_unary_num(ad->p, IR_LEAKY_STEP, arg(ad, y, i), alpha, ad->loc));
 }
 
 static int rule_pow(Ad *ad, int y, int d, int i)
 {
     double c = N(ad, y)->num;
-    ad->law = arena_printf(ad->p->arena, "(x^c)' = c * x^(c-1), c = %g", c);
+    say(ad, y, i, arena_printf(ad->p->arena, "%g * %%1$s^%g", c, c - 1));
     int xc = ir_unary_num(ad->p, IR_POW, arg(ad, y, i), c - 1, ad->loc);
     return bin(ad, IR_MUL, bin(ad, IR_MUL, d, num(ad, c)), xc);
 }
@@ -114,21 +134,19 @@ static int rule_pow(Ad *ad, int y, int d, int i)
 
 static int rule_add(Ad *ad, int y, int d, int i)
 {
-    (void)y;
-    ad->law = i == 0 ? "d(a + b)/da = 1" : "d(a + b)/db = 1";
+    say(ad, y, i, "1");
     return d;
 }
 
 static int rule_sub(Ad *ad, int y, int d, int i)
 {
-    (void)y;
-    ad->law = i == 0 ? "d(a - b)/da = 1" : "d(a - b)/db = -1";
+    say(ad, y, i, i == 0 ? "1" : "-1");
     return i == 0 ? d : un(ad, IR_NEG, d);
 }
 
 static int rule_mul(Ad *ad, int y, int d, int i)
 {
-    ad->law = i == 0 ? "d(a * b)/da = b" : "d(a * b)/db = a";
+    say(ad, y, i, i == 0 ? "%2$s" : "%1$s");
     return bin(ad, IR_MUL, d, arg(ad, y, 1 - i));
 }
 
@@ -136,10 +154,10 @@ static int rule_div(Ad *ad, int y, int d, int i)
 {
     int b = arg(ad, y, 1);
     if (i == 0) {
-        ad->law = "d(a / b)/da = 1 / b";
+        say(ad, y, i, "1 / %2$s");
         return bin(ad, IR_DIV, d, b);
     }
-    ad->law = "d(a / b)/db = -a / b^2 = -y / b";
+    say(ad, y, i, "-%1$s / %2$s^2 = -%3$s / %2$s");
     return bin(ad, IR_DIV, bin(ad, IR_MUL, un(ad, IR_NEG, d), y), b);
 }
 
@@ -257,11 +275,11 @@ static int rule_softmax_ce(Ad *ad, int y, int d, int i)
 {
     int z = arg(ad, y, 0), t = arg(ad, y, 1);
     if (i == 1) {
-        ad->law = "for softmax_ce(z, t) = -sum(t * log_softmax(z)), dt = -d * log_softmax(z)";
+        ad->law = "softmax_ce(z, t) = -sum(t * log_softmax(z)), so dt = -d * log_softmax(z)";
         return bin(ad, IR_MUL, un(ad, IR_NEG, d), un(ad, IR_LOG_SOFTMAX, z));
     }
-    ad->law = "for softmax_ce(z, t) = -sum(t * log_softmax(z)), "
-              "dz = d * (softmax(z) * expand_last(sum_last(t)) - t)";
+    ad->law = arena_printf(ad->p->arena, "d%1$s = d * (softmax(%1$s) * sum_last(%2$s) - %2$s), "
+                           "which is d * (softmax(%1$s) - %2$s) for a one-hot %2$s", nm(ad, z), nm(ad, t));
     int s = find_unary(ad, IR_SOFTMAX, z);
     return bin(ad, IR_MUL, d, bin(ad, IR_SUB, bin(ad, IR_MUL, s, row_sums(ad, t)), t));
 }
@@ -272,12 +290,12 @@ static int rule_sigmoid_bce(Ad *ad, int y, int d, int i)
     long long n = shape_size(N(ad, z)->shape);
     int scaled = bin(ad, IR_MUL, d, num(ad, 1.0 / (double)n)); /* / N as a constant multiply */
     if (i == 1) {
-        ad->law = arena_printf(ad->p->arena, "for sigmoid_bce(z, t) = mean(softplus(z) - t * z), "
-                                             "dt = -d / N * z, N = %lld", n);
+        ad->law = arena_printf(ad->p->arena, "sigmoid_bce(z, t) = mean(softplus(z) - t * z), "
+                                             "so dt = -d / N * z, N = %lld", n);
         return bin(ad, IR_MUL, un(ad, IR_NEG, scaled), z);
     }
-    ad->law = arena_printf(ad->p->arena, "for sigmoid_bce(z, t) = mean(softplus(z) - t * z), "
-                                         "dz = d / N * (sigmoid(z) - t), N = %lld", n);
+    ad->law = arena_printf(ad->p->arena, "d%s = d / N * (sigmoid(%s) - %s), N = %lld",
+                           nm(ad, z), nm(ad, z), nm(ad, t), n);
     return bin(ad, IR_MUL, scaled, bin(ad, IR_SUB, find_unary(ad, IR_SIGMOID, z), t));
 }
 
@@ -371,8 +389,8 @@ static bool differentiate_operand(Ad *ad, int y, int i)
     Shape vs = N(ad, v)->shape;
     if (vs.rank == 0 && N(ad, c)->shape.rank > 0) {
         c = un(ad, IR_SUM, c); /* a scalar broadcast over the other side gets the sum */
-        law = arena_printf(ad->p->arena, "%s, summed since %s is a scalar broadcast", law,
-                           i == 0 ? "a" : "b");
+        law = arena_printf(ad->p->arena, "%s, summed as %s is a scalar used for every element",
+                           law, nm(ad, v));
     }
     if (!shape_eq(N(ad, c)->shape, vs)) {
         diag_error(ad->d, n->loc, "internal error: gradient of '%s' has the wrong shape",

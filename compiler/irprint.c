@@ -209,17 +209,18 @@ static void plan_lines(Printer *pr)
             pr->uses[a]++;
             cross[a] |= (a < p->nforward) != (id < p->nforward);
         }
+    /* The loss, the output and the gradients are named in the summary lines. */
     int roots[] = {p->loss, p->output};
     for (size_t i = 0; i < sizeof roots / sizeof *roots; i++)
         if (roots[i] >= 0 && roots[i] < p->nnodes)
-            cross[roots[i]] = true;
+            pr->own_line[roots[i]] = true;
     for (int i = 0; i < p->nparams; i++)
         if (p->params[i].grad >= 0 && p->params[i].grad < p->nnodes)
-            cross[p->params[i].grad] = true;
+            pr->own_line[p->params[i].grad] = true;
+    /* Constants print inline wherever they are used. */
     for (int id = 0; id < p->nnodes; id++) {
         const IrNode *n = &p->nodes[id];
-        pr->own_line[id] = n->name || cross[id] ||
-                           (n->op != IR_CONST && pr->uses[id] != 1);
+        pr->own_line[id] |= n->name || (n->op != IR_CONST && (cross[id] || pr->uses[id] != 1));
     }
     free(cross);
 }
