@@ -166,8 +166,9 @@ int rt_load_csv(const NncSourceDesc *src, const char *path, int in_size, int tgt
         free(buf);
         return -1;
     }
+    size_t bom = len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0; /* UTF-8 mark */
     char **lines = NULL;
-    long nlines = split_lines(buf, len, &lines);
+    long nlines = split_lines(buf + bom, len - bom, &lines);
     CsvCtx c = {.path = path, .in_size = in_size, .tgt_size = tgt_size, .label = src->label,
                 .fields = in_size + (src->label ? 1 : tgt_size), .out = out};
     out->real_size = real_size;

@@ -170,7 +170,7 @@ def test_load_resume(d):
     ok("logic", "--epochs", "0", "--save", "init.npz", cwd=d)
     trained = ok("logic", "--epochs", "20", "--save", "t20.npz", cwd=d)
     t_loss, _ = final(trained, "train")
-    with open(os.path.join(d, "or.csv"), "w") as f:
+    with open(os.path.join(d, "or.csv"), "w", encoding="utf-8-sig") as f:  # with a byte order mark
         for x, t in zip(OR_X, OR_T):
             f.write(f"{x[0]:g},{x[1]:g},{t[0]:g}\n")
     out = ok("logic", "--epochs", "0", "--load", "t20.npz", "--data", "or.csv", cwd=d)
@@ -334,6 +334,7 @@ def test_bad_npz(d):
         f.write(b"not a zip at all, surely" * 4)
     bad(d, "logic", ["--epochs", "0", "--load", "junk.npz"], "junk.npz", what="--load junk")
     bad(d, "logic", ["--epochs", "0", "--load", "none.npz"], "none.npz", "cannot open", what="--load missing")
+    bad(d, "logic", ["--log", "no/such/dir/l.csv"], "no/such/dir/l.csv", "cannot create", what="bad log path")
     bad(d, "logic", ["--save", "no/such/dir/w.npz"], "no/such/dir/w.npz", "cannot write", what="bad save path")
     check(not os.path.exists(os.path.join(d, "no")), "no partial output")
 
