@@ -142,6 +142,10 @@ static int archive(Buf *out, const NncModelDesc *m, void *const *params, const c
     Entry *e = calloc((size_t)(m->nparams ? m->nparams : 1), sizeof *e);
     Buf npy = {0};
     int rc = 0;
+    if (!e) {
+        rt_data_error(path, 0, "out of memory");
+        return -1;
+    }
     for (int i = 0; i < m->nparams && rc == 0; i++) {
         npy.len = 0;
         npy_bytes(&npy, &m->params[i], params[i], m->real_size);

@@ -134,9 +134,8 @@ static double forward(NncRun *run, const REAL *x, const REAL *t, int n, REAL *pr
     REAL s = *(const REAL *)nnc_rt_param(run, P_S);
     double loss = 0;
     for (int k = 0; k < n; k++)
-        loss += sample(W, b, s, x + k * IN, t + k * OUT, pred + k * OUT,
-                       g ? g : NULL, g ? g + OUT * IN : NULL, g ? g + OUT * IN + OUT : NULL,
-                       1.0 / n);
+        loss += sample(W, b, s, x + k * IN, t + k * OUT, pred + k * OUT, g,
+                       g ? g + OUT * IN : NULL, g ? g + OUT * IN + OUT : NULL, 1.0 / n);
     return loss;
 }
 
