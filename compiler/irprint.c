@@ -347,6 +347,8 @@ void ir_print(FILE *out, const IrProgram *p, const Diag *d, bool with_grad)
     fputc('\n', out);
     if (with_grad) {
         fputs("\nbackward pass (reverse mode; dv is d(loss)/dv, d the adjoint flowing in):\n", out);
+        if (nforward == p->nnodes)
+            fputs("  (none: no param affects the loss)\n", out);
         put_section(out, &pr, nforward, p->nnodes);
         put_gradients(out, p);
     }

@@ -441,6 +441,36 @@ static void warnings_and_errors(Arena *a)
     fclose(d.out);
 }
 
+/* Infix with the fewest parentheses that keep the tree: nameless operands print inline. */
+static void printing(Arena *a)
+{
+    IrProgram *p = ir_new(a);
+    Loc l = {1, 1};
+    int x = leaf(p, IR_INPUT, "x", shp(0, 0, 0)), y = leaf(p, IR_PARAM, "y", shp(0, 0, 0));
+    int z = leaf(p, IR_PARAM, "z", shp(0, 0, 0));
+    struct { int node; const char *text; } cases[] = {
+        {ir_binary(p, IR_SUB, x, ir_binary(p, IR_SUB, y, z, l), l), "x - (y - z)"},
+        {ir_binary(p, IR_SUB, ir_binary(p, IR_SUB, x, y, l), z, l), "x - y - z"},
+        {ir_binary(p, IR_MUL, ir_binary(p, IR_ADD, x, y, l), z, l), "(x + y) * z"},
+        {ir_binary(p, IR_ADD, x, ir_binary(p, IR_MUL, y, z, l), l), "x + y * z"},
+        {ir_binary(p, IR_DIV, x, ir_binary(p, IR_MUL, y, z, l), l), "x / (y * z)"},
+        {ir_unary(p, IR_NEG, ir_binary(p, IR_MUL, x, y, l), l), "-(x * y)"},
+        {ir_binary(p, IR_MUL, ir_unary(p, IR_NEG, x, l), y, l), "-x * y"},
+        {ir_unary_num(p, IR_POW, ir_unary(p, IR_NEG, x, l), 2, l), "(-x) ^ 2"},
+        {ir_unary(p, IR_NEG, ir_unary_num(p, IR_POW, x, -1, l), l), "-x ^ -1"},
+        {ir_unary(p, IR_NEG, ir_unary(p, IR_NEG, x, l), l), "-(-x)"},
+        {ir_binary(p, IR_SUB, x, ir_const(p, -2, l), l), "x - -2"},
+        {ir_binary(p, IR_MUL, ir_const(p, 0.1, l), ir_unary(p, IR_SIGMOID, ir_binary(p, IR_ADD, x, y, l), l), l),
+         "0.1 * sigmoid(x + y)"},
+        {ir_unary_num(p, IR_LEAKY_STEP, x, 0.01, l), "leaky_step(x, 0.01)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        p->nodes[cases[i].node].name = "r";
+        const char *got = ir_print_expr(p, cases[i].node, a);
+        CHECK(strcmp(got + 4, cases[i].text) == 0, "printed '%s', expected 'r = %s'", got, cases[i].text);
+    }
+}
+
 int main(void)
 {
     srand(7);
@@ -448,6 +478,7 @@ int main(void)
     rule_cases(a);
     fused_is_cheap(a);
     warnings_and_errors(a);
+    printing(a);
     arena_free(a);
     if (failures)
         fprintf(stderr, "%d failures\n", failures);
