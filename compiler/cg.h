@@ -150,6 +150,20 @@ void cg_emit_outer(Cg *g, int node);
 
 /* ---- functions (cg_train.c) and the descriptor (cg_desc.c) ---- */
 
+/* An internal function, and the builder at the start of its body. */
+LLVMValueRef cg_add_function(Cg *g, const char *name, LLVMTypeRef type);
+void cg_begin_function(Cg *g, LLVMValueRef fn);
+LLVMValueRef cg_real_ptr(Cg *g, LLVMValueRef p);
+/* nnc_rt_param/grad (k ignored) or nnc_rt_state(run, i, k), as real* */
+LLVMValueRef cg_rt_buffer(Cg *g, int which, LLVMValueRef run, int i, int k);
+
+/* The optimizer step (cg_optim.c): helpers made before train's body, hyper-parameters
+ * read at train's start, one step after each batch. */
+typedef struct CgOptim CgOptim;
+CgOptim *cg_optim_new(Cg *g, int opt);
+void cg_optim_begin(Cg *g, CgOptim *o, LLVMValueRef run);
+void cg_optim_step(Cg *g, CgOptim *o, LLVMValueRef run);
+
 /* opt: NNC_OPT_* */
 void cg_emit_functions(Cg *g, int opt, LLVMValueRef *train, LLVMValueRef *evaluate);
 void cg_emit_desc(Cg *g, const NncModelDesc *d, LLVMValueRef train, LLVMValueRef evaluate);

@@ -8,21 +8,21 @@
 
 #include <string.h>
 
-static void begin_function(Cg *g, LLVMValueRef fn)
+void cg_begin_function(Cg *g, LLVMValueRef fn)
 {
     g->fn = fn;
     g->entry = LLVMAppendBasicBlockInContext(g->ctx, fn, "entry");
     LLVMPositionBuilderAtEnd(g->b, g->entry);
 }
 
-static LLVMValueRef add_function(Cg *g, const char *name, LLVMTypeRef type)
+LLVMValueRef cg_add_function(Cg *g, const char *name, LLVMTypeRef type)
 {
     LLVMValueRef fn = LLVMAddFunction(g->mod, name, type);
     LLVMSetLinkage(fn, LLVMInternalLinkage);
     return fn;
 }
 
-static LLVMValueRef as_real_ptr(Cg *g, LLVMValueRef p)
+LLVMValueRef cg_real_ptr(Cg *g, LLVMValueRef p)
 {
     return LLVMBuildBitCast(g->b, p, g->realp, "");
 }
@@ -33,10 +33,10 @@ static LLVMValueRef rt_int(Cg *g, LLVMValueRef run, int which)
     return LLVMBuildSExt(g->b, cg_call_rt(g, CG_RT_INT, args, 2), g->i64, "");
 }
 
-static LLVMValueRef rt_buffer(Cg *g, int which, LLVMValueRef run, int i, int k)
+LLVMValueRef cg_rt_buffer(Cg *g, int which, LLVMValueRef run, int i, int k)
 {
     LLVMValueRef args[] = {run, cg_i32(g, i), cg_i32(g, k)};
-    return as_real_ptr(g, cg_call_rt(g, which, args, which == CG_RT_STATE ? 3 : 2));
+    return cg_real_ptr(g, cg_call_rt(g, which, args, which == CG_RT_STATE ? 3 : 2));
 }
 
 /* One block for every buffer, sized for the largest batch: the same on every call. */
@@ -47,7 +47,7 @@ static void bind_workspace(Cg *g, LLVMValueRef run)
     LLVMValueRef elems = LLVMBuildNSWMul(g->b, g->batch_cap, cg_i64(g, pl->var_elems), "");
     elems = LLVMBuildNSWAdd(g->b, elems, cg_i64(g, pl->fixed_elems + 1), "");
     LLVMValueRef args[] = {run, LLVMBuildNSWMul(g->b, elems, cg_i64(g, g->real_size), "")};
-    g->ws = as_real_ptr(g, cg_call_rt(g, CG_RT_WORKSPACE, args, 2));
+    g->ws = cg_real_ptr(g, cg_call_rt(g, CG_RT_WORKSPACE, args, 2));
 }
 
 static LLVMValueRef ws_buffer(Cg *g, long long offset, bool varying)
@@ -68,8 +68,8 @@ static LLVMValueRef node_buffer(Cg *g, const CgNode *n, LLVMValueRef run, LLVMVa
     case CG_AT_INPUT: return io[0];
     case CG_AT_TARGET: return io[1];
     case CG_AT_PRED: return io[2];
-    case CG_AT_PARAM: return rt_buffer(g, CG_RT_PARAM, run, n->index, 0);
-    case CG_AT_GRAD: return rt_buffer(g, CG_RT_GRAD, run, n->index, 0);
+    case CG_AT_PARAM: return cg_rt_buffer(g, CG_RT_PARAM, run, n->index, 0);
+    case CG_AT_GRAD: return cg_rt_buffer(g, CG_RT_GRAD, run, n->index, 0);
     case CG_AT_WS: return ws_buffer(g, n->offset, n->varying);
     default: return NULL;
     }
@@ -109,7 +109,7 @@ static void emit_grads(Cg *g, LLVMValueRef run)
         int mg = pl->mean_grad[i];
         if (mg >= 0 && pl->nodes[mg].where == CG_AT_GRAD && pl->nodes[mg].index == i)
             continue;
-        LLVMValueRef dst = rt_buffer(g, CG_RT_GRAD, run, i, 0);
+        LLVMValueRef dst = cg_rt_buffer(g, CG_RT_GRAD, run, i, 0);
         long long size = shape_size(g->ir->params[i].shape);
         CgLoop li = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, size), "i");
         cg_store_at(g, dst, li.i, mg < 0 ? cg_real(g, 0) : cg_load(g, mg, NULL, li.i));
@@ -148,8 +148,8 @@ static LLVMTypeRef pass_type(Cg *g)
 static LLVMValueRef emit_pass(Cg *g, CgFn f, const char *name)
 {
     const CgPlan *pl = g->plan;
-    LLVMValueRef fn = add_function(g, name, pass_type(g));
-    begin_function(g, fn);
+    LLVMValueRef fn = cg_add_function(g, name, pass_type(g));
+    cg_begin_function(g, fn);
     LLVMValueRef run = LLVMGetParam(fn, 0);
     LLVMValueRef io[] = {LLVMGetParam(fn, 1), LLVMGetParam(fn, 2), LLVMGetParam(fn, 4)};
     g->n = LLVMGetParam(fn, 3);
@@ -167,134 +167,12 @@ static LLVMValueRef emit_pass(Cg *g, CgFn f, const char *name)
     return fn;
 }
 
-/* ---- the optimizer step ---- */
-
-typedef struct Hyper {
-    LLVMValueRef lr, momentum, beta1, beta2, eps; /* reals */
-    LLVMValueRef momentum64;                       /* double, for the branch */
-    LLVMValueRef step;                             /* slot: adam's t */
-} Hyper;
-
-static LLVMValueRef to_real(Cg *g, LLVMValueRef d)
-{
-    return g->real_size == 8 ? d : LLVMBuildFPTrunc(g->b, d, g->real, "");
-}
-
-static LLVMValueRef rt_real(Cg *g, LLVMValueRef run, int which)
-{
-    LLVMValueRef args[] = {run, cg_i32(g, which)};
-    return cg_call_rt(g, CG_RT_REAL, args, 2);
-}
-
-static Hyper read_hyper(Cg *g, LLVMValueRef run)
-{
-    Hyper h;
-    h.lr = to_real(g, rt_real(g, run, NNC_LR));
-    h.momentum64 = rt_real(g, run, NNC_MOMENTUM);
-    h.momentum = to_real(g, h.momentum64);
-    h.beta1 = to_real(g, rt_real(g, run, NNC_BETA1));
-    h.beta2 = to_real(g, rt_real(g, run, NNC_BETA2));
-    h.eps = to_real(g, rt_real(g, run, NNC_EPS));
-    h.step = cg_slot(g, g->i64, "step");
-    LLVMBuildStore(g->b, cg_i64(g, 0), h.step);
-    return h;
-}
-
-static LLVMValueRef fmul(Cg *g, LLVMValueRef a, LLVMValueRef b)
-{
-    return LLVMBuildFMul(g->b, a, b, "");
-}
-
-/* w -= lr * g, or with momentum v = mu * v + g; w -= lr * v (as PyTorch) */
-static void sgd_param(Cg *g, const Hyper *h, LLVMValueRef run, int i, bool momentum)
-{
-    LLVMValueRef w = rt_buffer(g, CG_RT_PARAM, run, i, 0), gr = rt_buffer(g, CG_RT_GRAD, run, i, 0);
-    LLVMValueRef v = momentum ? rt_buffer(g, CG_RT_STATE, run, i, 0) : NULL;
-    long long size = shape_size(g->ir->params[i].shape);
-    CgLoop lj = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, size), "j");
-    LLVMValueRef d = cg_load_at(g, gr, lj.i);
-    if (momentum) {
-        d = LLVMBuildFAdd(g->b, fmul(g, h->momentum, cg_load_at(g, v, lj.i)), d, "");
-        cg_store_at(g, v, lj.i, d);
-    }
-    cg_store_at(g, w, lj.i, LLVMBuildFSub(g->b, cg_load_at(g, w, lj.i), fmul(g, h->lr, d), ""));
-    cg_loop_end(g, &lj);
-}
-
-static void emit_sgd(Cg *g, const Hyper *h, LLVMValueRef run)
-{
-    LLVMBasicBlockRef with = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "momentum");
-    LLVMBasicBlockRef plain = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "sgd");
-    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "updated");
-    LLVMValueRef has = LLVMBuildFCmp(g->b, LLVMRealONE, h->momentum64, LLVMConstReal(g->f64, 0), "");
-    LLVMBuildCondBr(g->b, has, with, plain);
-    for (int pass = 0; pass < 2; pass++) {
-        LLVMPositionBuilderAtEnd(g->b, pass ? plain : with);
-        for (int i = 0; i < g->plan->nparams; i++)
-            sgd_param(g, h, run, i, pass == 0);
-        LLVMBuildBr(g->b, join);
-    }
-    LLVMPositionBuilderAtEnd(g->b, join);
-}
-
-/* 1 - beta^t, as a real */
-static LLVMValueRef bias_correction(Cg *g, LLVMValueRef beta, LLVMValueRef t)
-{
-    LLVMValueRef args[] = {LLVMBuildFPExt(g->b, beta, g->f64, ""), t};
-    if (g->real_size == 8)
-        args[0] = beta;
-    LLVMValueRef p = cg_intrinsic(g, "llvm.pow", g->f64, args, 2);
-    return to_real(g, LLVMBuildFSub(g->b, LLVMConstReal(g->f64, 1), p, ""));
-}
-
-/* m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; w -= lr * (m/bc1) / (sqrt(v/bc2) + eps) */
-static void adam_param(Cg *g, const Hyper *h, LLVMValueRef run, int i, LLVMValueRef bc1, LLVMValueRef bc2)
-{
-    LLVMValueRef w = rt_buffer(g, CG_RT_PARAM, run, i, 0), gr = rt_buffer(g, CG_RT_GRAD, run, i, 0);
-    LLVMValueRef m = rt_buffer(g, CG_RT_STATE, run, i, 0), v = rt_buffer(g, CG_RT_STATE, run, i, 1);
-    LLVMValueRef one = cg_real(g, 1);
-    LLVMValueRef c1 = LLVMBuildFSub(g->b, one, h->beta1, ""), c2 = LLVMBuildFSub(g->b, one, h->beta2, "");
-    long long size = shape_size(g->ir->params[i].shape);
-    CgLoop lj = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, size), "j");
-    LLVMValueRef d = cg_load_at(g, gr, lj.i);
-    LLVMValueRef mv = LLVMBuildFAdd(g->b, fmul(g, h->beta1, cg_load_at(g, m, lj.i)), fmul(g, c1, d), "");
-    LLVMValueRef vv = LLVMBuildFAdd(g->b, fmul(g, h->beta2, cg_load_at(g, v, lj.i)),
-                                    fmul(g, c2, fmul(g, d, d)), "");
-    cg_store_at(g, m, lj.i, mv);
-    cg_store_at(g, v, lj.i, vv);
-    LLVMValueRef mhat = LLVMBuildFDiv(g->b, mv, bc1, ""), vhat = LLVMBuildFDiv(g->b, vv, bc2, "");
-    LLVMValueRef den = LLVMBuildFAdd(g->b, cg_math(g, "sqrt", vhat), h->eps, "");
-    LLVMValueRef upd = LLVMBuildFDiv(g->b, fmul(g, h->lr, mhat), den, "");
-    cg_store_at(g, w, lj.i, LLVMBuildFSub(g->b, cg_load_at(g, w, lj.i), upd, ""));
-    cg_loop_end(g, &lj);
-}
-
-static void emit_adam(Cg *g, const Hyper *h, LLVMValueRef run)
-{
-    LLVMValueRef t = LLVMBuildLoad2(g->b, g->i64, h->step, "t");
-    LLVMValueRef tf = LLVMBuildSIToFP(g->b, t, g->f64, "");
-    LLVMValueRef bc1 = bias_correction(g, h->beta1, tf), bc2 = bias_correction(g, h->beta2, tf);
-    for (int i = 0; i < g->plan->nparams; i++)
-        adam_param(g, h, run, i, bc1, bc2);
-}
-
-static void emit_update(Cg *g, const Hyper *h, LLVMValueRef run, int opt)
-{
-    LLVMValueRef t = LLVMBuildLoad2(g->b, g->i64, h->step, "");
-    LLVMBuildStore(g->b, LLVMBuildNSWAdd(g->b, t, cg_i64(g, 1), ""), h->step);
-    if (opt == NNC_OPT_ADAM)
-        emit_adam(g, h, run);
-    else
-        emit_sgd(g, h, run);
-}
-
 /* ---- train and evaluate ---- */
 
 typedef struct TrainCtx {
     LLVMValueRef run, step_fn, pred, xs, ts;
     LLVMTypeRef step_type;
-    Hyper h;
-    int opt;
+    CgOptim *optim;
 } TrainCtx;
 
 static LLVMValueRef trunc32(Cg *g, LLVMValueRef v)
@@ -307,8 +185,8 @@ static void emit_batch(Cg *g, const TrainCtx *c, LLVMValueRef b)
 {
     LLVMValueRef bargs[] = {c->run, trunc32(g, b), c->xs, c->ts};
     LLVMValueRef n = cg_call_rt(g, CG_RT_BATCH, bargs, 4);
-    LLVMValueRef x = as_real_ptr(g, LLVMBuildLoad2(g->b, g->i8p, c->xs, "x"));
-    LLVMValueRef t = as_real_ptr(g, LLVMBuildLoad2(g->b, g->i8p, c->ts, "t"));
+    LLVMValueRef x = cg_real_ptr(g, LLVMBuildLoad2(g->b, g->i8p, c->xs, "x"));
+    LLVMValueRef t = cg_real_ptr(g, LLVMBuildLoad2(g->b, g->i8p, c->ts, "t"));
     LLVMValueRef sargs[] = {c->run, x, t, LLVMBuildSExt(g->b, n, g->i64, ""), c->pred};
     LLVMValueRef loss = LLVMBuildCall2(g->b, c->step_type, c->step_fn, sargs, 5, "loss_sum");
     LLVMValueRef pred = LLVMBuildBitCast(g->b, c->pred, g->i8p, "");
@@ -320,21 +198,22 @@ static void emit_batch(Cg *g, const TrainCtx *c, LLVMValueRef b)
     LLVMPositionBuilderAtEnd(g->b, quit);
     LLVMBuildRetVoid(g->b);
     LLVMPositionBuilderAtEnd(g->b, go);
-    emit_update(g, &c->h, c->run, c->opt);
+    cg_optim_step(g, c->optim, c->run);
 }
 
 static LLVMValueRef emit_train(Cg *g, LLVMValueRef step, int opt)
 {
+    CgOptim *optim = cg_optim_new(g, opt);
     LLVMTypeRef type = LLVMFunctionType(g->voidt, &g->i8p, 1, 0);
-    LLVMValueRef fn = add_function(g, "nnc_train", type);
-    begin_function(g, fn);
-    TrainCtx c = {.run = LLVMGetParam(fn, 0), .step_fn = step, .step_type = pass_type(g), .opt = opt};
+    LLVMValueRef fn = cg_add_function(g, "nnc_train", type);
+    cg_begin_function(g, fn);
+    TrainCtx c = {.run = LLVMGetParam(fn, 0), .step_fn = step, .step_type = pass_type(g), .optim = optim};
     LLVMValueRef epochs = rt_int(g, c.run, NNC_EPOCHS);
     bind_workspace(g, c.run);
     c.pred = ws_buffer(g, g->plan->pred_offset, true);
     c.xs = cg_slot(g, g->i8p, "xs");
     c.ts = cg_slot(g, g->i8p, "ts");
-    c.h = read_hyper(g, c.run);
+    cg_optim_begin(g, optim, c.run);
     CgLoop le = cg_loop_begin(g, cg_i64(g, 0), epochs, "epoch");
     LLVMValueRef args[] = {c.run, trunc32(g, le.i)};
     LLVMValueRef nb = cg_call_rt(g, CG_RT_EPOCH_BEGIN, args, 2);
@@ -351,12 +230,12 @@ static LLVMValueRef emit_train(Cg *g, LLVMValueRef step, int opt)
 static LLVMValueRef emit_evaluate(Cg *g, LLVMValueRef with_loss, LLVMValueRef without)
 {
     LLVMTypeRef params[] = {g->i8p, g->i8p, g->i8p, g->i32, g->i8p};
-    LLVMValueRef fn = add_function(g, "nnc_evaluate", LLVMFunctionType(g->f64, params, 5, 0));
-    begin_function(g, fn);
-    LLVMValueRef args[] = {LLVMGetParam(fn, 0), as_real_ptr(g, LLVMGetParam(fn, 1)),
-                           as_real_ptr(g, LLVMGetParam(fn, 2)),
+    LLVMValueRef fn = cg_add_function(g, "nnc_evaluate", LLVMFunctionType(g->f64, params, 5, 0));
+    cg_begin_function(g, fn);
+    LLVMValueRef args[] = {LLVMGetParam(fn, 0), cg_real_ptr(g, LLVMGetParam(fn, 1)),
+                           cg_real_ptr(g, LLVMGetParam(fn, 2)),
                            LLVMBuildSExt(g->b, LLVMGetParam(fn, 3), g->i64, ""),
-                           as_real_ptr(g, LLVMGetParam(fn, 4))};
+                           cg_real_ptr(g, LLVMGetParam(fn, 4))};
     LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(g->ctx, fn, "loss");
     LLVMBasicBlockRef no = LLVMAppendBasicBlockInContext(g->ctx, fn, "no_loss");
     LLVMBuildCondBr(g->b, LLVMBuildIsNull(g->b, LLVMGetParam(fn, 2), ""), no, yes);

@@ -1,0 +1,178 @@
+/* cg_optim.c - the optimizer step, as PyTorch (spec section 8):
+ *   sgd:      w -= lr * g
+ *   momentum: v = mu * v + g; w -= lr * v               (chosen at run time: mu != 0)
+ *   adam:     m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+ *             w -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps),  t = 1, 2, ...
+ * Each rule is one small function over a param's elements, called once per param, so
+ * the module does not repeat the loop for every param. Hyper-parameters come from
+ * nnc_rt_real at the start of train, so --lr reaches them. */
+#include "cg.h"
+
+enum { RULE_SGD, RULE_MOMENTUM, RULE_ADAM, NRULES };
+
+struct CgOptim {
+    int opt;
+    LLVMValueRef fn[NRULES];
+    LLVMTypeRef type[NRULES];
+    /* in train: hyper-parameters (reals), momentum as a double for the branch, adam's t */
+    LLVMValueRef lr, mu, b1, b2, eps, mu64, step;
+};
+
+static const char *const rule_names[NRULES] = {"nnc_sgd", "nnc_momentum", "nnc_adam"};
+static const int rule_buffers[NRULES] = {2, 3, 4}; /* w, g, then the states */
+
+static LLVMValueRef load(Cg *g, LLVMValueRef p, LLVMValueRef i)
+{
+    return cg_load_at(g, p, i);
+}
+
+static LLVMValueRef mul(Cg *g, LLVMValueRef a, LLVMValueRef b)
+{
+    return LLVMBuildFMul(g->b, a, b, "");
+}
+
+/* The new value of w[j] under a rule; real params follow the buffers and the size. */
+static LLVMValueRef rule_body(Cg *g, int rule, LLVMValueRef fn, LLVMValueRef j)
+{
+    LLVMValueRef w = LLVMGetParam(fn, 0), gr = LLVMGetParam(fn, 1);
+    int r = rule_buffers[rule] + 1; /* first real param */
+    LLVMValueRef lr = LLVMGetParam(fn, (unsigned)r), d = load(g, gr, j);
+    if (rule == RULE_MOMENTUM) {
+        LLVMValueRef v = LLVMGetParam(fn, 2), mu = LLVMGetParam(fn, (unsigned)r + 1);
+        d = LLVMBuildFAdd(g->b, mul(g, mu, load(g, v, j)), d, "");
+        cg_store_at(g, v, j, d);
+    } else if (rule == RULE_ADAM) {
+        LLVMValueRef m = LLVMGetParam(fn, 2), v = LLVMGetParam(fn, 3), one = cg_real(g, 1);
+        LLVMValueRef b1 = LLVMGetParam(fn, (unsigned)r + 1), b2 = LLVMGetParam(fn, (unsigned)r + 2);
+        LLVMValueRef eps = LLVMGetParam(fn, (unsigned)r + 3);
+        LLVMValueRef bc1 = LLVMGetParam(fn, (unsigned)r + 4), bc2 = LLVMGetParam(fn, (unsigned)r + 5);
+        LLVMValueRef c1 = LLVMBuildFSub(g->b, one, b1, ""), c2 = LLVMBuildFSub(g->b, one, b2, "");
+        LLVMValueRef mv = LLVMBuildFAdd(g->b, mul(g, b1, load(g, m, j)), mul(g, c1, d), "");
+        LLVMValueRef vv = LLVMBuildFAdd(g->b, mul(g, b2, load(g, v, j)), mul(g, mul(g, c2, d), d), "");
+        cg_store_at(g, m, j, mv);
+        cg_store_at(g, v, j, vv);
+        LLVMValueRef mhat = LLVMBuildFDiv(g->b, mv, bc1, ""), vhat = LLVMBuildFDiv(g->b, vv, bc2, "");
+        LLVMValueRef den = LLVMBuildFAdd(g->b, cg_math(g, "sqrt", vhat), eps, "");
+        return LLVMBuildFSub(g->b, load(g, w, j), LLVMBuildFDiv(g->b, mul(g, lr, mhat), den, ""), "");
+    }
+    return LLVMBuildFSub(g->b, load(g, w, j), mul(g, lr, d), "");
+}
+
+/* void rule(real *w, real *g, [real *state...], i64 size, real lr, [real ...]) */
+static void emit_rule(Cg *g, CgOptim *o, int rule)
+{
+    static const int nreals[NRULES] = {1, 2, 6};
+    int nbuf = rule_buffers[rule], n = nbuf + 1 + nreals[rule];
+    LLVMTypeRef params[12];
+    for (int i = 0; i < n; i++)
+        params[i] = i < nbuf ? g->realp : i == nbuf ? g->i64 : g->real;
+    o->type[rule] = LLVMFunctionType(g->voidt, params, (unsigned)n, 0);
+    LLVMValueRef fn = o->fn[rule] = cg_add_function(g, rule_names[rule], o->type[rule]);
+    unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
+    for (int i = 0; i < nbuf; i++) /* distinct runtime buffers */
+        LLVMAddAttributeAtIndex(fn, (unsigned)i + 1, LLVMCreateEnumAttribute(g->ctx, noalias, 0));
+    /* one call per param: inlining them would bring back a loop per param */
+    unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(g->ctx, noinline, 0));
+    cg_begin_function(g, fn);
+    CgLoop lj = cg_loop_begin(g, cg_i64(g, 0), LLVMGetParam(fn, (unsigned)nbuf), "j");
+    cg_store_at(g, LLVMGetParam(fn, 0), lj.i, rule_body(g, rule, fn, lj.i));
+    cg_loop_end(g, &lj);
+    LLVMBuildRetVoid(g->b);
+}
+
+CgOptim *cg_optim_new(Cg *g, int opt)
+{
+    CgOptim *o = arena_alloc(g->arena, sizeof *o);
+    o->opt = opt;
+    if (g->plan->nparams == 0)
+        return o;
+    if (opt == NNC_OPT_ADAM) {
+        emit_rule(g, o, RULE_ADAM);
+    } else {
+        emit_rule(g, o, RULE_SGD);
+        emit_rule(g, o, RULE_MOMENTUM);
+    }
+    return o;
+}
+
+static LLVMValueRef to_real(Cg *g, LLVMValueRef d)
+{
+    return g->real_size == 8 ? d : LLVMBuildFPTrunc(g->b, d, g->real, "");
+}
+
+static LLVMValueRef rt_real(Cg *g, LLVMValueRef run, int which)
+{
+    LLVMValueRef args[] = {run, cg_i32(g, which)};
+    return cg_call_rt(g, CG_RT_REAL, args, 2);
+}
+
+void cg_optim_begin(Cg *g, CgOptim *o, LLVMValueRef run)
+{
+    o->lr = to_real(g, rt_real(g, run, NNC_LR));
+    o->mu64 = rt_real(g, run, NNC_MOMENTUM);
+    o->mu = to_real(g, o->mu64);
+    o->b1 = to_real(g, rt_real(g, run, NNC_BETA1));
+    o->b2 = to_real(g, rt_real(g, run, NNC_BETA2));
+    o->eps = to_real(g, rt_real(g, run, NNC_EPS));
+    o->step = cg_slot(g, g->i64, "step");
+    LLVMBuildStore(g->b, cg_i64(g, 0), o->step);
+}
+
+/* Calls a rule on every param: w, g, the states, the size, then the reals. */
+static void apply(Cg *g, CgOptim *o, LLVMValueRef run, int rule, LLVMValueRef *reals, int nreals)
+{
+    for (int i = 0; i < g->plan->nparams; i++) {
+        LLVMValueRef args[12];
+        int n = 0;
+        args[n++] = cg_rt_buffer(g, CG_RT_PARAM, run, i, 0);
+        args[n++] = cg_rt_buffer(g, CG_RT_GRAD, run, i, 0);
+        for (int k = 0; k < rule_buffers[rule] - 2; k++)
+            args[n++] = cg_rt_buffer(g, CG_RT_STATE, run, i, k);
+        args[n++] = cg_i64(g, shape_size(g->ir->params[i].shape));
+        for (int k = 0; k < nreals; k++)
+            args[n++] = reals[k];
+        LLVMBuildCall2(g->b, o->type[rule], o->fn[rule], args, (unsigned)n, "");
+    }
+}
+
+/* 1 - beta^t in double, then as a real */
+static LLVMValueRef bias_correction(Cg *g, LLVMValueRef beta, LLVMValueRef t)
+{
+    LLVMValueRef args[] = {g->real_size == 8 ? beta : LLVMBuildFPExt(g->b, beta, g->f64, ""), t};
+    LLVMValueRef p = cg_intrinsic(g, "llvm.pow", g->f64, args, 2);
+    return to_real(g, LLVMBuildFSub(g->b, LLVMConstReal(g->f64, 1), p, ""));
+}
+
+static void sgd_step(Cg *g, CgOptim *o, LLVMValueRef run)
+{
+    LLVMBasicBlockRef with = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "momentum");
+    LLVMBasicBlockRef plain = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "sgd");
+    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "updated");
+    LLVMValueRef has = LLVMBuildFCmp(g->b, LLVMRealONE, o->mu64, LLVMConstReal(g->f64, 0), "");
+    LLVMBuildCondBr(g->b, has, with, plain);
+    LLVMPositionBuilderAtEnd(g->b, with);
+    LLVMValueRef mom[] = {o->lr, o->mu};
+    apply(g, o, run, RULE_MOMENTUM, mom, 2);
+    LLVMBuildBr(g->b, join);
+    LLVMPositionBuilderAtEnd(g->b, plain);
+    apply(g, o, run, RULE_SGD, &o->lr, 1);
+    LLVMBuildBr(g->b, join);
+    LLVMPositionBuilderAtEnd(g->b, join);
+}
+
+void cg_optim_step(Cg *g, CgOptim *o, LLVMValueRef run)
+{
+    LLVMValueRef t = LLVMBuildNSWAdd(g->b, LLVMBuildLoad2(g->b, g->i64, o->step, ""), cg_i64(g, 1), "t");
+    LLVMBuildStore(g->b, t, o->step);
+    if (g->plan->nparams == 0)
+        return;
+    if (o->opt != NNC_OPT_ADAM) {
+        sgd_step(g, o, run);
+        return;
+    }
+    LLVMValueRef tf = LLVMBuildSIToFP(g->b, t, g->f64, "");
+    LLVMValueRef reals[] = {o->lr, o->b1, o->b2, o->eps, bias_correction(g, o->b1, tf),
+                            bias_correction(g, o->b2, tf)};
+    apply(g, o, run, RULE_ADAM, reals, 6);
+}
