@@ -282,12 +282,24 @@ static int rw_unary(Simp *S, const IrNode *n)
     }
 }
 
+/* x - c for a constant c = -k < 0 (exact: IEEE subtraction is addition of the negation). */
+static int sub_const(Simp *S, int x, double k, IrOp op, Shape shape)
+{
+    int c = mk_const(S, -k, scalar_shape);
+    return c < 0 ? -1 : mk2(S, op, x, c, shape);
+}
+
 static int rw_add(Simp *S, const IrNode *n, int a, int b)
 {
+    double k;
     if (is_num(S, b, 0))
         return as_shape(S, a, n->shape);
     if (is_num(S, a, 0))
         return as_shape(S, b, n->shape);
+    if (const_of(S, b, &k) && k < 0) /* a + -3 = a - 3 */
+        return sub_const(S, a, k, IR_SUB, n->shape);
+    if (const_of(S, a, &k) && k < 0)
+        return sub_const(S, b, k, IR_SUB, n->shape);
     if (op_of(S, b) == IR_NEG) /* a + -b = a - b */
         return mk2(S, IR_SUB, a, arg_of(S, b, 0), n->shape);
     if (op_of(S, a) == IR_NEG) /* -a + b = b - a */
@@ -297,10 +309,13 @@ static int rw_add(Simp *S, const IrNode *n, int a, int b)
 
 static int rw_sub(Simp *S, const IrNode *n, int a, int b)
 {
+    double k;
     if (is_num(S, b, 0))
         return as_shape(S, a, n->shape);
     if (is_num(S, a, 0))
         return mk_neg(S, b, n->shape);
+    if (const_of(S, b, &k) && k < 0) /* a - -3 = a + 3 */
+        return sub_const(S, a, k, IR_ADD, n->shape);
     if (op_of(S, b) == IR_NEG) /* a - -b = a + b */
         return mk2(S, IR_ADD, a, arg_of(S, b, 0), n->shape);
     return -1;

@@ -226,7 +226,7 @@ static void ev_node(const IrProgram *p, double **v, int id)
 
 /* Leaf values, drawn once, shared by both programs: by kind and param index. */
 typedef struct Leaves {
-    double x[64], t[64], params[4][64];
+    double x[64], t[64], params[4][64]; /* room for [3, 3] */
 } Leaves;
 
 static unsigned long long rng_state = 42;
@@ -561,6 +561,21 @@ static void test_identities_other(void)
     q = simp(p);
     CHECK(out(q)->op == IR_SUB && out(q)->args[0] == q->input && out(q)->args[1] == q->params[0].node);
 
+    struct { IrOp op; double k; int kside; IrOp want; double v; const char *what; } neg_consts[] = {
+        {IR_ADD, -3, 1, IR_SUB, 3, "x + -3"}, {IR_ADD, -3, 0, IR_SUB, 3, "-3 + x"},
+        {IR_SUB, -3, 1, IR_ADD, 3, "x - -3"}, {IR_SUB, -3, 0, IR_SUB, -3, "-3 - x (kept)"},
+    };
+    for (size_t i = 0; i < sizeof neg_consts / sizeof *neg_consts; i++) {
+        current_test = neg_consts[i].what;
+        p = prog();
+        x = input(p, s1(4));
+        int c = k(p, neg_consts[i].k);
+        finish(p, named(p, neg_consts[i].kside ? bin(p, neg_consts[i].op, x, c) : bin(p, neg_consts[i].op, c, x), "y"));
+        q = simp(p);
+        int side = neg_consts[i].want == IR_SUB && neg_consts[i].v < 0 ? 0 : 1;
+        CHECK(is_op_const(q, out(q), neg_consts[i].want, q->input, neg_consts[i].v, side));
+    }
+
     current_test = "scalar + bc(0) keeps the shape";
     p = prog();
     x = input(p, S0);
@@ -781,40 +796,70 @@ static int pick(int n)
     return (int)uniform(0, n) % n;
 }
 
-/* A random node of shape s (rank 0 or [3]); -1 when there is none yet. */
-static int pick_shaped(const IrProgram *p, int rank)
+static Shape rank_shape(int rank)
 {
-    int cands[512], n = 0;
-    for (int id = 0; id < p->nnodes && n < 512; id++)
-        if (p->nodes[id].shape.rank == rank)
-            cands[n++] = id;
-    return n ? cands[pick(n)] : -1;
+    return rank == 0 ? S0 : rank == 1 ? s1(3) : s2(3, 3);
 }
 
-static int random_leaf(IrProgram *p, int rank)
+/* A random node of rank 0, 1 ([3]) or 2 ([3, 3]); there is always one (the leaves). */
+static int pick_shaped(const IrProgram *p, int rank)
+{
+    int cands[1024], n = 0;
+    for (int id = 0; id < p->nnodes && n < 1024; id++)
+        if (p->nodes[id].shape.rank == rank)
+            cands[n++] = id;
+    return cands[pick(n)];
+}
+
+/* An operand of that rank: mostly an existing node, sometimes a (broadcast) constant. */
+static int operand(IrProgram *p, int rank)
 {
     static const double consts[] = {0, 1, -1, 2, 0.5, 3, -2};
+    if (pick(4))
+        return pick_shaped(p, rank);
     int c = k(p, consts[pick(7)]);
-    return rank && pick(2) ? bc(p, c, s1(3)) : rank ? pick_shaped(p, 1) : c;
+    return rank ? bc(p, c, rank_shape(rank)) : c;
+}
+
+static int expand(IrProgram *p, int a)
+{
+    return ir_add(p, (IrNode){.op = IR_EXPAND_LAST, .shape = s2(3, 3), .args = {a, -1},
+                              .nargs = 1, .loc = here});
+}
+
+/* A node of rank `rank` made by a reduction, a product or a reshaping op. */
+static int random_shaping(IrProgram *p, int rank)
+{
+    switch (rank * 3 + pick(3)) {
+    case 0: return bin(p, IR_MATMUL, operand(p, 1), operand(p, 1));
+    case 1: return un(p, pick(2) ? IR_SUM : IR_MEAN, operand(p, 1 + pick(2)));
+    case 2: return un(p, pick(2) ? IR_SUM : IR_MEAN, operand(p, 0));
+    case 3: return bin(p, IR_MATMUL, operand(p, 2), operand(p, 1));
+    case 4: return pick(2) ? bin(p, IR_MATMUL, operand(p, 1), operand(p, 2)) : un(p, IR_SUM_LAST, operand(p, 2));
+    case 5: return pick(2) ? bc(p, operand(p, 0), s1(3)) : un(p, IR_SUM_LAST, expand(p, operand(p, 1)));
+    case 6: return bin(p, IR_OUTER, operand(p, 1), operand(p, 1));
+    case 7: return pick(2) ? un(p, IR_TRANSPOSE, operand(p, 2)) : bin(p, IR_MATMUL, operand(p, 2), operand(p, 2));
+    default: return pick(2) ? expand(p, operand(p, 1)) : bc(p, operand(p, 0), s2(3, 3));
+    }
 }
 
 static int random_node(IrProgram *p)
 {
     static const IrOp unary[] = {IR_NEG, IR_TANH, IR_SIGMOID, IR_ABS, IR_RELU, IR_POW, IR_EXP};
     static const IrOp binary[] = {IR_ADD, IR_SUB, IR_MUL, IR_DIV};
-    int rank = pick(2), a = pick(4) ? pick_shaped(p, rank) : random_leaf(p, rank);
-    switch (pick(6)) {
+    int rank = pick(3), a = operand(p, rank);
+    switch (pick(7)) {
     case 0: case 1: {
         IrOp op = unary[pick(7)];
         if (op == IR_EXP)
             a = un(p, IR_TANH, a); /* bounded */
         return op == IR_POW ? pw(p, a, pick(4) - 1) : un(p, op, a);
     }
-    case 2:
-        return rank ? un(p, pick(2) ? IR_SUM : IR_MEAN, a) : bc(p, a, s1(3));
+    case 2: case 3:
+        return random_shaping(p, rank);
     default: {
         IrOp op = binary[pick(4)];
-        int b = pick(3) ? pick_shaped(p, pick(2)) : random_leaf(p, pick(2));
+        int b = operand(p, pick(2) ? rank : 0);
         if (op == IR_DIV) /* a denominator of at least 1, or a constant */
             b = pick(2) ? bin(p, IR_ADD, un(p, IR_ABS, b), k(p, 1)) : k(p, 1 + pick(3));
         return pick(2) ? bin(p, op, a, b) : bin(p, op, b, a);
@@ -830,6 +875,7 @@ static IrProgram *random_program(void)
     input(p, s1(3));
     param(p, "W", s1(3));
     param(p, "c", S0);
+    param(p, "M", s2(3, 3));
     int n = 4 + pick(20);
     for (int i = 0; i < n; i++)
         named(p, random_node(p), random_names[pick(8)]);
@@ -840,6 +886,7 @@ static IrProgram *random_program(void)
         bw(p, named(p, random_node(p), random_names[pick(8)]), "random");
     p->params[0].grad = bw(p, bin(p, IR_MUL, pick_shaped(p, 1), k(p, 1)), "grad W");
     p->params[1].grad = pick(4) ? bw(p, bin(p, IR_ADD, pick_shaped(p, 0), k(p, 0)), "grad c") : -1;
+    p->params[2].grad = bw(p, bin(p, IR_SUB, pick_shaped(p, 2), k(p, -0.0)), "grad M");
     end_backward(p);
     return p;
 }
@@ -848,12 +895,12 @@ static void test_random(void)
 {
     current_test = "random programs";
     int shrunk = 0;
-    for (int i = 0; i < 400 && failures < 10; i++) {
+    for (int i = 0; i < 600 && failures < 10; i++) {
         IrProgram *p = random_program();
         IrProgram *q = simp(p);
         shrunk += q->nnodes < p->nnodes;
     }
-    CHECK(shrunk > 300);
+    CHECK(shrunk > 500);
 }
 
 int main(void)
