@@ -1,0 +1,164 @@
+#!/usr/bin/python3
+"""End to end through the LLVM code generator.
+
+1. `nnc examples/xor.nn -o X` builds an executable that trains xor to loss < 0.01.
+2. `nnc --run` prints the same losses as the executable.
+3. f32 builds save float32 arrays, --precision=f64 builds float64; keys and shapes are
+   the params'; the same seed gives identical .npz bytes, another seed other weights.
+4. --epochs 0 --load W.npz --test FILE only evaluates, and reports what --interp reports.
+5. --emit=llvm|asm go to stdout (or -o), obj defaults to MODEL.o, exe to ./MODEL; -O0..-O3.
+6. An output that cannot be written is `nnc: error: ...`, exit 1, and no file at all.
+"""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+XOR = os.path.join(ROOT, "examples", "xor.nn")
+SHAPES = {"W1": (4, 2), "b1": (4,), "W2": (1, 4), "b2": (1,)}
+
+
+def fail(msg):
+    sys.exit("FAIL: " + msg)
+
+
+def run(cmd, cwd, code=0):
+    p = subprocess.run(cmd, cwd=cwd, capture_output=True, timeout=300)
+    if p.returncode != code:
+        fail(f"{' '.join(cmd)} exited {p.returncode}, expected {code}:\n"
+             f"{p.stdout.decode(errors='replace')}{p.stderr.decode(errors='replace')}")
+    return p
+
+
+def text(p):
+    return p.stdout.decode()
+
+
+def losses(out):
+    """The report without speeds and file names: what two runs of one training share."""
+    return [re.sub(r"\s+\S+ samples/s", "", l) for l in out.splitlines() if not l.startswith("saved")]
+
+
+def final_loss(out):
+    m = re.search(r"^train: loss (\S+)", out, re.M)
+    if not m:
+        fail(f"no 'train: loss' line in:\n{out}")
+    return float(m.group(1))
+
+
+def test_xor_trains(nnc, tmp):
+    run([nnc, XOR, "-o", "X"], tmp)
+    out = text(run(["./X", "--save", "trained.npz"], tmp))
+    loss = final_loss(out)
+    if not loss < 0.01:
+        fail(f"xor's final loss is {loss}, expected < 0.01:\n{out}")
+    w = np.load(os.path.join(tmp, "trained.npz"))
+    if {k: w[k].shape for k in w.files} != SHAPES or any(w[k].dtype != np.float32 for k in w.files):
+        fail(f"xor.npz holds {[(k, w[k].dtype, w[k].shape) for k in w.files]}")
+
+
+def test_run_matches_exe(nnc, tmp):
+    exe = losses(text(run(["./X", "--epochs", "200", "--save", "a.npz"], tmp)))
+    jit = losses(text(run([nnc, "--run", XOR, "--", "--epochs", "200", "--save", "b.npz"], tmp)))
+    if exe != jit or len(exe) < 200:
+        fail("--run and the executable print different losses:\n" + "\n".join(exe[-3:] + jit[-3:]))
+    if open(os.path.join(tmp, "a.npz"), "rb").read() != open(os.path.join(tmp, "b.npz"), "rb").read():
+        fail("--run and the executable save different weights")
+
+
+def test_precision_and_seed(nnc, tmp):
+    run([nnc, "--precision=f64", XOR, "-o", "X64"], tmp)
+    run(["./X64", "--epochs", "50", "--save", "w64.npz", "--quiet"], tmp)
+    w = np.load(os.path.join(tmp, "w64.npz"))
+    if any(w[k].dtype != np.float64 or w[k].shape != SHAPES[k] for k in w.files):
+        fail(f"f64 weights: {[(k, w[k].dtype, w[k].shape) for k in w.files]}")
+    blobs = []
+    for name, seed in (("s1.npz", "5"), ("s2.npz", "5"), ("s3.npz", "6")):
+        run(["./X", "--epochs", "30", "--seed", seed, "--save", name, "--quiet"], tmp)
+        blobs.append(open(os.path.join(tmp, name), "rb").read())
+    if blobs[0] != blobs[1]:
+        fail("the same seed gave different .npz bytes")
+    if blobs[0] == blobs[2]:
+        fail("another seed gave the same weights")
+
+
+def test_evaluate_only(nnc, tmp):
+    with open(os.path.join(tmp, "test.csv"), "w") as f:
+        f.write("0,0,0\n0,1,1\n1,0,1\n1,1,0\n0.5,0.5,1\n")
+    args = ["--epochs", "0", "--load", "trained.npz", "--test", "test.csv", "--batch", "2"]
+    exe = losses(text(run(["./X"] + args, tmp)))
+    ref = losses(text(run([nnc, "--interp", XOR, "--"] + args, tmp)))
+    test_lines = [l for l in exe if l.startswith("test:")]
+    if not test_lines:
+        fail(f"no 'test:' line from evaluation:\n{exe}")
+    got = [float(x) for x in re.findall(r"\d+\.\d+", test_lines[0])]
+    want = [float(x) for x in re.findall(r"\d+\.\d+", [l for l in ref if l.startswith("test:")][0])]
+    if not np.allclose(got, want, rtol=1e-4, atol=2e-6):
+        fail(f"evaluation differs from the interpreter: {test_lines[0]} vs {want}")
+
+
+def test_emit_kinds(nnc, tmp):
+    ll = text(run([nnc, "--emit=llvm", XOR], tmp))
+    for want in (r"@nnc_model = .*constant", r"define internal void @nnc_train", r"@nnc_evaluate"):
+        if not re.search(want, ll):
+            fail(f"--emit=llvm lacks '{want}'")
+    run([nnc, "--emit=llvm", "-O0", XOR, "-o", "x.ll"], tmp)
+    if "@nnc_step" not in open(os.path.join(tmp, "x.ll")).read():
+        fail("--emit=llvm -o x.ll did not write the module")
+    asm = text(run([nnc, "--emit=asm", XOR], tmp))
+    if not re.search(r"^nnc_model:", asm, re.M):
+        fail("--emit=asm lacks the nnc_model label")
+    run([nnc, "--emit=obj", XOR], tmp)
+    obj = open(os.path.join(tmp, "xor.o"), "rb").read()
+    if not obj.startswith(b"\x7fELF") or b"nnc_model" not in obj or b"nnc_rt_batch" not in obj:
+        fail("--emit=obj did not write an ELF object defining nnc_model as xor.o")
+    run([nnc, "--emit=exe", XOR], tmp)
+    if not os.access(os.path.join(tmp, "xor"), os.X_OK):
+        fail("--emit=exe did not write ./xor")
+    for level in ("-O0", "-O1", "-O3"):
+        run([nnc, level, XOR, "-o", "XO"], tmp)
+        if final_loss(text(run(["./XO", "--quiet", "--epochs", "3000"], tmp))) >= 0.01:
+            fail(f"xor built with {level} does not train")
+    leftovers = [f for f in os.listdir(tmp) if ".tmp" in f]
+    if leftovers:
+        fail(f"temporary files left behind: {leftovers}")
+
+
+def test_unwritable(nnc, tmp):
+    for kind in ("obj", "exe", "llvm", "asm"):
+        out = os.path.join(tmp, "no_such_dir", "out")
+        p = run([nnc, "--emit=" + kind, XOR, "-o", out], tmp, code=1)
+        err = p.stderr.decode()
+        if not err.startswith("nnc: error:"):
+            fail(f"--emit={kind} to a missing folder: stderr is {err!r}")
+    if os.path.exists(os.path.join(tmp, "no_such_dir")):
+        fail("a missing output folder was created")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--nnc", required=True)
+    ap.add_argument("--build")
+    args = ap.parse_args()
+    nnc = os.path.abspath(args.nnc)
+    tmp = tempfile.mkdtemp(prefix="nnc-codegen-")
+    try:
+        test_xor_trains(nnc, tmp)
+        test_run_matches_exe(nnc, tmp)
+        test_precision_and_seed(nnc, tmp)
+        test_evaluate_only(nnc, tmp)
+        test_emit_kinds(nnc, tmp)
+        test_unwritable(nnc, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("ok")
+
+
+if __name__ == "__main__":
+    main()
