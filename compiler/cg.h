@@ -179,9 +179,9 @@ void cg_target_module(LLVMModuleRef mod, LLVMTargetMachineRef tm);
 /* Verifies and optimises; false after printing an error. */
 bool cg_verify(LLVMModuleRef mod);
 bool cg_optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level);
-/* Writes the object to path; false after printing an error. */
-bool cg_write_object(LLVMModuleRef mod, LLVMTargetMachineRef tm, const char *path);
+/* Links the object with the runtime into the executable out (cg_link.c). */
 bool cg_link(const char *obj, const char *out);
+/* Runs the module in memory (cg_jit.c); takes mod and tm. Returns nnc_main's status. */
 int cg_jit_run(LLVMOrcThreadSafeContextRef tsc, LLVMModuleRef mod, LLVMTargetMachineRef tm,
                const char *name, int argc, char **argv);
 

@@ -1,5 +1,5 @@
-/* cg_target.c - the host target machine, verification, the new pass manager and object
- * emission. Every message LLVM hands back is disposed here. */
+/* cg_target.c - the host target machine, verification and the new pass manager. Every
+ * message LLVM hands back is disposed. */
 #include "cg.h"
 
 #include <stdio.h>
@@ -87,16 +87,6 @@ bool cg_optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level)
         char *msg = LLVMGetErrorMessage(err);
         fprintf(stderr, "nnc: error: internal error: LLVM optimisation failed: %s\n", msg);
         LLVMDisposeErrorMessage(msg);
-        return false;
-    }
-    return true;
-}
-
-bool cg_write_object(LLVMModuleRef mod, LLVMTargetMachineRef tm, const char *path)
-{
-    char *err = NULL;
-    if (LLVMTargetMachineEmitToFile(tm, mod, (char *)path, LLVMObjectFile, &err)) {
-        report("cannot write the object file", err);
         return false;
     }
     return true;
