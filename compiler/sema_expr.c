@@ -109,8 +109,13 @@ bool sema_fold(Sema *s, const Expr *e, const char *what, double *out)
 {
     if (!fold(s, e, what, out))
         return false;
-    if (!isfinite(*out)) {
-        diag_error(s->diag, e->loc, "%s evaluates to %g, not a finite number", what, *out);
+    if (isnan(*out)) {
+        diag_error(s->diag, e->loc, "%s is undefined (the constant is not a number)", what);
+        return false;
+    }
+    if (isinf(*out)) {
+        diag_error(s->diag, e->loc, "%s evaluates to %sinfinity, not a finite number", what,
+                   *out < 0 ? "-" : "");
         return false;
     }
     return true;
@@ -127,7 +132,9 @@ static bool name(Sema *s, Expr *e)
         return d->ok;
     }
     SemaEntry *later = sema_scope_get(&s->all, e->str);
-    if (later)
+    if (later && later->stmt == s->current)
+        diag_error(s->diag, e->loc, "'%s' is used in its own definition", e->str);
+    else if (later)
         diag_error(s->diag, e->loc, "'%s' is used before its definition on line %d", e->str,
                    later->stmt->loc.line);
     else if (sema_fn(e->str))

@@ -198,6 +198,7 @@ static void statement(Sema *s, Stmt **link, Stmt **out)
 {
     Stmt *st = *link;
     Model *m = s->model;
+    s->current = st;
     switch (st->kind) {
     case ST_INPUT:
         only_one(s, &m->input, st, "input", "exactly one");

@@ -26,6 +26,7 @@ typedef struct Sema {
     Arena *arena;
     Diag *diag;
     Model *model;     /* the model being checked */
+    Stmt *current;    /* the statement being checked */
     SemaScope defined; /* names defined so far, in statement order */
     SemaScope all;     /* every name the model defines (to tell "later" from "unknown") */
 } Sema;
