@@ -4,9 +4,11 @@
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= 2
-PACKAGES   := cmake make gcc libc6-dev flex bison llvm-dev zlib1g-dev python3 python3-numpy dataset-fashion-mnist
+PACKAGES   := cmake make gcc libc6-dev flex bison llvm-dev zlib1g-dev python3 python3-numpy \
+              dataset-fashion-mnist clang libclang-rt-dev
+FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build test test-asan demo clean
+.PHONY: all deps build test test-fast test-asan asan-build fuzz fuzz-run demo clean
 
 all: build
 
@@ -30,14 +32,33 @@ $(BUILD)/CMakeCache.txt: | deps
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
-test: build
+# Everything: the suite, the suite again under the sanitizers, a bounded fuzz run.
+test: test-fast test-asan
+	$(MAKE) --no-print-directory fuzz-run FUZZ_SECONDS=$(FUZZ_SECONDS)
+
+test-fast: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
-# The same suite under AddressSanitizer and UndefinedBehaviorSanitizer.
-test-asan: deps
-	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DNNC_SANITIZE=ON
+# A clang build with AddressSanitizer, UndefinedBehaviorSanitizer and the libFuzzer target.
+asan-build: deps
+	CC=clang cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DNNC_FUZZ=ON
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+test-asan: asan-build
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# Fuzz the scanner, parser and checks, seeded with every .nn of the project.
+# `make fuzz` runs until stopped; `make test` runs FUZZ_SECONDS and must find nothing.
+fuzz: asan-build
+	$(MAKE) --no-print-directory fuzz-run FUZZ_SECONDS=0
+
+fuzz-run:
+	rm -rf $(ASAN_BUILD)/fuzz-seeds && mkdir -p $(ASAN_BUILD)/fuzz-seeds $(ASAN_BUILD)/fuzz-corpus
+	cp examples/*.nn $(ASAN_BUILD)/fuzz-seeds/
+	for f in tests/*/*.nn; do cp "$$f" "$(ASAN_BUILD)/fuzz-seeds/$$(echo $$f | tr / _)"; done
+	$(ASAN_BUILD)/fuzz_frontend -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 \
+	  -print_final_stats=1 -artifact_prefix=$(ASAN_BUILD)/ \
+	  $(ASAN_BUILD)/fuzz-corpus $(ASAN_BUILD)/fuzz-seeds
 
 demo: build
 	$(BUILD)/nnc examples/xor.nn -o $(BUILD)/xor
