@@ -56,6 +56,10 @@ typedef struct IrNode {
     const char *name;  /* printed name: source name (h, W1), temporary (h.1), adjoint (dh, dh.1) */
     Loc loc;           /* the source it comes from */
     const char *rule;  /* backward nodes: the chain-rule step that produced it */
+    /* backward nodes: the names of further adjoints the simplifier merged into this one, in
+     * merge order (name is the one rule describes); copied on change, so nodes may share it */
+    const char **aliases;
+    int naliases;
     bool grad;         /* part of the backward pass */
     bool varying;      /* depends on the sample (input or target); false for params/constants */
 } IrNode;

@@ -541,22 +541,70 @@ static bool is_temp_name(const char *s)
     return true;
 }
 
-static int name_rank(const char *name, bool grad)
+/* Forward values: the survivor of a src node takes its name when that name says more
+ * (source names win over generated ones). Leaves keep their declared names. */
+static void take_forward_name(IrNode *s, const IrNode *o)
 {
-    return name ? (grad ? 0 : 2) + !is_temp_name(name) : -1;
+    int have = s->name ? 1 + !is_temp_name(s->name) : 0;
+    int offer = o->name ? 1 + !is_temp_name(o->name) : 0;
+    if (s->nargs > 0 && offer > have)
+        s->name = o->name;
 }
 
-/* r, the survivor of src node o, takes o's name when that name says more: source names win
- * over generated ones, forward over backward. Leaves keep their declared names, forward
- * values are not renamed after a backward one, constants stay nameless (printed as values). */
+static bool goes_by(const IrNode *s, const char *name)
+{
+    if (strcmp(s->name, name) == 0)
+        return true;
+    for (int i = 0; i < s->naliases; i++)
+        if (strcmp(s->aliases[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Appends name to s's aliases; the array is copied, as other nodes may share it. */
+static void add_alias(Arena *a, IrNode *s, const char *name)
+{
+    if (goes_by(s, name))
+        return;
+    const char **v = arena_alloc(a, (size_t)(s->naliases + 1) * sizeof *v);
+    if (s->naliases)
+        memcpy(v, s->aliases, (size_t)s->naliases * sizeof *v);
+    v[s->naliases++] = name;
+    s->aliases = v;
+}
+
+/* Adjoints: the name a line shows must be the one its note describes. The first named src
+ * node to land on s names it and brings its rule and loc along (s may be a nameless helper
+ * made for another step); the names of later ones become aliases, in src order. */
+static void take_adjoint_name(Simp *S, IrNode *s, const IrNode *o)
+{
+    if (!o->name)
+        return;
+    if (!s->name) {
+        s->name = o->name;
+        s->rule = o->rule;
+        s->loc = o->loc;
+        s->aliases = o->aliases;
+        s->naliases = o->naliases;
+        return;
+    }
+    add_alias(S->dst->arena, s, o->name);
+    for (int i = 0; i < o->naliases; i++)
+        add_alias(S->dst->arena, s, o->aliases[i]);
+}
+
+/* r is the survivor of src node o. Forward values never take a backward name; constants
+ * stay nameless (printed as values). */
 static void take_name(Simp *S, int r, const IrNode *o)
 {
     IrNode *s = &S->dst->nodes[r];
     double v;
-    if (s->nargs == 0 || (!s->grad && o->grad) || const_of(S, r, &v))
+    if (const_of(S, r, &v) || (!s->grad && o->grad))
         return;
-    if (name_rank(o->name, o->grad) > name_rank(s->name, s->grad))
-        s->name = o->name;
+    if (s->grad)
+        take_adjoint_name(S, s, o);
+    else
+        take_forward_name(s, o);
 }
 
 /* ---- a pass ---- */
@@ -601,8 +649,11 @@ static void strip_const_names(Simp *S)
 {
     double v;
     for (int id = 0; id < S->dst->nnodes; id++)
-        if (const_of(S, id, &v))
+        if (const_of(S, id, &v)) {
             S->dst->nodes[id].name = NULL;
+            S->dst->nodes[id].aliases = NULL;
+            S->dst->nodes[id].naliases = 0;
+        }
 }
 
 static void mark(bool *live, int id)

@@ -744,10 +744,11 @@ static void test_names(void)
     p->nodes[g].loc = bloc;
     int dw = named(p, bw(p, bin(p, IR_MUL, g, k(p, 1)), "named"), "dW"); /* = g: g takes dW */
     int r1 = named(p, bw(p, bin(p, IR_MUL, y, w), "first"), "dV.1");
-    int r2 = named(p, bw(p, bin(p, IR_MUL, w, y), "second"), "dV");   /* twin: dV beats dV.1 */
+    int r2 = named(p, bw(p, bin(p, IR_MUL, w, y), "second"), "dV");   /* twin: an alias of dV.1 */
+    int r3 = named(p, bw(p, bin(p, IR_MUL, r2, k(p, 1)), "third"), "dV.3"); /* = r1 too */
     int f = named(p, bw(p, bin(p, IR_MUL, x, w), "recomputed"), "dh"); /* forward h survives */
     p->params[0].grad = dw;
-    p->params[1].grad = named(p, bw(p, bin(p, IR_ADD, bin(p, IR_ADD, r1, r2), f), "sum"), "dV.2");
+    p->params[1].grad = named(p, bw(p, bin(p, IR_ADD, bin(p, IR_ADD, r1, r3), f), "sum"), "dV.2");
     end_backward(p);
     IrProgram *q = simp(p);
     int qh = -1;
@@ -755,15 +756,31 @@ static void test_names(void)
         if (q->nodes[id].op == IR_MUL && !q->nodes[id].grad)
             qh = id;
     CHECK(qh >= 0 && name_is(&q->nodes[qh], "h") && qh < q->nforward);
+    CHECK(q->nodes[qh].naliases == 0); /* a forward value takes no backward name */
+    /* A nameless survivor takes the name of the first node to land on it, and that node's
+     * rule and loc: the note of a line must describe the name it shows. */
     const IrNode *gw = &q->nodes[q->params[0].grad];
-    CHECK(gw->grad && name_is(gw, "dW"));
-    CHECK(strcmp(gw->rule, "nameless") == 0 && gw->loc.line == 7 && gw->loc.col == 3); /* its own */
+    CHECK(gw->grad && name_is(gw, "dW") && gw->naliases == 0);
+    CHECK(strcmp(gw->rule, "named") == 0 && gw->loc.line == here.line && gw->loc.col == here.col);
     const IrNode *gv = &q->nodes[q->params[1].grad];
     CHECK(gv->op == IR_ADD && name_is(gv, "dV.2"));
     const IrNode *dv = arg(q, gv, 0);
-    CHECK(dv->op == IR_ADD && dv->args[0] == dv->args[1] && name_is(arg(q, dv, 0), "dV"));
-    CHECK(strcmp(arg(q, dv, 0)->rule, "first") == 0);
+    CHECK(dv->op == IR_ADD && dv->args[0] == dv->args[1]);
+    /* A named survivor keeps its name and rule; the merged names follow in order. */
+    const IrNode *r = arg(q, dv, 0);
+    CHECK(name_is(r, "dV.1") && strcmp(r->rule, "first") == 0 && r->naliases == 2);
+    CHECK(r->naliases == 2 && strcmp(r->aliases[0], "dV") == 0 && strcmp(r->aliases[1], "dV.3") == 0);
     CHECK(gv->args[1] == qh); /* the backward recomputation of h is h */
+    /* Simplifying again changes no name, alias or rule (aliases carry over passes). */
+    IrProgram *q2 = simp_program(q);
+    CHECK(q2->nnodes == q->nnodes);
+    for (int id = 0; id < q->nnodes && q2->nnodes == q->nnodes; id++) {
+        const IrNode *a = &q->nodes[id], *b = &q2->nodes[id];
+        CHECK((a->name == NULL) == (b->name == NULL) && (!a->name || strcmp(a->name, b->name) == 0));
+        CHECK(a->rule == b->rule && a->naliases == b->naliases);
+        for (int i = 0; i < a->naliases && a->naliases == b->naliases; i++)
+            CHECK(strcmp(a->aliases[i], b->aliases[i]) == 0);
+    }
     CHECK(q->nforward == 7); /* x W V h h+h y sum */
     for (int id = 0; id < q->nnodes; id++)
         CHECK(q->nodes[id].grad == (id >= q->nforward));
