@@ -40,6 +40,21 @@ static void put_num(FILE *out, double v)
     fputs(buf, out);
 }
 
+/* A nameless constant (rank 0, or a broadcast of one): the simplifier's folded values.
+ * Its value goes in *v. */
+static bool folded_const(const IrProgram *p, int id, double *v)
+{
+    const IrNode *n = &p->nodes[id];
+    if (n->name)
+        return false;
+    if (n->op == IR_BROADCAST)
+        n = &p->nodes[n->args[0]];
+    if (n->op != IR_CONST || n->name)
+        return false;
+    *v = n->num;
+    return true;
+}
+
 static bool referred(const Printer *pr, int id)
 {
     return pr->own_line ? pr->own_line[id] : pr->p->nodes[id].name != NULL;
@@ -198,6 +213,19 @@ typedef struct Line {
     bool accumulate; /* printed as name += expr */
 } Line;
 
+/* A named node, or one used from the other pass or other than once. Constants print inline
+ * wherever they are used; a folded one that only a gradient keeps shows in the gradients. */
+static bool needs_line(const Printer *pr, int id, bool cross)
+{
+    const IrNode *n = &pr->p->nodes[id];
+    double v;
+    if (n->name)
+        return true;
+    if (n->op == IR_CONST || (pr->uses[id] == 0 && folded_const(pr->p, id, &v)))
+        return false;
+    return cross || pr->uses[id] != 1;
+}
+
 /* Which nodes are printed on a line of their own; the rest print inline. */
 static void plan_lines(Printer *pr)
 {
@@ -214,14 +242,14 @@ static void plan_lines(Printer *pr)
     for (size_t i = 0; i < sizeof roots / sizeof *roots; i++)
         if (roots[i] >= 0 && roots[i] < p->nnodes)
             pr->own_line[roots[i]] = true;
-    for (int i = 0; i < p->nparams; i++)
-        if (p->params[i].grad >= 0 && p->params[i].grad < p->nnodes)
-            pr->own_line[p->params[i].grad] = true;
-    /* Constants print inline wherever they are used. */
-    for (int id = 0; id < p->nnodes; id++) {
-        const IrNode *n = &p->nodes[id];
-        pr->own_line[id] |= n->name || (n->op != IR_CONST && (cross[id] || pr->uses[id] != 1));
+    double v;
+    for (int i = 0; i < p->nparams; i++) {
+        int g = p->params[i].grad;
+        if (g >= 0 && g < p->nnodes && !folded_const(p, g, &v)) /* a constant shows its value */
+            pr->own_line[g] = true;
     }
+    for (int id = 0; id < p->nnodes; id++)
+        pr->own_line[id] |= needs_line(pr, id, cross[id]);
     free(cross);
 }
 
@@ -245,22 +273,51 @@ static char *note_text(const Printer *pr, const IrNode *n)
     return text;
 }
 
-/* dv += c: an adjoint accumulating a further contribution. */
-static bool is_accumulation(const Printer *pr, const IrNode *n)
+/* Whether node id's line defines name (as its name or as an alias). */
+static bool line_defines(const Printer *pr, int id, const char *name)
 {
-    if (n->op != IR_ADD || !n->grad || !n->name)
+    const IrNode *n = &pr->p->nodes[id];
+    if (!pr->own_line[id] || !n->name)
         return false;
-    const IrNode *a = &pr->p->nodes[n->args[0]];
-    return pr->own_line[n->args[0]] && a->name && strcmp(a->name, n->name) == 0;
+    if (strcmp(n->name, name) == 0)
+        return true;
+    for (int i = 0; i < n->naliases; i++)
+        if (strcmp(n->aliases[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* dv += c: an adjoint accumulating a further contribution, v's last line being the
+ * first operand's. A line with aliases shows its sum in full (dv = du = dv + c). */
+static bool is_accumulation(const Printer *pr, int id)
+{
+    const IrNode *n = &pr->p->nodes[id];
+    if (n->op != IR_ADD || !n->grad || !n->name || n->naliases > 0)
+        return false;
+    int a = n->args[0];
+    if (!line_defines(pr, a, n->name))
+        return false;
+    for (int k = a + 1; k < id; k++)
+        if (line_defines(pr, k, n->name))
+            return false;
+    return true;
+}
+
+/* "dy.2 = dy.1 = db2": the name, then the adjoints merged into it. */
+static void put_names(FILE *out, const IrProgram *p, int id)
+{
+    put_label(out, p, id);
+    for (int i = 0; i < p->nodes[id].naliases; i++)
+        fprintf(out, " = %s", p->nodes[id].aliases[i]);
 }
 
 static Line make_line(const Printer *pr, int id)
 {
     const IrNode *n = &pr->p->nodes[id];
-    Line l = {.accumulate = is_accumulation(pr, n)};
+    Line l = {.accumulate = is_accumulation(pr, id)};
     size_t len;
     FILE *f = open_memstream(&l.name, &len);
-    put_label(f, pr->p, id);
+    put_names(f, pr->p, id);
     fclose(f);
     char buf[SHAPE_STR_MAX];
     l.shape = strdup(shape_str(n->shape, buf));
@@ -303,7 +360,8 @@ static void put_lines(FILE *out, Line *lines, int n)
     }
 }
 
-static void put_section(FILE *out, const Printer *pr, int from, int to)
+/* Prints the lines of nodes [from, to); returns how many. */
+static int put_section(FILE *out, const Printer *pr, int from, int to)
 {
     Line *lines = malloc(((size_t)(to - from) + 1) * sizeof *lines);
     int n = 0;
@@ -312,6 +370,7 @@ static void put_section(FILE *out, const Printer *pr, int from, int to)
             lines[n++] = make_line(pr, id);
     put_lines(out, lines, n);
     free(lines);
+    return n;
 }
 
 static void put_gradients(FILE *out, const IrProgram *p)
@@ -324,9 +383,23 @@ static void put_gradients(FILE *out, const IrProgram *p)
             continue;
         }
         fprintf(out, "  d(loss)/d%s = ", q->name);
+        double v;
+        if (folded_const(p, q->grad, &v)) {
+            put_num(out, v);
+            fputs(q->shape.rank ? "   (a constant, in every element)\n" : "   (a constant)\n", out);
+            continue;
+        }
         put_label(out, p, q->grad);
         fputc('\n', out);
     }
+}
+
+static bool any_grad(const IrProgram *p)
+{
+    for (int i = 0; i < p->nparams; i++)
+        if (p->params[i].grad >= 0)
+            return true;
+    return false;
 }
 
 void ir_print(FILE *out, const IrProgram *p, const Diag *d, bool with_grad)
@@ -347,9 +420,10 @@ void ir_print(FILE *out, const IrProgram *p, const Diag *d, bool with_grad)
     fputc('\n', out);
     if (with_grad) {
         fputs("\nbackward pass (reverse mode; dv is d(loss)/dv, d the adjoint flowing in):\n", out);
-        if (nforward == p->nnodes)
-            fputs("  (none: no param affects the loss)\n", out);
-        put_section(out, &pr, nforward, p->nnodes);
+        if (put_section(out, &pr, nforward, p->nnodes) == 0)
+            fputs(any_grad(p) ? "  (nothing to compute: each gradient is a constant or a forward value)\n"
+                              : "  (none: no param affects the loss)\n",
+                  out);
         put_gradients(out, p);
     }
     free(pr.own_line);

@@ -2,12 +2,16 @@
 
 For every model of examples/*.nn, tests/grad/*.nn and tests/check/*.nn, the printed
 forward and backward passes are parsed back into expression trees (names versioned, since
-`dW += e` redefines dW) and two properties are asserted:
+`dW += e` redefines dW; the aliases of `dy.2 = db2 [1] = e` name the same value) and two
+properties are asserted:
   - no computation appears twice: no two lines, and no inline subexpression anywhere, have
     the same right-hand side (a + b and b + a count as the same);
   - every value a line defines is used by a later line, or is the loss, the output or a
     gradient (leaves excepted: unused params are kept on purpose).
 The same checker must find both faults in the raw -O0 form of xor, so it cannot pass vacuously.
+A third property is asserted of the raw and the simplified listings: a backward line's name is
+the one its note describes, the adjoint dv of an operand v of the forward step the note cites
+(`dy.2 = ...  # y = sigmoid(y.2): ...`); it must fail on a listing with the names swapped.
 
 Run: /usr/bin/python3 tests/py/test_simplify_props.py --nnc BUILD/nnc --build BUILD
 """
@@ -23,9 +27,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 TOKEN = re.compile(r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf)"
                    r"|(?P<name>[A-Za-z_$][A-Za-z0-9_$]*(?:\.[A-Za-z0-9_]+)*)"
                    r"|(?P<op>[-+*/@^(),]))")
-LINE = re.compile(r"^  (?P<name>\S+)\s+(?P<shape>\[[^\]]*\])\s+(?P<acc>\+?=) (?P<rhs>.*?)(?:\s+# .*)?$")
+# "dy.2 = dy.1 = db2 [1] = e": a name, then the adjoints the simplifier merged into it.
+LINE = re.compile(r"^  (?P<name>\S+)(?P<aliases>(?: = \S+)*)\s+(?P<shape>\[[^\]]*\])\s+(?P<acc>\+?=) (?P<rhs>.*?)(?:\s+# .*)?$")
 GRAD = re.compile(r"^  d\(loss\)/d(?P<param>\S+) = (?P<label>\S+)")
 OUTPUT = re.compile(r"^  output (?P<output>\S*), loss (?P<loss>\S+)$")
+NOTE = re.compile(r"#\s+\S+:\d+\s+(?P<rule>.*)$")
+STEP = re.compile(r"^(?P<result>\S+) = (?P<expr>.*?): ")
+SEED = re.compile(r"^seed: d\((?P<loss>[^)]*)\)")
 LEAF = re.compile(r"^(input|target|param\b)")
 COMMUTATIVE = {"+", "*"}
 SHAPELESS = {"broadcast", "expand_last"}  # the printed text does not fix their shape
@@ -166,8 +174,17 @@ def check_listing(text):
     seen = {}             # canonical computation -> the line that has it
     roots = set()
 
+    same = {}             # versioned alias -> the versioned name of its line
+
     def resolve(name):
-        return "%s@%d" % (name, version.get(name, 0))
+        key = "%s@%d" % (name, version.get(name, 0))
+        return same.get(key, key)
+
+    def define(name, aliases):
+        for n in [name] + aliases:
+            version[n] = version.get(n, 0) + 1
+        for a in aliases:
+            same["%s@%d" % (a, version[a])] = resolve(name)
 
     def computation(key, line):
         if key in seen:
@@ -187,10 +204,13 @@ def check_listing(text):
             continue
         m = LINE.match(line)
         if not m:
+            if line.startswith("  ") and not line.startswith("  ("):  # a line left unchecked
+                problems.append("unreadable line: %s" % line)
             continue
         name, rhs = m.group("name"), m.group("rhs")
+        aliases = m.group("aliases").split(" = ")[1:]
         if LEAF.match(rhs):
-            version[name] = version.get(name, 0) + 1
+            define(name, aliases)
             continue
         tree = canon(Parser(rhs, resolve).parse())
         if m.group("acc") == "+=":  # name += e is name = name + e
@@ -202,11 +222,41 @@ def check_listing(text):
         for sub in subtrees(tree):
             if any(True for _ in names_in(sub)) and not shapeless(sub):
                 computation(sub, line)
-        version[name] = version.get(name, 0) + 1
+        define(name, aliases)
         defined.append((resolve(name), line))
     for value, line in defined:
         if value not in used and value not in roots:
             problems.append("dead: %s\n    %s" % (value, line))
+    return problems
+
+
+def described(rule):
+    """The adjoint names a backward note can describe: dv for each operand v of its step."""
+    m = SEED.match(rule)
+    if m:
+        return {"d" + m.group("loss")}
+    m = STEP.match(rule)
+    if not m:
+        return None
+    toks = Parser(m.group("expr"), lambda n: n).toks
+    return {"d" + text for i, (kind, text) in enumerate(toks)
+            if kind == "name" and (i + 1 == len(toks) or toks[i + 1][1] != "(")}
+
+
+def check_notes(text):
+    """Backward lines whose name is not the one their note describes."""
+    problems = []
+    backward = False
+    for line in text.splitlines():
+        backward = backward or line.startswith("backward pass")
+        m, note = LINE.match(line), NOTE.search(line)
+        if not backward or not m or not note or m.group("name").startswith("$"):
+            continue
+        want = described(note.group("rule"))
+        if want is None:
+            problems.append("note names no step: %s" % line)
+        elif m.group("name") not in want:
+            problems.append("name %s, note about %s: %s" % (m.group("name"), "/".join(sorted(want)), line))
     return problems
 
 
@@ -238,6 +288,13 @@ def main():
     if not any(p.startswith("duplicate") for p in raw_problems):
         print("FAIL: the checker finds no duplicate in xor's -O0 listing")
         failures += 1
+    for p in check_notes(raw.stdout):
+        print("FAIL: xor -O0: %s" % p)
+        failures += 1
+    swapped = re.sub(r"^  d(\S)", r"  dd\1", raw.stdout, flags=re.M)
+    if len(check_notes(swapped)) < 10:
+        print("FAIL: the checker misses names that do not match their notes")
+        failures += 1
 
     required = sorted(glob.glob(os.path.join(ROOT, "examples", "*.nn")) +
                       glob.glob(os.path.join(ROOT, "tests", "grad", "*.nn")))
@@ -257,7 +314,7 @@ def main():
                 failures += 1
                 continue
             try:
-                problems = check_listing(r.stdout)
+                problems = check_listing(r.stdout) + check_notes(r.stdout)
             except ValueError as e:
                 problems = ["cannot parse the listing: %s" % e]
             for p in problems:
