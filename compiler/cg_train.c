@@ -226,7 +226,17 @@ static LLVMValueRef emit_train(Cg *g, LLVMValueRef step, int opt)
     return fn;
 }
 
-/* double evaluate(run, x, t, n, pred): without a target the loss is not computed. */
+/* Whether the loss reads the target: only then does a NULL t leave it uncomputed. */
+static bool loss_reads_target(const CgPlan *pl)
+{
+    for (int id = 0; id < pl->nnodes; id++)
+        if (pl->live[CG_FN_EVAL_LOSS][id] && pl->nodes[id].op == IR_TARGET)
+            return true;
+    return false;
+}
+
+/* double evaluate(run, x, t, n, pred): the loss whenever the model has one; t == NULL only
+ * means there is no target (an autoencoder's loss needs none). */
 static LLVMValueRef emit_evaluate(Cg *g, LLVMValueRef with_loss, LLVMValueRef without)
 {
     LLVMTypeRef params[] = {g->i8p, g->i8p, g->i8p, g->i32, g->i8p};
@@ -236,6 +246,10 @@ static LLVMValueRef emit_evaluate(Cg *g, LLVMValueRef with_loss, LLVMValueRef wi
                            cg_real_ptr(g, LLVMGetParam(fn, 2)),
                            LLVMBuildSExt(g->b, LLVMGetParam(fn, 3), g->i64, ""),
                            cg_real_ptr(g, LLVMGetParam(fn, 4))};
+    if (!loss_reads_target(g->plan)) {
+        LLVMBuildRet(g->b, LLVMBuildCall2(g->b, pass_type(g), with_loss, args, 5, ""));
+        return fn;
+    }
     LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(g->ctx, fn, "loss");
     LLVMBasicBlockRef no = LLVMAppendBasicBlockInContext(g->ctx, fn, "no_loss");
     LLVMBuildCondBr(g->b, LLVMBuildIsNull(g->b, LLVMGetParam(fn, 2), ""), no, yes);

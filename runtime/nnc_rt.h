@@ -63,8 +63,10 @@ typedef struct NncModelDesc {
     /* Trains for nnc_rt_int(run, NNC_EPOCHS) epochs. */
     void (*train)(NncRun *run);
     /* Forward pass only on n <= nnc_rt_int(run, NNC_BATCH) samples: writes n*out_size
-     * predictions to pred and returns the sum of the n per-sample losses. t may be NULL
-     * when the model has no target (then the loss is not computed and 0 is returned). */
+     * predictions to pred and returns the sum of the n per-sample losses. t is NULL when
+     * the model has no target; the loss is still computed when it needs none (an
+     * autoencoder's mean((W2 @ h - x)^2)). Only a loss that reads a target missing from
+     * the call is skipped, and 0 returned. */
     double (*evaluate)(NncRun *run, const void *x, const void *t, int n, void *pred);
     /* For trainers living in the nnc process (nnc --interp): their own state, found again
      * through nnc_rt_model(run)->ctx. NULL in generated code. */

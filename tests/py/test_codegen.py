@@ -8,6 +8,8 @@
 4. --epochs 0 --load W.npz --test FILE only evaluates, and reports what --interp reports.
 5. --emit=llvm|asm go to stdout (or -o), obj defaults to MODEL.o, exe to ./MODEL; -O0..-O3.
 6. An output that cannot be written is `nnc: error: ...`, exit 1, and no file at all.
+7. A loss without a target (an autoencoder) is still evaluated: the train/test lines
+   report what numpy computes from the saved weights.
 """
 import argparse
 import os
@@ -141,6 +143,40 @@ def test_unwritable(nnc, tmp):
         fail("a missing output folder was created")
 
 
+AE = """model ae {
+    input x[4]
+    param W1[2, 4] = uniform(-0.5, 0.5)
+    param W2[4, 2] = uniform(-0.5, 0.5)
+    h = tanh(W1 @ x)
+    y = W2 @ h
+    output y
+    loss = mean((y - x)^2)
+}
+train ae {
+    data = csv("ae.csv")
+    epochs = 2
+    batch = 2
+    optimizer = sgd(lr = 0.1)
+}
+"""
+
+
+def test_targetless_loss(nnc, tmp):
+    x = np.array([[0, 1, 0, 1], [1, 0, 1, 0], [0.5, 0.5, 0, 1]])
+    np.savetxt(os.path.join(tmp, "ae.csv"), x, delimiter=",", fmt="%g")
+    with open(os.path.join(tmp, "ae.nn"), "w") as f:
+        f.write(AE)
+    run([nnc, "ae.nn", "-o", "AE"], tmp)
+    out = text(run(["./AE", "--test", "ae.csv", "--save", "ae.npz"], tmp))
+    w = np.load(os.path.join(tmp, "ae.npz"))
+    y = np.tanh(x @ w["W1"].T.astype(np.float64)) @ w["W2"].T.astype(np.float64)
+    want = np.mean((y - x) ** 2)
+    for what in ("train", "test"):
+        m = re.search(rf"^{what}: loss (\S+)", out, re.M)
+        if not m or not np.isclose(float(m.group(1)), want, rtol=1e-4):
+            fail(f"autoencoder {what} loss: want {want:.6f} in:\n{out}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--nnc", required=True)
@@ -155,6 +191,7 @@ def main():
         test_evaluate_only(nnc, tmp)
         test_emit_kinds(nnc, tmp)
         test_unwritable(nnc, tmp)
+        test_targetless_loss(nnc, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("ok")
