@@ -132,8 +132,19 @@ static int rule_pow(Ad *ad, int y, int d, int i)
 
 /* ---- elementwise, two operands a, b (a rank-0 side is summed by the caller) ---- */
 
+/* y = c + c or c * c: one operand on both sides, so one rule gives its whole derivative
+ * (the walk asks only for operand 0), not two equal contributions summed. */
+static bool same_sides(const IrNode *n)
+{
+    return (n->op == IR_ADD || n->op == IR_MUL) && n->args[0] == n->args[1];
+}
+
 static int rule_add(Ad *ad, int y, int d, int i)
 {
+    if (same_sides(N(ad, y))) {
+        say(ad, y, i, "2, as both sides are %1$s");
+        return bin(ad, IR_MUL, d, num(ad, 2));
+    }
     say(ad, y, i, "1");
     return d;
 }
@@ -146,6 +157,10 @@ static int rule_sub(Ad *ad, int y, int d, int i)
 
 static int rule_mul(Ad *ad, int y, int d, int i)
 {
+    if (same_sides(N(ad, y))) { /* the power rule of c^2 */
+        say(ad, y, i, "2 * %1$s, as both sides are %1$s");
+        return bin(ad, IR_MUL, bin(ad, IR_MUL, d, num(ad, 2)), arg(ad, y, 0));
+    }
     say(ad, y, i, i == 0 ? "%2$s" : "%1$s");
     return bin(ad, IR_MUL, d, arg(ad, y, 1 - i));
 }
@@ -184,13 +199,40 @@ static int rule_matmul(Ad *ad, int y, int d, int i)
     return bin(ad, IR_MUL, d, i == 0 ? b : a);
 }
 
+/* v as a value of shape s: itself when it has it, else a reshape (a view, no arithmetic). */
+static int reshaped(Ad *ad, int v, Shape s)
+{
+    return shape_eq(N(ad, v)->shape, s) ? v : to(ad, IR_RESHAPE, v, s);
+}
+
+static Shape vec(long long n) { return (Shape){.rank = 1, .dims = {(int)n}}; }
+static Shape mat(long long m, long long n) { return (Shape){.rank = 2, .dims = {(int)m, (int)n}}; }
+
+/* outer(a, b)[i.., j..] = a[i..] * b[j..]: over a and b flattened to vectors of p and q
+ * elements it is the vector case, so da = d @ b and db = a @ d with d a [p, q] matrix,
+ * each reshaped back to its operand's shape. */
 static int rule_outer(Ad *ad, int y, int d, int i)
 {
     int a = arg(ad, y, 0), b = arg(ad, y, 1);
-    if (N(ad, a)->shape.rank != 1 || N(ad, b)->shape.rank != 1)
-        return -1; /* the IR has no contraction over several dims */
-    ad->law = i == 0 ? "for outer(a, b), da = d @ b" : "for outer(a, b), db = a @ d";
-    return i == 0 ? bin(ad, IR_MATMUL, d, b) : bin(ad, IR_MATMUL, a, d);
+    Shape sa = N(ad, a)->shape, sb = N(ad, b)->shape;
+    long long p = shape_size(sa), q = shape_size(sb);
+    if (sa.rank == 1 && sb.rank == 1)
+        ad->law = i == 0 ? "for outer(a, b), da = d @ b" : "for outer(a, b), db = a @ d";
+    else
+        ad->law = arena_printf(ad->p->arena, "for outer(a, b), %s with a and b flattened and d "
+                               "as a [%lld, %lld] matrix", i == 0 ? "da = d @ b" : "db = a @ d", p, q);
+    int dm = reshaped(ad, d, mat(p, q));
+    if (i == 0)
+        return reshaped(ad, bin(ad, IR_MATMUL, dm, reshaped(ad, b, vec(q))), sa);
+    return reshaped(ad, bin(ad, IR_MATMUL, reshaped(ad, a, vec(p)), dm), sb);
+}
+
+static int rule_reshape(Ad *ad, int y, int d, int i)
+{
+    Shape s = N(ad, arg(ad, y, i))->shape;
+    char buf[SHAPE_STR_MAX];
+    ad->law = arena_printf(ad->p->arena, "for reshape(x), dx = d reshaped back to %s", shape_str(s, buf));
+    return to(ad, IR_RESHAPE, d, s);
 }
 
 static int rule_transpose(Ad *ad, int y, int d, int i)
@@ -307,7 +349,7 @@ static const AdRule rules[IR_NUM_OPS] = {
     [IR_RELU] = rule_relu, [IR_SOFTPLUS] = rule_softplus, [IR_LEAKY_RELU] = rule_leaky_relu,
     [IR_POW] = rule_pow, [IR_ADD] = rule_add, [IR_SUB] = rule_sub, [IR_MUL] = rule_mul,
     [IR_DIV] = rule_div, [IR_MATMUL] = rule_matmul, [IR_OUTER] = rule_outer,
-    [IR_TRANSPOSE] = rule_transpose, [IR_SUM] = rule_sum, [IR_MEAN] = rule_mean,
+    [IR_TRANSPOSE] = rule_transpose, [IR_RESHAPE] = rule_reshape, [IR_SUM] = rule_sum, [IR_MEAN] = rule_mean,
     [IR_BROADCAST] = rule_broadcast, [IR_SUM_LAST] = rule_sum_last,
     [IR_EXPAND_LAST] = rule_expand_last, [IR_SOFTMAX] = rule_softmax,
     [IR_LOG_SOFTMAX] = rule_log_softmax, [IR_SOFTMAX_CE] = rule_softmax_ce,
@@ -417,7 +459,8 @@ static bool walk(Ad *ad)
         if (!ad->on_path[y] || ad->adj[y] < 0)
             continue;
         ad->loc = N(ad, y)->loc;
-        for (int i = 0; i < N(ad, y)->nargs; i++)
+        int nargs = same_sides(N(ad, y)) ? 1 : N(ad, y)->nargs;
+        for (int i = 0; i < nargs; i++)
             if (ad->on_path[N(ad, y)->args[i]] && !differentiate_operand(ad, y, i))
                 return false;
     }

@@ -43,6 +43,7 @@ static LLVMValueRef unary(Cg *g, int op, double num, LLVMValueRef x)
 {
     LLVMBuilderRef b = g->b;
     switch (op) {
+    case IR_RESHAPE: return x; /* a copy: row-major, element i stays element i */
     case IR_NEG: return LLVMBuildFNeg(b, x, "");
     case IR_EXP: return cg_math(g, "exp", x);
     case IR_LOG: return cg_math(g, "log", x);
@@ -272,7 +273,7 @@ void cg_emit_node(Cg *g, int id)
         return;
     case IR_NEG: case IR_EXP: case IR_LOG: case IR_SQRT: case IR_ABS: case IR_SIGMOID:
     case IR_TANH: case IR_RELU: case IR_SOFTPLUS: case IR_LEAKY_RELU: case IR_POW:
-    case IR_STEP: case IR_LEAKY_STEP: case IR_SIGN:
+    case IR_STEP: case IR_LEAKY_STEP: case IR_SIGN: case IR_RESHAPE:
     case IR_ADD: case IR_SUB: case IR_MUL: case IR_DIV:
         emit_elementwise(g, id);
         return;

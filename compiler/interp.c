@@ -249,6 +249,7 @@ void interp_node(Interp *in, int id)
     case IR_MATMUL: eval_matmul(na->shape, a, nb->shape, b, out); return;
     case IR_OUTER: eval_outer(size_of(na), a, size_of(nb), b, out); return;
     case IR_TRANSPOSE: eval_transpose(na->shape, a, out); return;
+    case IR_RESHAPE: memcpy(out, a, size_of(n) * sizeof *out); return; /* row-major either way */
     case IR_SUM: out[0] = total(size_of(na), a); return;
     case IR_MEAN: out[0] = total(size_of(na), a) / (double)size_of(na); return;
     case IR_BROADCAST: fill(size_of(n), a[0], out); return;

@@ -109,7 +109,7 @@ Shape ir_infer_shape(IrOp op, Shape a, Shape b)
         if (a.rank > 0)
             a.rank--;
         return a;
-    case IR_BROADCAST: case IR_EXPAND_LAST:
+    case IR_BROADCAST: case IR_EXPAND_LAST: case IR_RESHAPE:
         return b; /* the result shape cannot come from a: b names it */
     default:
         return a; /* elementwise, softmax, log_softmax, leaves */
@@ -124,6 +124,7 @@ static const char *const op_names[IR_NUM_OPS] = {
     [IR_STEP] = "step", [IR_LEAKY_STEP] = "leaky_step", [IR_SIGN] = "sign",
     [IR_ADD] = "add", [IR_SUB] = "sub", [IR_MUL] = "mul", [IR_DIV] = "div",
     [IR_MATMUL] = "matmul", [IR_OUTER] = "outer", [IR_TRANSPOSE] = "transpose",
+    [IR_RESHAPE] = "reshape",
     [IR_SUM] = "sum", [IR_MEAN] = "mean", [IR_BROADCAST] = "broadcast",
     [IR_SUM_LAST] = "sum_last", [IR_EXPAND_LAST] = "expand_last",
     [IR_SOFTMAX] = "softmax", [IR_LOG_SOFTMAX] = "log_softmax",
@@ -161,6 +162,8 @@ static bool operands_fit(const IrNode *n, Shape a, Shape b)
         return a.rank == 2;
     case IR_BROADCAST:
         return a.rank == 0;
+    case IR_RESHAPE:
+        return shape_size(a) == shape_size(n->shape);
     case IR_SUM_LAST: case IR_SOFTMAX: case IR_LOG_SOFTMAX:
         return a.rank >= 1;
     case IR_EXPAND_LAST:
@@ -176,8 +179,8 @@ static bool operands_fit(const IrNode *n, Shape a, Shape b)
 
 static bool result_fits(const IrNode *n, Shape a, Shape b)
 {
-    if (n->op == IR_BROADCAST)
-        return true;
+    if (n->op == IR_BROADCAST || n->op == IR_RESHAPE)
+        return true; /* any shape: the operand's check covers reshape */
     if (n->op == IR_EXPAND_LAST) {
         Shape s = n->shape;
         s.rank--;

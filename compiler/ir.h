@@ -32,6 +32,7 @@ typedef enum {
     IR_MATMUL,    /* contracts a's last dim with b's first: [m,n]@[n], [m,n]@[n,k], [n]@[n,k], [n]@[n] */
     IR_OUTER,     /* shape a ++ shape b (total rank <= 4) */
     IR_TRANSPOSE, /* rank 2 */
+    IR_RESHAPE,   /* the node's shape, same element count, row-major: a view of a's elements */
     /* reductions and broadcasts */
     IR_SUM,         /* all elements -> rank 0 */
     IR_MEAN,        /* all elements -> rank 0 */
@@ -92,10 +93,10 @@ int ir_unary(IrProgram *p, IrOp op, int a, Loc loc);
 int ir_binary(IrProgram *p, IrOp op, int a, int b, Loc loc);
 /* A unary op with its number attribute (IR_POW exponent, IR_LEAKY_* alpha). */
 int ir_unary_num(IrProgram *p, IrOp op, int a, double num, Loc loc);
-/* A unary op whose result shape is not its operand's (IR_BROADCAST, IR_EXPAND_LAST). */
+/* A unary op whose result shape is not its operand's (IR_BROADCAST, IR_EXPAND_LAST, IR_RESHAPE). */
 int ir_unary_to(IrProgram *p, IrOp op, int a, Shape shape, Loc loc);
 /* The shape of op applied to operands of shapes a and b (b ignored for unary ops;
- * for IR_BROADCAST and IR_EXPAND_LAST, b is the result shape). */
+ * for IR_BROADCAST, IR_EXPAND_LAST and IR_RESHAPE, b is the result shape). */
 Shape ir_infer_shape(IrOp op, Shape a, Shape b);
 const char *ir_op_name(IrOp op);
 /* Number of operands of op (0 for leaves). */

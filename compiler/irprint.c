@@ -135,6 +135,10 @@ static void put_call(const Printer *pr, FILE *out, const IrNode *n)
         fputs(", ", out);
         put_num(out, n->num);
     }
+    if (n->op == IR_RESHAPE) { /* the text alone must say what it makes */
+        char buf[SHAPE_STR_MAX];
+        fprintf(out, ", %s", shape_str(n->shape, buf));
+    }
     fputc(')', out);
 }
 

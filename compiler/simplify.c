@@ -456,10 +456,13 @@ static int rw_transpose(Simp *S, const IrNode *n)
     return s >= 0 ? as_shape(S, s, n->shape) : -1;
 }
 
-/* sum and mean: of a scalar, the scalar; of a broadcast, n times it and itself. */
+/* sum and mean: of a scalar, the scalar; of a broadcast, n times it and itself; of a
+ * reshape, of its operand (the same elements in the same order). */
 static int rw_reduce(Simp *S, const IrNode *n)
 {
     int a = n->args[0], s = scalar_of(S, a);
+    if (op_of(S, a) == IR_RESHAPE)
+        return mk(S, n->op, arg_of(S, a, 0), -1, 0, n->shape);
     if (s < 0)
         return -1;
     if (s == a || n->op == IR_MEAN)
@@ -485,6 +488,18 @@ static int rw_expand_last(Simp *S, const IrNode *n)
     return s >= 0 ? as_shape(S, s, n->shape) : -1;
 }
 
+/* reshape: to its operand's own shape, nothing; of a reshape, of the inner operand; of a
+ * broadcast scalar, a broadcast to the new shape. */
+static int rw_reshape(Simp *S, const IrNode *n)
+{
+    int a = n->args[0], s = scalar_of(S, a);
+    if (shape_eq(dnode(S, a)->shape, n->shape))
+        return a;
+    if (op_of(S, a) == IR_RESHAPE)
+        return mk(S, IR_RESHAPE, arg_of(S, a, 0), -1, 0, n->shape);
+    return s >= 0 ? as_shape(S, s, n->shape) : -1;
+}
+
 static int rewrite(Simp *S, const IrNode *n)
 {
     switch (n->op) {
@@ -498,6 +513,8 @@ static int rewrite(Simp *S, const IrNode *n)
         return rw_product(S, n);
     case IR_TRANSPOSE:
         return rw_transpose(S, n);
+    case IR_RESHAPE:
+        return rw_reshape(S, n);
     case IR_SUM: case IR_MEAN:
         return rw_reduce(S, n);
     case IR_BROADCAST: /* to rank 0: the operand itself */

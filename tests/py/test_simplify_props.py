@@ -26,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 TOKEN = re.compile(r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf)"
                    r"|(?P<name>[A-Za-z_$][A-Za-z0-9_$]*(?:\.[A-Za-z0-9_]+)*)"
-                   r"|(?P<op>[-+*/@^(),]))")
+                   r"|(?P<op>[-+*/@^(),\[\]]))")
 # "dy.2 = dy.1 = db2 [1] = e": a name, then the adjoints the simplifier merged into it.
 LINE = re.compile(r"^  (?P<name>\S+)(?P<aliases>(?: = \S+)*)\s+(?P<shape>\[[^\]]*\])\s+(?P<acc>\+?=) (?P<rhs>.*?)(?:\s+# .*)?$")
 GRAD = re.compile(r"^  d\(loss\)/d(?P<param>\S+) = (?P<label>\S+)")
@@ -106,6 +106,12 @@ class Parser:
             tree = self.expr()
             self.take(")")
             return tree
+        if text == "[":  # a shape argument, as in reshape(d, [6, 4])
+            dims = []
+            while self.peek()[1] != "]":
+                dims.append(self.take()[1])
+            self.take("]")
+            return ("shape", "".join(dims))
         if kind != "name":
             raise ValueError("unexpected %r in %r" % (text, self.toks))
         if self.peek()[1] != "(":
@@ -121,7 +127,7 @@ class Parser:
 
 def canon(tree):
     """Sorted operands for + and *, so a + b and b + a compare equal."""
-    if tree[0] in ("num", "name"):
+    if tree[0] in ("num", "name", "shape"):
         return tree
     if tree[0] == "op":
         a, b = canon(tree[2]), canon(tree[3])
@@ -144,7 +150,7 @@ def names_in(tree):
 def subtrees(tree):
     """Every computation inside tree (itself excluded): the inline nameless nodes."""
     for sub in tree[1:]:
-        if isinstance(sub, tuple) and sub[0] not in ("num", "name"):
+        if isinstance(sub, tuple) and sub[0] not in ("num", "name", "shape"):
             yield sub
             yield from subtrees(sub)
 

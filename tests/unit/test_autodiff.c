@@ -126,6 +126,10 @@ static void eval_node(const IrProgram *p, double **v, int id)
         for (int i = 0; i < size; i++)
             o[i] = a[0];
         return;
+    case IR_RESHAPE:
+        for (int i = 0; i < size; i++)
+            o[i] = a[i];
+        return;
     case IR_SUM_LAST:
         for (int i = 0; i < size; i++) {
             o[i] = 0;
@@ -338,6 +342,15 @@ static IrProgram *sigmoid_bce_case(Arena *a, bool t_param)
     return p;
 }
 
+/* y = W op W: one node on both sides of a product or a sum. */
+static IrProgram *same_sides_case(Arena *a, IrOp op)
+{
+    IrProgram *p = ir_new(a);
+    int w = leaf(p, IR_PARAM, "W", shp(1, 3, 0));
+    project(p, ir_binary(p, op, w, w, here(p)));
+    return p;
+}
+
 /* y = W @ (W @ x): W used twice, contributions accumulate. */
 static IrProgram *twice_case(Arena *a)
 {
@@ -391,6 +404,13 @@ static void rule_cases(Arena *a)
     check_case("[n]@[n,k]", binary_case(a, IR_MATMUL, shp(1, 3, 0), shp(2, 3, 4)), false);
     check_case("[n]@[n]", binary_case(a, IR_MATMUL, shp(1, 3, 0), shp(1, 3, 0)), false);
     check_case("outer", binary_case(a, IR_OUTER, shp(1, 2, 0), shp(1, 3, 0)), false);
+    check_case("outer [2,3] [4]", binary_case(a, IR_OUTER, shp(2, 2, 3), shp(1, 4, 0)), false);
+    check_case("outer [3] [2,2]", binary_case(a, IR_OUTER, shp(1, 3, 0), shp(2, 2, 2)), false);
+    check_case("outer [2,2] [2,3]", binary_case(a, IR_OUTER, shp(2, 2, 2), shp(2, 2, 3)), false);
+    check_case("reshape", shaped_case(a, IR_RESHAPE, shp(2, 2, 3), shp(2, 3, 2)), false);
+    check_case("reshape to a vector", shaped_case(a, IR_RESHAPE, shp(2, 2, 3), shp(1, 6, 0)), false);
+    check_case("W * W", same_sides_case(a, IR_MUL), false);
+    check_case("W + W", same_sides_case(a, IR_ADD), false);
     check_case("broadcast", shaped_case(a, IR_BROADCAST, s, shp(2, 2, 3)), false);
     check_case("expand_last", shaped_case(a, IR_EXPAND_LAST, shp(1, 2, 0), shp(2, 2, 3)), false);
     check_case("sum_last", unary_case(a, IR_SUM_LAST, 0, shp(2, 2, 3)), false);
@@ -434,11 +454,27 @@ static void warnings_and_errors(Arena *a)
     CHECK(d.nwarnings == 1 && p->params[1].grad == -1 && p->params[0].grad >= 0,
           "unused param: %d warnings, grad %d", d.nwarnings, p->params[1].grad);
 
-    p = ir_new(a);
-    int m = leaf(p, IR_PARAM, "M", shp(2, 2, 2)), u = leaf(p, IR_PARAM, "u", shp(1, 3, 0));
-    finish(p, ir_unary(p, IR_SUM, ir_binary(p, IR_OUTER, m, u, here(p)), here(p)));
-    CHECK(!ad_differentiate(p, &d) && d.nerrors == 1, "outer of a matrix: expected one error");
+    p = ir_new(a); /* the derivative helpers have no rule: they never reach a loss */
+    int m = leaf(p, IR_PARAM, "M", shp(2, 2, 2));
+    finish(p, ir_unary(p, IR_SUM, ir_unary(p, IR_STEP, m, here(p)), here(p)));
+    CHECK(!ad_differentiate(p, &d) && d.nerrors == 1, "step: expected one error");
     fclose(d.out);
+}
+
+/* y = W * W and W + W: one contribution to dW, not two equal ones summed. */
+static void same_sides_once(Arena *a)
+{
+    IrOp ops[] = {IR_MUL, IR_ADD};
+    for (int k = 0; k < 2; k++) {
+        IrProgram *p = same_sides_case(a, ops[k]);
+        Diag d;
+        diag_init(&d, "case.nn", "", 0);
+        CHECK(ad_differentiate(p, &d), "%s: AD failed", ir_op_name(ops[k]));
+        int named = 0;
+        for (int id = p->nforward; id < p->nnodes; id++)
+            named += p->nodes[id].name && strcmp(p->nodes[id].name, "dW") == 0;
+        CHECK(named == 1, "W %s W: %d nodes named dW", ir_op_name(ops[k]), named);
+    }
 }
 
 /* Infix with the fewest parentheses that keep the tree: nameless operands print inline. */
@@ -463,6 +499,7 @@ static void printing(Arena *a)
         {ir_binary(p, IR_MUL, ir_const(p, 0.1, l), ir_unary(p, IR_SIGMOID, ir_binary(p, IR_ADD, x, y, l), l), l),
          "0.1 * sigmoid(x + y)"},
         {ir_unary_num(p, IR_LEAKY_STEP, x, 0.01, l), "leaky_step(x, 0.01)"},
+        {ir_unary_to(p, IR_RESHAPE, x, shp(2, 1, 1), l), "reshape(x, [1, 1])"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         p->nodes[cases[i].node].name = "r";
@@ -478,6 +515,7 @@ int main(void)
     rule_cases(a);
     fused_is_cheap(a);
     warnings_and_errors(a);
+    same_sides_once(a);
     printing(a);
     arena_free(a);
     if (failures)

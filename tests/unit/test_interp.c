@@ -180,6 +180,7 @@ static void test_reductions(void)
                  (double[]){6});
     check_shaped("expand_last", IR_EXPAND_LAST, shape(1, 2, 0), v, s23,
                  (double[]){7, 7, 7, -1, -1, -1});
+    check_shaped("reshape", IR_RESHAPE, s23, A, shape(2, 3, 2), (double[]){1, 2, 3, 4, 5, 6});
 }
 
 static void test_softmax(void)

@@ -93,6 +93,11 @@ static int bc(IrProgram *p, int a, Shape s)
     return ir_add(p, (IrNode){.op = IR_BROADCAST, .shape = s, .args = {a, -1}, .nargs = 1, .loc = here});
 }
 
+static int rs(IrProgram *p, int a, Shape s)
+{
+    return ir_unary_to(p, IR_RESHAPE, a, s, here);
+}
+
 static int named(IrProgram *p, int id, const char *name)
 {
     p->nodes[id].name = name;
@@ -193,6 +198,8 @@ static void ev_node(const IrProgram *p, double **v, int id)
         long long nb = shape_size(sb);
         for (long long i = 0; i < size; i++)
             r[i] = a[i / nb] * b[i % nb];
+    } else if (n->op == IR_RESHAPE) {
+        memcpy(r, a, (size_t)size * sizeof *r);
     } else if (n->op == IR_TRANSPOSE) {
         for (int i = 0; i < sa.dims[0]; i++)
             for (int j = 0; j < sa.dims[1]; j++)
@@ -342,7 +349,9 @@ static void check_valid(const IrProgram *q)
         CHECK(n->grad == (id >= q->nforward));
         for (int j = 0; j < n->nargs; j++)
             CHECK(n->args[j] >= 0 && n->args[j] < id);
-        if (n->nargs > 0 && n->op != IR_BROADCAST && n->op != IR_EXPAND_LAST) {
+        if (n->op == IR_RESHAPE)
+            CHECK(shape_size(q->nodes[n->args[0]].shape) == shape_size(n->shape));
+        else if (n->nargs > 0 && n->op != IR_BROADCAST && n->op != IR_EXPAND_LAST) {
             Shape a = q->nodes[n->args[0]].shape, b = n->nargs > 1 ? q->nodes[n->args[1]].shape : a;
             CHECK(shape_eq(n->shape, ir_infer_shape(n->op, a, b)));
         }
@@ -632,6 +641,56 @@ static void test_reductions(void)
     CHECK(is_op_const(q, arg(q, y, 0), IR_MUL, q->input, 3, 1));
 }
 
+static void test_reshapes(void)
+{
+    current_test = "reshape to its operand's shape";
+    IrProgram *p = prog();
+    int x = input(p, s2(2, 3));
+    finish(p, named(p, bin(p, IR_MUL, rs(p, x, s2(2, 3)), k(p, 2)), "y"));
+    IrProgram *q = simp(p);
+    CHECK(is_op_const(q, out(q), IR_MUL, q->input, 2, 1) && count_op(q, IR_RESHAPE) == 0);
+
+    current_test = "reshape of a reshape";
+    p = prog();
+    x = input(p, s2(2, 3));
+    finish(p, named(p, un(p, IR_TANH, rs(p, rs(p, x, s1(6)), s2(3, 2))), "y"));
+    q = simp(p);
+    const IrNode *y = arg(q, out(q), 0);
+    CHECK(y->op == IR_RESHAPE && y->args[0] == q->input && shape_eq(y->shape, s2(3, 2)));
+    CHECK(count_op(q, IR_RESHAPE) == 1);
+
+    current_test = "reshape there and back";
+    p = prog();
+    x = input(p, s2(2, 3));
+    finish(p, named(p, rs(p, rs(p, x, s1(6)), s2(2, 3)), "y"));
+    q = simp(p);
+    CHECK(q->output == q->input);
+
+    current_test = "reshape of a broadcast";
+    p = prog();
+    x = input(p, s1(6));
+    int w = param(p, "w", S0);
+    finish(p, named(p, bin(p, IR_ADD, x, rs(p, bc(p, w, s2(2, 3)), s1(6))), "y"));
+    q = simp(p);
+    CHECK(out(q)->op == IR_ADD && out(q)->args[1] == q->params[0].node);
+    CHECK(count_op(q, IR_RESHAPE) == 0 && count_op(q, IR_BROADCAST) == 0);
+
+    current_test = "sum and mean of a reshape";
+    p = prog();
+    x = input(p, s2(2, 3));
+    int m = un(p, IR_MEAN, rs(p, x, s1(6)));
+    finish(p, named(p, bin(p, IR_ADD, un(p, IR_SUM, rs(p, x, s2(3, 2))), m), "y"));
+    q = simp(p);
+    CHECK(count_op(q, IR_RESHAPE) == 0 && count_op(q, IR_SUM) == 1 && count_op(q, IR_MEAN) == 1);
+
+    current_test = "a reshape feeding a product stays";
+    p = prog();
+    x = input(p, s2(2, 3));
+    finish(p, named(p, bin(p, IR_MATMUL, rs(p, x, s1(6)), rs(p, x, s1(6))), "y"));
+    q = simp(p);
+    CHECK(count_op(q, IR_RESHAPE) == 1 && out(q)->args[0] == out(q)->args[1]);
+}
+
 static void test_chains(void)
 {
     struct { IrOp inner, outer; int kin, kout; double a, b; IrOp op; double v; int vside; const char *what; } cases[] = {
@@ -818,12 +877,13 @@ static Shape rank_shape(int rank)
     return rank == 0 ? S0 : rank == 1 ? s1(3) : s2(3, 3);
 }
 
-/* A random node of rank 0, 1 ([3]) or 2 ([3, 3]); there is always one (the leaves). */
+/* A random node of rank 0, 1 ([3]) or 2 ([3, 3]); there is always one (the leaves). The
+ * reshapes' [9] and [1, 3] values are not picked. */
 static int pick_shaped(const IrProgram *p, int rank)
 {
     int cands[1024], n = 0;
     for (int id = 0; id < p->nnodes && n < 1024; id++)
-        if (p->nodes[id].shape.rank == rank)
+        if (shape_eq(p->nodes[id].shape, rank_shape(rank)))
             cands[n++] = id;
     return cands[pick(n)];
 }
@@ -850,13 +910,21 @@ static int random_shaping(IrProgram *p, int rank)
     switch (rank * 3 + pick(3)) {
     case 0: return bin(p, IR_MATMUL, operand(p, 1), operand(p, 1));
     case 1: return un(p, pick(2) ? IR_SUM : IR_MEAN, operand(p, 1 + pick(2)));
-    case 2: return un(p, pick(2) ? IR_SUM : IR_MEAN, operand(p, 0));
+    case 2: /* a scalar's sum, or the dot product of two matrices flattened */
+        return pick(2) ? un(p, pick(2) ? IR_SUM : IR_MEAN, operand(p, 0))
+                       : bin(p, IR_MATMUL, rs(p, operand(p, 2), s1(9)), rs(p, operand(p, 2), s1(9)));
     case 3: return bin(p, IR_MATMUL, operand(p, 2), operand(p, 1));
     case 4: return pick(2) ? bin(p, IR_MATMUL, operand(p, 1), operand(p, 2)) : un(p, IR_SUM_LAST, operand(p, 2));
-    case 5: return pick(2) ? bc(p, operand(p, 0), s1(3)) : un(p, IR_SUM_LAST, expand(p, operand(p, 1)));
+    case 5:
+        if (pick(3) == 0)
+            return rs(p, rs(p, operand(p, 1), s2(1, 3)), s1(3));
+        return pick(2) ? bc(p, operand(p, 0), s1(3)) : un(p, IR_SUM_LAST, expand(p, operand(p, 1)));
     case 6: return bin(p, IR_OUTER, operand(p, 1), operand(p, 1));
     case 7: return pick(2) ? un(p, IR_TRANSPOSE, operand(p, 2)) : bin(p, IR_MATMUL, operand(p, 2), operand(p, 2));
-    default: return pick(2) ? expand(p, operand(p, 1)) : bc(p, operand(p, 0), s2(3, 3));
+    default:
+        if (pick(3) == 0)
+            return rs(p, un(p, IR_NEG, rs(p, operand(p, 2), s1(9))), s2(3, 3));
+        return pick(2) ? expand(p, operand(p, 1)) : bc(p, operand(p, 0), s2(3, 3));
     }
 }
 
@@ -929,6 +997,7 @@ int main(void)
     test_identities_to_const();
     test_identities_other();
     test_reductions();
+    test_reshapes();
     test_chains();
     test_cse();
     test_dce();
