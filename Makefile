@@ -7,6 +7,8 @@ JOBS       ?= 2
 PACKAGES   := cmake make gcc libc6-dev flex bison llvm-dev zlib1g-dev python3 python3-numpy \
               dataset-fashion-mnist clang libclang-rt-dev
 FUZZ_SECONDS ?= 60
+# Fashion-MNIST epochs of `make demo`: quick but real (the example's own train block trains longer).
+DEMO_EPOCHS  ?= 2
 
 .PHONY: all deps build test test-fast test-asan asan-build fuzz fuzz-run demo clean
 
@@ -63,6 +65,8 @@ fuzz-run:
 demo: build
 	$(BUILD)/nnc examples/xor.nn -o $(BUILD)/xor
 	cd $(BUILD) && ./xor
+	$(BUILD)/nnc examples/fashion_mlp.nn -o $(BUILD)/fashion_mlp
+	cd $(BUILD) && ./fashion_mlp --epochs $(DEMO_EPOCHS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
