@@ -4,7 +4,16 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+/* mkstemp makes the file private (0600); an output file gets the usual 0666 less umask. */
+static void usual_mode(int fd)
+{
+    mode_t mask = umask(0);
+    umask(mask);
+    fchmod(fd, 0666 & ~mask);
+}
 
 bool outfile_open(OutFile *o, const char *path)
 {
@@ -16,6 +25,8 @@ bool outfile_open(OutFile *o, const char *path)
         return false;
     }
     int fd = mkstemp(o->tmp);
+    if (fd >= 0)
+        usual_mode(fd);
     if (fd < 0 || !(o->f = fdopen(fd, "wb"))) {
         fprintf(stderr, "nnc: error: cannot write '%s': %s\n", path, strerror(errno));
         if (fd >= 0) {
