@@ -118,8 +118,9 @@ static void load_weights(Trainer *tr, NncRun *run)
         load(nnc_rt_param(run, i), tr->real_size, 0, param_size(tr->p, i), tr->w[i]);
 }
 
-/* Sample s of a batch: forward (and backward when with_grad); returns its loss
- * (0 without a target) and stores its prediction as reals into pred. */
+/* Sample s of a batch: forward (and backward when with_grad); returns its loss and
+ * stores its prediction as reals into pred. t is NULL when the model has no target: its
+ * loss (an autoencoder's, say) is computed all the same. */
 static double run_sample(Trainer *tr, const void *x, const void *t, int s, void *pred,
                          bool with_grad)
 {
@@ -134,7 +135,7 @@ static double run_sample(Trainer *tr, const void *x, const void *t, int s, void 
     interp_run(&tr->in, tr->x, has_t ? tr->t : NULL, (const double *const *)tr->w,
                with_grad ? p->nnodes : p->nforward);
     store(pred, tr->real_size, (size_t)s * out_size, out_size, tr->in.val[p->output]);
-    return has_t ? interp_loss(&tr->in) : 0;
+    return interp_loss(&tr->in);
 }
 
 static void *pred_buffer(Trainer *tr, int n)

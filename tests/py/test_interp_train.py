@@ -6,8 +6,11 @@
    forward pass, backward pass and optimizer step (sgd, sgd with momentum, adam, as
    spec section 8 states them), f64, with several batches per epoch and a short last
    batch, so the batch loop, the mean gradient and adam's step count are all checked.
+3. A model without a target (tests/codegen/autoencoder.nn) still has a loss: the epoch,
+   train and test lines report what NumPy computes from the saved weights, not 0.
 """
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -145,6 +148,41 @@ def test_exact_steps(nnc, tmp):
         print(f"{optimizer_text(opt)}: 9 steps equal NumPy's")
 
 
+AE = os.path.join(ROOT, "tests", "codegen", "autoencoder.nn")
+
+
+def inline_rows(src, key):
+    """The samples of an inline source `key = [[...], ...]` (inputs only) as a matrix."""
+    m = re.search(r"^\s*%s\s*=\s*(\[\[.*?\]\])\s*$" % key, src, re.M)
+    return np.array(json.loads(m.group(1)), dtype=float)
+
+
+def ae_loss(w, x):
+    """mean((W2 @ tanh(W1 @ x + b1) - x)^2) for each row of x, then their mean."""
+    h = np.tanh(x @ w["W1"].T + w["b1"])
+    return np.mean(np.mean((h @ w["W2"].T - x) ** 2, axis=1))
+
+
+def test_targetless_loss(nnc, tmp):
+    with open(AE) as f:
+        src = f.read()
+    data, test = inline_rows(src, "data"), inline_rows(src, "test")
+    f64 = ["--precision=f64", "--interp", AE, "--"]
+    run(nnc, f64 + ["--epochs", "0", "--save", os.path.join(tmp, "ae0.npz")], tmp)
+    out = run(nnc, f64 + ["--batch", str(len(data)), "--save", os.path.join(tmp, "ae.npz")], tmp)
+    w0 = dict(np.load(os.path.join(tmp, "ae0.npz")))
+    w = dict(np.load(os.path.join(tmp, "ae.npz")))
+    # One batch an epoch: epoch 1's loss is that of the initial weights.
+    want = {"epoch 1": ae_loss(w0, data), "train:": ae_loss(w, data), "test:": ae_loss(w, test)}
+    for label, value in want.items():
+        m = re.search(r"^%s\s+loss (\S+)" % re.escape(label), out, re.M)
+        if not m or not abs(float(m.group(1)) - value) <= 1e-6 or value < 1e-3:
+            sys.exit(f"FAIL: autoencoder '{label}' loss: want {value:.6f} in:\n{out}")
+    if "acc" in out:
+        sys.exit(f"FAIL: accuracy reported for a model without a target:\n{out}")
+    print(f"autoencoder: train loss {want['train:']:.6f}, test loss {want['test:']:.6f} as NumPy's")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--nnc", required=True)
@@ -154,6 +192,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="nnc-interp-") as tmp:
         test_xor_learns(nnc, tmp)
         test_exact_steps(nnc, tmp)
+        test_targetless_loss(nnc, tmp)
     print("ok")
     return 0
 
