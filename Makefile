@@ -10,7 +10,7 @@ FUZZ_SECONDS ?= 60
 # Fashion-MNIST epochs of `make demo`: quick but real (the example's own train block trains longer).
 DEMO_EPOCHS  ?= 2
 
-.PHONY: all deps build test test-fast test-asan asan-build fuzz fuzz-run demo clean
+.PHONY: all deps build test test-fast test-asan asan-build fuzz fuzz-run demo bench clean
 
 all: build
 
@@ -67,6 +67,15 @@ demo: build
 	cd $(BUILD) && ./xor
 	$(BUILD)/nnc examples/fashion_mlp.nn -o $(BUILD)/fashion_mlp
 	cd $(BUILD) && ./fashion_mlp --epochs $(DEMO_EPOCHS)
+
+# Train three Fashion-MNIST MLPs with nnc, a C + OpenBLAS trainer, plain C loops and
+# PyTorch; print one table (bench/run.py, bench/RESULTS.md). BENCH_ARGS: e.g. --quick.
+BENCH_PACKAGES := python3-torch libopenblas-dev
+BENCH_ARGS     ?=
+
+bench: build
+	@$(MAKE) --no-print-directory deps PACKAGES="$(BENCH_PACKAGES)"
+	/usr/bin/python3 bench/run.py --nnc $(BUILD)/nnc --out $(BUILD)/bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,396 @@
+#!/usr/bin/python3
+"""nnc's training benchmark: `make bench` runs this.
+
+Three workloads (Fashion-MNIST, relu, softmax cross-entropy, plain SGD, one epoch):
+  a  784-128-10      batch 64   lr 0.1   the 60 000 training images
+  b  784-256-128-10  batch 128  lr 0.1   the 60 000 training images
+  c  784-128-10      batch 1    lr 0.01  the first 10 000 training images (overhead-bound)
+Each is trained by nnc's executable (bench/mlp_X.nn) and by its peers: the C reference
+trainer (bench/ref_trainer.c) on OpenBLAS sgemm with 2 threads and on plain loops (1
+thread), and PyTorch (bench/torch_peer.py) at its best thread count. The OpenBLAS and PyTorch
+peers run twice: with the environment as it is, and with OPENBLAS_CORETYPE and
+OPENBLAS_L2_SIZE removed from their own command's environment (those two hold OpenBLAS to
+its AVX2 kernels on this machine).
+
+Every peer times the epoch's loop only (shuffle, batches, forward, backward, update):
+nnc's epoch line (its samples/s are over the same span as --log's `seconds`; --log itself
+is not used because it adds a pass over every gradient per batch for the gradient norms),
+and the `seconds` the peers print. Runs are interleaved, in a rotating order, for --reps
+repetitions; the table shows medians. PyTorch tries every --torch-threads count in the
+first repetition (with the environment as is) and keeps the fastest for the others and for
+its OPENBLAS_*-unset row.
+
+FLOPs of an epoch, counted once analytically, for layer sizes n0..nL, N samples, batch B:
+  N * (2*S + 2*S + 2*S')  +  ceil(N/B) * 2*P
+where S = sum_l n(l-1)*n(l) (the forward product and the weight gradient each cost 2*S
+a sample), S' = the same sum without the first layer (the input gradient, which the first
+layer does not need), P = S + sum_l n(l) (the SGD update, w -= lr*g, 2 FLOPs a param a
+batch). Bias, relu and softmax (O(sum n(l)) a sample, under 1%) are not counted.
+"""
+import argparse
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+DATA = "/usr/share/datasets/fashion-mnist"
+TRAIN = (f"{DATA}/train-images-idx3-ubyte.gz", f"{DATA}/train-labels-idx1-ubyte.gz")
+TEST = (f"{DATA}/t10k-images-idx3-ubyte.gz", f"{DATA}/t10k-labels-idx1-ubyte.gz")
+OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+PYTHON = "/usr/bin/python3"
+TIMEOUT = 300
+
+WORKLOADS = {
+    "a": dict(sizes=[784, 128, 10], batch=64, lr=0.1, samples=60000),
+    "b": dict(sizes=[784, 256, 128, 10], batch=128, lr=0.1, samples=60000),
+    "c": dict(sizes=[784, 128, 10], batch=1, lr=0.01, samples=10000),
+}
+
+
+def flops(w):
+    """The FLOPs of one epoch of workload w (the formula of this file's docstring)."""
+    pairs = [a * b for a, b in zip(w["sizes"], w["sizes"][1:])]
+    s, s_inner = sum(pairs), sum(pairs[1:])
+    params = s + sum(w["sizes"][1:])
+    batches = -(-w["samples"] // w["batch"])
+    return w["samples"] * (4 * s + 2 * s_inner) + batches * 2 * params
+
+
+# ---- running things ----
+
+class TimedOut(RuntimeError):
+    pass
+
+
+def run(cmd, env=None, cwd=None, timeout=TIMEOUT):
+    """stdout of cmd; an error (with its stderr) when it fails or times out."""
+    try:
+        p = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True,
+                           timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise TimedOut(f"timed out after {timeout:.0f} s: {' '.join(cmd)}")
+    if p.returncode != 0:
+        raise RuntimeError(f"exit {p.returncode}: {' '.join(cmd)}\n{p.stderr.strip()}")
+    return p.stdout
+
+
+def unset_env():
+    return {k: v for k, v in os.environ.items() if k not in OPENBLAS_VARS}
+
+
+def find(pattern, text, what):
+    m = re.search(pattern, text, re.M)
+    if not m:
+        raise RuntimeError(f"no {what} in output:\n{text}")
+    return float(m.group(1))
+
+
+# ---- preparing: the C trainer, the data subset, nnc's executables ----
+
+def build_ref(out):
+    """Builds ref_trainer with OpenBLAS; returns (path, has_blas)."""
+    src, exe = os.path.join(HERE, "ref_trainer.c"), os.path.join(out, "ref_trainer")
+    flags = ["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-O3", "-march=native",
+             "-mprefer-vector-width=512", "-fopenmp-simd", "-Wall", "-Wextra"]
+    cc = os.environ.get("CC", "cc")
+    try:
+        run([cc, *flags, "-DREF_BLAS", "-o", exe, src, "-lopenblas", "-lz", "-lm"])
+        return exe, True
+    except RuntimeError as e:
+        print(f"note: no OpenBLAS build ({e}); OpenBLAS rows skipped", file=sys.stderr)
+        run([cc, *flags, "-o", exe, src, "-lz", "-lm"])
+        return exe, False
+
+
+def idx_subset(src, dst, count):
+    """Writes the first count items of IDX file src (gzipped) to dst, uncompressed."""
+    import gzip
+    with gzip.open(src, "rb") as f:
+        raw = f.read()
+    ndims = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndims)]
+    item = 1
+    for d in dims[1:]:
+        item *= d
+    head = raw[:4] + count.to_bytes(4, "big") + raw[8:4 + 4 * ndims]
+    with open(dst, "wb") as f:
+        f.write(head + raw[4 + 4 * ndims:4 + 4 * ndims + count * item])
+
+
+def prepare_data(out):
+    """The train set of each workload, as (images, labels)."""
+    os.makedirs(os.path.join(out, "data"), exist_ok=True)
+    sub = tuple(os.path.join(out, "data", f"first10k-{k}-idx{n}-ubyte")
+                for k, n in (("images", 3), ("labels", 1)))
+    for src, dst in zip(TRAIN, sub):
+        idx_subset(src, dst, WORKLOADS["c"]["samples"])
+    return {"a": TRAIN, "b": TRAIN, "c": sub}
+
+
+def compile_seconds(nnc, model, exe):
+    t0 = time.perf_counter()
+    run([nnc, "-O2", model, "-o", exe])
+    return time.perf_counter() - t0
+
+
+def build_models(nnc, out, workloads):
+    """nnc's executables; returns the median -O2 compile time of examples/fashion_mlp.nn."""
+    for k in workloads:
+        compile_seconds(nnc, os.path.join(HERE, f"mlp_{k}.nn"), os.path.join(out, f"mlp_{k}"))
+    fashion = os.path.join(ROOT, "examples", "fashion_mlp.nn")
+    times = [compile_seconds(nnc, fashion, os.path.join(out, "fashion_mlp"))
+             for _ in range(3)]
+    return statistics.median(times)
+
+
+# ---- the peers: each returns (seconds of the epoch's loop, test accuracy %) ----
+
+def pair(files):
+    return ",".join(files)
+
+
+def run_nnc(ctx, k, seed, env):
+    w = WORKLOADS[k]
+    out = run([os.path.join(ctx.out, f"mlp_{k}"), "--data", pair(ctx.data[k]),
+               "--test", pair(TEST), "--epochs", "1", "--seed", str(seed),
+               "--save", os.path.join(ctx.out, "weights.npz")], env=env, cwd=ctx.out)
+    rate = find(r"^epoch 1 .* ([0-9.]+) samples/s", out, "nnc epoch line")
+    return w["samples"] / rate, find(r"^test: .*acc ([0-9.]+)%", out, "nnc test line")
+
+
+def ref_args(ctx, k, seed):
+    w = WORKLOADS[k]
+    return ["--train", pair(ctx.data[k]), "--test", pair(TEST),
+            "--layers", ",".join(map(str, w["sizes"])), "--batch", str(w["batch"]),
+            "--lr", str(w["lr"]), "--epochs", "1", "--seed", str(seed)]
+
+
+def parse_peer(out, prefix=""):
+    return (find(rf"^{prefix}epoch 1 .*seconds ([0-9.]+)", out, "epoch line"),
+            find(rf"^{prefix}test: .*acc ([0-9.]+)%", out, "test line"))
+
+
+def run_blas(ctx, k, seed, env):
+    return parse_peer(run([ctx.ref, *ref_args(ctx, k, seed), "--backend", "blas",
+                           "--threads", "2"], env=env))
+
+
+def run_loops(ctx, k, seed, env):
+    return parse_peer(run([ctx.ref, *ref_args(ctx, k, seed), "--backend", "loops"], env=env))
+
+
+def run_torch(ctx, k, seed, env, threads, timeout=TIMEOUT):
+    out = run([PYTHON, os.path.join(HERE, "torch_peer.py"), *ref_args(ctx, k, seed),
+               "--threads", str(threads)], env=env, timeout=timeout)
+    return parse_peer(out, prefix=rf"threads {threads}\s+")
+
+
+class Peer:
+    """One row kind of the table: a name, how to run it, in which environment."""
+
+    def __init__(self, name, fn, env, threads=None, chooser=None):
+        self.name, self.fn, self.env, self.threads = name, fn, env, threads
+        self.chooser = chooser  # the peer whose thread trials pick this one's count
+        self.results = {}  # workload -> list of (seconds, accuracy)
+        self.trials = {}   # workload -> {threads: (seconds, accuracy)} (PyTorch, rep 1)
+
+    def label(self, k):
+        if self.threads is None:
+            return self.name
+        return self.name.replace("T thr", f"{self.best(k)} thr")
+
+    def best(self, k):
+        if self.chooser:
+            return self.chooser.best(k)
+        trials = self.trials.get(k)
+        return min(trials, key=lambda t: trials[t][0]) if trials else self.threads[0]
+
+    def measure(self, ctx, k, seed, first):
+        if self.threads is None:
+            r = self.fn(ctx, k, seed, self.env)
+        elif first and len(self.threads) > 1 and not self.chooser:
+            r = self.try_threads(ctx, k, seed)
+        else:
+            r = self.fn(ctx, k, seed, self.env, self.best(k))
+        self.results.setdefault(k, []).append(r)
+        if ctx.verbose:
+            print(f"  ({k}) {self.label(k)}: {r[0]:.3f} s, test acc {r[1]:.2f}%",
+                  file=sys.stderr, flush=True)
+
+    def try_threads(self, ctx, k, seed):
+        """Runs each thread count once; one that would take over 3 times the best epoch
+        so far (plus 10 s for start-up and data) is stopped and counts as too slow."""
+        self.trials[k] = {}
+        for t in self.threads:
+            done = [s for s, _ in self.trials[k].values()]
+            limit = 10 + 3 * min(done) if done else TIMEOUT
+            try:
+                self.trials[k][t] = self.fn(ctx, k, seed, self.env, t, timeout=limit)
+            except TimedOut:
+                self.trials[k][t] = (float("inf"), 0.0)
+            if ctx.verbose:
+                print(f"  ({k}) {self.name} trial, {t} thr: {self.trials[k][t][0]:.3f} s",
+                      file=sys.stderr, flush=True)
+        return self.trials[k][self.best(k)]
+
+
+def make_peers(args, has_blas, has_torch):
+    asis, unset = dict(os.environ), unset_env()
+    peers = [Peer("nnc", run_nnc, asis)]
+    if has_blas:
+        peers += [Peer("C + OpenBLAS, 2 thr", run_blas, asis),
+                  Peer("C + OpenBLAS, 2 thr, OPENBLAS_* unset", run_blas, unset)]
+    peers.append(Peer("C plain loops, 1 thr", run_loops, asis))
+    if has_torch:
+        t = [int(x) for x in args.torch_threads.split(",")]
+        chooser = Peer("PyTorch, T thr", run_torch, asis, t)
+        peers += [chooser, Peer("PyTorch, T thr, OPENBLAS_* unset", run_torch, unset, t, chooser)]
+    return [p for p in peers if not args.peers or any(s in p.name for s in args.peers)]
+
+
+def torch_available():
+    try:
+        run([PYTHON, "-c", "import torch"])
+        return True
+    except (RuntimeError, OSError):
+        print("note: PyTorch is missing (Debian: python3-torch); its rows skipped",
+              file=sys.stderr)
+        return False
+
+
+# ---- the report ----
+
+def machine():
+    model, cores, flags = platform.processor() or "?", os.cpu_count(), ""
+    try:
+        out = run(["lscpu"])
+        model = find_text(r"^Model name:\s*(.+)$", out) or model
+        flags = find_text(r"^Flags:\s*(.+)$", out)
+    except (RuntimeError, OSError):
+        pass
+    wide = [f for f in ("avx2", "fma", "avx512f", "avx512bw", "avx512vl") if f in flags.split()]
+    return f"{model}, {cores} cores, flags: {' '.join(wide) or '?'}"
+
+
+def find_text(pattern, text):
+    m = re.search(pattern, text, re.M)
+    return m.group(1).strip() if m else ""
+
+
+def table(peers, workloads):
+    rows = ["| peer | workload | s/epoch (median) | min | samples/s | GFLOP/s | test acc % "
+            "| peer s / nnc s |",
+            "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for k in workloads:
+        nnc = next((p for p in peers if p.name == "nnc" and k in p.results), None)
+        base = statistics.median(s for s, _ in nnc.results[k]) if nnc else None
+        for p in peers:
+            if k not in p.results:
+                continue
+            secs = [s for s, _ in p.results[k]]
+            med, acc = statistics.median(secs), statistics.median(a for _, a in p.results[k])
+            w = WORKLOADS[k]
+            ratio = f"{med / base:.2f}" if base else "-"
+            rows.append(f"| {p.label(k)} | ({k}) | {med:.3f} | {min(secs):.3f} | "
+                        f"{w['samples'] / med:,.0f} | {flops(w) / med / 1e9:.1f} | {acc:.2f} | "
+                        f"{ratio} |")
+    return "\n".join(rows)
+
+
+def trials_report(peers, workloads):
+    """What the thread trials of the first repetition found, one line a peer."""
+    lines = []
+    for p in peers:
+        found = [f"({k}) " + ", ".join(f"{t} thr {'too slow' if s == float('inf') else f'{s:.3f} s'}"
+                                        for t, (s, _) in p.trials[k].items())
+                 for k in workloads if k in p.trials]
+        if found:
+            lines.append(f"{p.name.replace(', T thr', '')} thread trials (repetition 1): "
+                         + "; ".join(found))
+    return lines
+
+
+def describe(workloads):
+    lines = []
+    for k in workloads:
+        w = WORKLOADS[k]
+        lines.append(f"({k}) {'-'.join(map(str, w['sizes']))}, batch {w['batch']}, "
+                     f"lr {w['lr']}, {w['samples']} samples: {flops(w) / 1e9:.2f} GFLOP/epoch")
+    return lines
+
+
+def git_commit():
+    try:
+        return run(["git", "-C", ROOT, "log", "-1", "--format=%h %s"]).strip()
+    except (RuntimeError, OSError):
+        return "?"
+
+
+# ---- main ----
+
+class Context:
+    def __init__(self, out, ref, data, verbose):
+        self.out, self.ref, self.data, self.verbose = out, ref, data, verbose
+
+
+def parse_args():
+    ap = argparse.ArgumentParser(description="nnc's training benchmark (see bench/run.py)")
+    ap.add_argument("--nnc", default=os.path.join(ROOT, "build", "nnc"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench"),
+                    help="work folder: executables, data subset")
+    ap.add_argument("--workloads", default="abc", help="a subset of abc, e.g. --workloads a")
+    ap.add_argument("--reps", type=int, default=5, help="repetitions (medians are shown)")
+    ap.add_argument("--quick", action="store_true", help="one repetition, same as --reps 1")
+    ap.add_argument("--torch-threads", default="1,2", help="PyTorch thread counts to try")
+    ap.add_argument("-v", "--verbose", action="store_true", help="each run's time on stderr")
+    ap.add_argument("--peers", nargs="*", help="only the peers whose name contains one of these")
+    a = ap.parse_args()
+    a.reps = 1 if a.quick else max(1, a.reps)
+    a.workloads = [k for k in "abc" if k in a.workloads]
+    return a
+
+
+def measure_all(ctx, peers, workloads, reps):
+    for rep in range(reps):
+        for k in workloads:
+            order = peers[rep % len(peers):] + peers[:rep % len(peers)]
+            for p in order:
+                p.measure(ctx, k, rep + 1, rep == 0)
+        print(f"repetition {rep + 1}/{reps} done", file=sys.stderr, flush=True)
+
+
+def main():
+    a = parse_args()
+    t0 = time.perf_counter()
+    os.makedirs(a.out, exist_ok=True)
+    ref, has_blas = build_ref(a.out)
+    ctx = Context(os.path.abspath(a.out), ref, prepare_data(a.out), a.verbose)
+    compile_s = build_models(a.nnc, a.out, a.workloads)
+    peers = make_peers(a, has_blas, torch_available())
+    measure_all(ctx, peers, a.workloads, a.reps)
+    env = ", ".join(f"{v}={os.environ.get(v, '(unset)')}" for v in OPENBLAS_VARS)
+    print(f"machine: {machine()}")
+    print(f"nnc: {git_commit()}")
+    print(f"environment: {env}")
+    print(f"repetitions: {a.reps} (medians); seconds = the epoch's training loop only")
+    print(*describe(a.workloads), sep="\n")
+    print()
+    print(table(peers, a.workloads))
+    print()
+    print(*trials_report(peers, a.workloads), sep="\n")
+    print(f"nnc -O2 compile time of examples/fashion_mlp.nn: {compile_s:.3f} s (median of 3)")
+    print(f"benchmark wall time: {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except RuntimeError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        sys.exit(1)
