@@ -59,7 +59,7 @@ double interp_sigmoid(double x)
     return e / (1 + e);
 }
 
-static double unary(IrOp op, double x, double num)
+double interp_unary(IrOp op, double x, double num)
 {
     switch (op) {
     case IR_NEG: return -x;
@@ -82,7 +82,7 @@ static double unary(IrOp op, double x, double num)
     abort();
 }
 
-static double binary(IrOp op, double a, double b)
+double interp_binary(IrOp op, double a, double b)
 {
     switch (op) {
     case IR_ADD: return a + b;
@@ -100,7 +100,7 @@ static double binary(IrOp op, double a, double b)
 static void eval_unary(const IrNode *n, const double *a, double *out)
 {
     for (size_t i = 0, size = size_of(n); i < size; i++)
-        out[i] = unary(n->op, a[i], n->num);
+        out[i] = interp_unary(n->op, a[i], n->num);
 }
 
 /* Equal shapes, or a rank-0 side read as the same number everywhere. */
@@ -109,7 +109,7 @@ static void eval_binary(const IrNode *n, const IrNode *na, const double *a, cons
 {
     size_t step_a = na->shape.rank == 0 ? 0 : 1, step_b = nb->shape.rank == 0 ? 0 : 1;
     for (size_t i = 0, size = size_of(n); i < size; i++)
-        out[i] = binary(n->op, a[i * step_a], b[i * step_b]);
+        out[i] = interp_binary(n->op, a[i * step_a], b[i * step_b]);
 }
 
 /* a's last dim contracted with b's first; a vector on either side is one row/column:

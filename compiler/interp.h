@@ -32,6 +32,10 @@ double interp_loss(const Interp *in);
 /* Numerically stable scalar helpers, shared with the tests. */
 double interp_softplus(double x);
 double interp_sigmoid(double x);
+/* One element of an elementwise op (num: exponent or alpha); the simplifier folds
+ * constants with these, so folding is the reference maths by construction. */
+double interp_unary(IrOp op, double x, double num);
+double interp_binary(IrOp op, double a, double b);
 
 /* `nnc --interp MODEL.nn [-- ARGS]`: the whole training program of the executable (same
  * runtime, flags and output), with the interpreter doing the maths. Slow; it is the

@@ -14,6 +14,8 @@
 
 #include "simplify.h"
 
+#include "interp.h"
+
 /* One pass normally reaches the fixed point; the rest is a safety net. */
 enum { SIMP_MAX_PASSES = 8, SIMP_MAX_DEPTH = 64 };
 
@@ -218,40 +220,6 @@ static bool is_num(const Simp *S, int id, double want)
     return const_of(S, id, &v) && v == want;
 }
 
-/* ---- constant folding: the same maths as the reference interpreter, in f64 ---- */
-
-static double fold_unary(IrOp op, double num, double x)
-{
-    switch (op) {
-    case IR_NEG: return -x;
-    case IR_EXP: return exp(x);
-    case IR_LOG: return log(x);
-    case IR_SQRT: return sqrt(x);
-    case IR_ABS: return fabs(x);
-    case IR_SIGMOID: return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x));
-    case IR_TANH: return tanh(x);
-    case IR_RELU: return x > 0 ? x : 0;
-    case IR_SOFTPLUS: return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
-    case IR_LEAKY_RELU: return x > 0 ? x : num * x;
-    case IR_POW: return pow(x, num);
-    case IR_STEP: return x > 0 ? 1 : 0;
-    case IR_LEAKY_STEP: return x > 0 ? 1 : num;
-    case IR_SIGN: return (x > 0) - (x < 0);
-    default: return NAN;
-    }
-}
-
-static double fold_binary(IrOp op, double x, double y)
-{
-    switch (op) {
-    case IR_ADD: return x + y;
-    case IR_SUB: return x - y;
-    case IR_MUL: return x * y;
-    case IR_DIV: return x / y;
-    default: return NAN;
-    }
-}
-
 /* ---- the rules: each returns the dst id of an equal value, or -1 ---- */
 
 /* f(c) folds; f(broadcast s) = broadcast f(s); neg neg x = x; x^1 = x; x^0 = 1; ... */
@@ -261,7 +229,7 @@ static int rw_unary(Simp *S, const IrNode *n)
     IrOp inner = op_of(S, a);
     double v;
     if (const_of(S, a, &v))
-        return mk_const(S, fold_unary(n->op, n->num, v), n->shape);
+        return mk_const(S, interp_unary(n->op, v, n->num), n->shape);
     if (s >= 0 && s != a)
         return as_shape(S, mk(S, n->op, s, -1, n->num, scalar_shape), n->shape);
     switch (n->op) {
@@ -415,7 +383,7 @@ static int rw_binary(Simp *S, const IrNode *n)
     int sa = scalar_of(S, a), sb = scalar_of(S, b);
     double va, vb;
     if (const_of(S, a, &va) && const_of(S, b, &vb))
-        return mk_const(S, fold_binary(n->op, va, vb), n->shape);
+        return mk_const(S, interp_binary(n->op, va, vb), n->shape);
     if (sa >= 0 && sb >= 0 && n->shape.rank > 0) /* op(bc r, bc s) = bc op(r, s) */
         return as_shape(S, mk(S, n->op, sa, sb, 0, scalar_shape), n->shape);
     /* a broadcast beside a full-shape operand: the rank-0 operand broadcasts by itself */
