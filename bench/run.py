@@ -43,7 +43,7 @@ TRAIN = (f"{DATA}/train-images-idx3-ubyte.gz", f"{DATA}/train-labels-idx1-ubyte.
 TEST = (f"{DATA}/t10k-images-idx3-ubyte.gz", f"{DATA}/t10k-labels-idx1-ubyte.gz")
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 PYTHON = "/usr/bin/python3"
-TIMEOUT = 300
+TIMEOUT = 120  # seconds a run may take; --timeout
 
 WORKLOADS = {
     "a": dict(sizes=[784, 128, 10], batch=64, lr=0.1, samples=60000),
@@ -67,8 +67,9 @@ class TimedOut(RuntimeError):
     pass
 
 
-def run(cmd, env=None, cwd=None, timeout=TIMEOUT):
+def run(cmd, env=None, cwd=None, timeout=None):
     """stdout of cmd; an error (with its stderr) when it fails or times out."""
+    timeout = timeout or TIMEOUT
     try:
         p = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True,
                            timeout=timeout)
@@ -158,7 +159,8 @@ def run_nnc(ctx, k, seed, env):
     w = WORKLOADS[k]
     out = run([os.path.join(ctx.out, f"mlp_{k}"), "--data", pair(ctx.data[k]),
                "--test", pair(TEST), "--epochs", "1", "--seed", str(seed),
-               "--save", os.path.join(ctx.out, "weights.npz")], env=env, cwd=ctx.out)
+               "--save", os.path.join(ctx.out, "weights.npz"), *ctx.nnc_args],
+              env=env, cwd=ctx.out)
     rate = find(r"^epoch 1 .* ([0-9.]+) samples/s", out, "nnc epoch line")
     return w["samples"] / rate, find(r"^test: .*acc ([0-9.]+)%", out, "nnc test line")
 
@@ -184,7 +186,7 @@ def run_loops(ctx, k, seed, env):
     return parse_peer(run([ctx.ref, *ref_args(ctx, k, seed), "--backend", "loops"], env=env))
 
 
-def run_torch(ctx, k, seed, env, threads, timeout=TIMEOUT):
+def run_torch(ctx, k, seed, env, threads, timeout=None):
     out = run([PYTHON, os.path.join(HERE, "torch_peer.py"), *ref_args(ctx, k, seed),
                "--threads", str(threads)], env=env, timeout=timeout)
     return parse_peer(out, prefix=rf"threads {threads}\s+")
@@ -198,6 +200,7 @@ class Peer:
         self.chooser = chooser  # the peer whose thread trials pick this one's count
         self.results = {}  # workload -> list of (seconds, accuracy)
         self.trials = {}   # workload -> {threads: (seconds, accuracy)} (PyTorch, rep 1)
+        self.failures = {}  # workload -> the last failure's first line
 
     def label(self, k):
         if self.threads is None:
@@ -211,12 +214,21 @@ class Peer:
         return min(trials, key=lambda t: trials[t][0]) if trials else self.threads[0]
 
     def measure(self, ctx, k, seed, first):
-        if self.threads is None:
-            r = self.fn(ctx, k, seed, self.env)
-        elif first and len(self.threads) > 1 and not self.chooser:
-            r = self.try_threads(ctx, k, seed)
-        else:
-            r = self.fn(ctx, k, seed, self.env, self.best(k))
+        """One run of workload k; a failure is reported, leaves the others going and stops
+        this peer's later runs of k (a hang would cost a timeout each time)."""
+        if k in self.failures:
+            return
+        try:
+            if self.threads is None:
+                r = self.fn(ctx, k, seed, self.env)
+            elif first and len(self.threads) > 1 and not self.chooser:
+                r = self.try_threads(ctx, k, seed)
+            else:
+                r = self.fn(ctx, k, seed, self.env, self.best(k))
+        except RuntimeError as e:
+            self.failures[k] = str(e).split(":")[0]
+            print(f"  ({k}) {self.name} failed: {e}", file=sys.stderr, flush=True)
+            return
         self.results.setdefault(k, []).append(r)
         if ctx.verbose:
             print(f"  ({k}) {self.label(k)}: {r[0]:.3f} s, test acc {r[1]:.2f}%",
@@ -228,7 +240,7 @@ class Peer:
         self.trials[k] = {}
         for t in self.threads:
             done = [s for s, _ in self.trials[k].values()]
-            limit = 10 + 3 * min(done) if done else TIMEOUT
+            limit = 10 + 3 * min(done) if done else None
             try:
                 self.trials[k][t] = self.fn(ctx, k, seed, self.env, t, timeout=limit)
             except TimedOut:
@@ -236,7 +248,10 @@ class Peer:
             if ctx.verbose:
                 print(f"  ({k}) {self.name} trial, {t} thr: {self.trials[k][t][0]:.3f} s",
                       file=sys.stderr, flush=True)
-        return self.trials[k][self.best(k)]
+        r = self.trials[k][self.best(k)]
+        if r[0] == float("inf"):
+            raise RuntimeError("every thread count timed out")
+        return r
 
 
 def make_peers(args, has_blas, has_torch):
@@ -290,6 +305,8 @@ def table(peers, workloads):
         nnc = next((p for p in peers if p.name == "nnc" and k in p.results), None)
         base = statistics.median(s for s, _ in nnc.results[k]) if nnc else None
         for p in peers:
+            if k in p.failures and k not in p.results:
+                rows.append(f"| {p.label(k)} | ({k}) | failed: {p.failures[k]} ||||||")
             if k not in p.results:
                 continue
             secs = [s for s, _ in p.results[k]]
@@ -334,8 +351,9 @@ def git_commit():
 # ---- main ----
 
 class Context:
-    def __init__(self, out, ref, data, verbose):
-        self.out, self.ref, self.data, self.verbose = out, ref, data, verbose
+    def __init__(self, out, ref, data, args):
+        self.out, self.ref, self.data = out, ref, data
+        self.verbose, self.nnc_args = args.verbose, args.nnc_args.split()
 
 
 def parse_args():
@@ -347,6 +365,8 @@ def parse_args():
     ap.add_argument("--reps", type=int, default=5, help="repetitions (medians are shown)")
     ap.add_argument("--quick", action="store_true", help="one repetition, same as --reps 1")
     ap.add_argument("--torch-threads", default="1,2", help="PyTorch thread counts to try")
+    ap.add_argument("--nnc-args", default="", help="more flags for nnc's executables")
+    ap.add_argument("--timeout", type=float, default=TIMEOUT, help="seconds a run may take")
     ap.add_argument("-v", "--verbose", action="store_true", help="each run's time on stderr")
     ap.add_argument("--peers", nargs="*", help="only the peers whose name contains one of these")
     a = ap.parse_args()
@@ -365,11 +385,14 @@ def measure_all(ctx, peers, workloads, reps):
 
 
 def main():
+    global TIMEOUT
     a = parse_args()
+    TIMEOUT = a.timeout
     t0 = time.perf_counter()
+    a.out = os.path.abspath(a.out)
     os.makedirs(a.out, exist_ok=True)
     ref, has_blas = build_ref(a.out)
-    ctx = Context(os.path.abspath(a.out), ref, prepare_data(a.out), a.verbose)
+    ctx = Context(a.out, ref, prepare_data(a.out), a)
     compile_s = build_models(a.nnc, a.out, a.workloads)
     peers = make_peers(a, has_blas, torch_available())
     measure_all(ctx, peers, a.workloads, a.reps)
