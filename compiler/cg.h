@@ -51,7 +51,6 @@ typedef struct CgNode {
     const char *name;
     CgWhere where;
     long long offset;  /* CG_AT_WS: in elements; varying buffers are scaled by the batch size */
-    long long scratch; /* matmul: fixed workspace offset of b transposed, -1 none */
 } CgNode;
 
 /* The functions the module defines, each computing a set of roots. */
@@ -72,9 +71,6 @@ typedef struct CgPlan {
 
 CgPlan *cg_plan(const IrProgram *p, Arena *a);
 long long cg_size(const CgNode *n);
-/* A per-sample matrix-vector product W @ x_b done as one matrix product X W^T over the
- * batch (rows = samples); it needs W^T in scratch. */
-bool cg_matmul_rows_are_samples(const CgPlan *pl, const CgNode *n);
 
 /* ---- emission state ---- */
 
@@ -84,7 +80,8 @@ typedef struct CgRtFn {
 } CgRtFn;
 
 enum { CG_RT_INT, CG_RT_REAL, CG_RT_PARAM, CG_RT_GRAD, CG_RT_STATE, CG_RT_WORKSPACE,
-       CG_RT_EPOCH_BEGIN, CG_RT_BATCH, CG_RT_BATCH_END, CG_RT_EPOCH_END, CG_NRT };
+       CG_RT_EPOCH_BEGIN, CG_RT_BATCH, CG_RT_BATCH_END, CG_RT_EPOCH_END, CG_RT_PARALLEL,
+       CG_NRT };
 
 typedef struct Cg {
     LLVMContextRef ctx;
@@ -92,6 +89,7 @@ typedef struct Cg {
     LLVMBuilderRef b;
     LLVMTypeRef real, realp, i8p, i1, i32, i64, f64, voidt;
     int real_size;
+    int lanes; /* reals in the host's widest vector register */
     const IrProgram *ir;
     CgPlan *plan;
     Arena *arena;
@@ -104,6 +102,7 @@ typedef struct Cg {
     LLVMValueRef nreal; /* the same as a real */
     LLVMValueRef ws;    /* the workspace, real* */
     LLVMValueRef batch_cap; /* nnc_rt_int(run, NNC_BATCH), i64: varying buffers hold this many */
+    LLVMValueRef run;       /* the NncRun* of the function being emitted (not in tasks) */
 } Cg;
 
 void cg_init(Cg *g, LLVMContextRef ctx, LLVMModuleRef mod, const IrProgram *p, CgPlan *plan,
@@ -142,11 +141,43 @@ void cg_store(Cg *g, int node, LLVMValueRef b, LLVMValueRef i, LLVMValueRef v);
 /* The number of samples a node's buffer holds: n when varying, else 1. */
 LLVMValueRef cg_count(Cg *g, int node);
 
+/* ---- explicit vectors (cg_vec.c) ---- */
+
+LLVMTypeRef cg_vec_type(Cg *g, int lanes);
+LLVMValueRef cg_splat(Cg *g, LLVMValueRef x, int lanes);
+LLVMValueRef cg_vzero(Cg *g, int lanes);
+/* The vector at p; only the first `on` lanes are read (the rest are 0) when on < lanes. */
+LLVMValueRef cg_vload(Cg *g, LLVMValueRef p, int lanes, int on);
+void cg_vstore(Cg *g, LLVMValueRef v, LLVMValueRef p, int lanes, int on);
+LLVMValueRef cg_vfma(Cg *g, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c);
+/* count vectors of `lanes` -> one vector of count lanes: their sums, in a fixed order. */
+LLVMValueRef cg_vsums(Cg *g, LLVMValueRef *acc, int count, int lanes);
+
+/* ---- outlined kernels run by the thread pool (cg_task.c) ---- */
+
+enum { CG_TASK_MAX = 16 }; /* buffers a task may see */
+typedef struct CgTask {
+    LLVMTypeRef type;
+    LLVMValueRef rec, kernel, lo, hi; /* lo, hi: the task range, inside the kernel */
+    /* the caller's state, restored by cg_task_end */
+    LLVMValueRef fn, *base, n, nreal;
+    LLVMBasicBlockRef entry, block;
+} CgTask;
+/* Starts kernel NAME; inside it g->base[nodes[i]] and g->n are valid, and extra[] (more
+ * real* values of the caller) are replaced by their copies. */
+void cg_task_begin(Cg *g, CgTask *t, const char *name, const int *nodes, int nnodes,
+                   LLVMValueRef *extra, int nextra);
+/* Ends the kernel and, back in the caller, runs tasks [0, ntasks) through
+ * nnc_rt_parallel; work (f64) is the kernel's multiply-adds, for the pool to judge. */
+void cg_task_end(Cg *g, CgTask *t, LLVMValueRef ntasks, LLVMValueRef work);
+
 /* ---- kernels (cg_kernels.c, cg_gemm.c) ---- */
 
 void cg_emit_node(Cg *g, int node);
 void cg_emit_matmul(Cg *g, int node);
 void cg_emit_outer(Cg *g, int node);
+/* The batch's products in register-blocked form (cg_mm.c); false: not one of its shapes. */
+bool cg_mm_emit(Cg *g, int node);
 
 /* ---- functions (cg_train.c) and the descriptor (cg_desc.c) ---- */
 
@@ -174,6 +205,8 @@ LLVMTypeRef cg_desc_type(LLVMContextRef ctx, LLVMTypeRef train_ptr, LLVMTypeRef 
 
 /* The host's target machine; NULL after printing an error. */
 LLVMTargetMachineRef cg_target_machine(int opt_level);
+/* Bytes in the host's widest vector register: 64 with avx512f, 32 with avx, else 16. */
+int cg_vector_bytes(void);
 /* Sets the module's triple and data layout from tm. */
 void cg_target_module(LLVMModuleRef mod, LLVMTargetMachineRef tm);
 /* Verifies and optimises; false after printing an error. */

@@ -1,12 +1,12 @@
-/* cg_gemm.c - matrix products over a batch, all through one strided kernel:
+/* cg_gemm.c - the matrix products cg_mm.c does not take (per-sample products, products of
+ * values that do not vary), all through one strided kernel:
  *
  *   C(b, r, j) (+)= sum over k of A(b, r, k) * B(b, k, j)
  *
  * Each operand is a base pointer and strides (batch, row or k, k or column), so one loop
- * nest serves every case: per-sample products, products with the samples as rows (W @ x_b
- * for all b is X W^T), and the gradient means that sum over the batch too
- * (mean_b outer(u_b, v_b) = U^T V / n). The innermost loop runs along a row of C and B, so
- * with a unit column stride it is a plain saxpy the loop vectorizer widens. */
+ * nest serves every case, including gradient means that sum over the batch too. The
+ * innermost loop runs along a row of C and B, so with a unit column stride it is a plain
+ * saxpy the loop vectorizer widens. */
 #include "cg.h"
 
 typedef struct GemmOperand {
@@ -83,41 +83,16 @@ static GemmOperand operand(Cg *g, int node, long long sb, long long s1, long lon
     return (GemmOperand){g->base[node], varies ? sb : 0, s1, s2};
 }
 
-/* W [m, k] into scratch as W^T [k, m], so the product's inner loop runs along a row. */
-static LLVMValueRef transpose_to_scratch(Cg *g, int id, int w, long long m, long long k)
-{
-    const CgPlan *pl = g->plan;
-    LLVMValueRef fixed = LLVMBuildNSWMul(g->b, g->batch_cap, cg_i64(g, pl->var_elems), "");
-    LLVMValueRef off = LLVMBuildNSWAdd(g->b, fixed, cg_i64(g, pl->nodes[id].scratch), "");
-    LLVMValueRef wt = cg_gep(g, g->ws, off);
-    CgLoop li = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, k), "i");
-    LLVMValueRef row = LLVMBuildNSWMul(g->b, li.i, cg_i64(g, m), "");
-    CgLoop lj = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, m), "j");
-    LLVMValueRef src = LLVMBuildNSWAdd(g->b, LLVMBuildNSWMul(g->b, lj.i, cg_i64(g, k), ""), li.i, "");
-    cg_store_at(g, wt, LLVMBuildNSWAdd(g->b, row, lj.i, ""), cg_load(g, w, NULL, src));
-    cg_loop_end(g, &lj);
-    cg_loop_end(g, &li);
-    return wt;
-}
-
 /* a's last dim contracted with b's first: [m,k]@[k], [m,k]@[k,p], [k]@[k,p], [k]@[k]. */
 void cg_emit_matmul(Cg *g, int id)
 {
+    if (cg_mm_emit(g, id))
+        return;
     const CgNode *n = &g->plan->nodes[id];
     Shape sa = g->plan->nodes[n->args[0]].shape, sb = g->plan->nodes[n->args[1]].shape;
     long long m = sa.rank == 2 ? sa.dims[0] : 1, k = sa.dims[sa.rank - 1];
     long long p = sb.rank == 2 ? sb.dims[1] : 1;
     Gemm gm = {.nb = cg_count(g, id), .rows = cg_i64(g, m), .k = k, .cols = p};
-    if (cg_matmul_rows_are_samples(g->plan, n)) {
-        /* out[b, i] = sum_k x[b, k] W[i, k]: rows are the samples, columns W's rows */
-        LLVMValueRef wt = transpose_to_scratch(g, id, n->args[0], m, k);
-        gm = (Gemm){.nb = cg_i64(g, 1), .rows = g->n, .k = k, .cols = m};
-        gm.a = (GemmOperand){g->base[n->args[1]], 0, k, 1};
-        gm.b = (GemmOperand){wt, 0, m, 1};
-        gm.c = (GemmOperand){g->base[id], 0, m, 1};
-        emit_gemm(g, &gm);
-        return;
-    }
     gm.reduce = n->op == CG_BMEAN_MATMUL;
     if (gm.reduce)
         gm.nb = g->n;
@@ -130,6 +105,8 @@ void cg_emit_matmul(Cg *g, int id)
 /* outer(a, b) = [p, 1] @ [1, q] over the flattened operands. */
 void cg_emit_outer(Cg *g, int id)
 {
+    if (cg_mm_emit(g, id))
+        return;
     const CgNode *n = &g->plan->nodes[id];
     long long p = cg_size(&g->plan->nodes[n->args[0]]), q = cg_size(&g->plan->nodes[n->args[1]]);
     Gemm gm = {.nb = cg_count(g, id), .rows = cg_i64(g, p), .k = 1, .cols = q};

@@ -28,7 +28,9 @@ static const struct {
     {"nnc_rt_epoch_begin", (AnyFn)nnc_rt_epoch_begin},
     {"nnc_rt_batch", (AnyFn)nnc_rt_batch},
     {"nnc_rt_batch_end", (AnyFn)nnc_rt_batch_end},
+    {"nnc_rt_batch_end_checked", (AnyFn)nnc_rt_batch_end_checked},
     {"nnc_rt_epoch_end", (AnyFn)nnc_rt_epoch_end},
+    {"nnc_rt_parallel", (AnyFn)nnc_rt_parallel},
 };
 enum { NRT_SYMBOLS = sizeof rt_symbols / sizeof *rt_symbols };
 

@@ -16,7 +16,7 @@ extern char **environ;
 
 enum { MAX_ARGS = 32 };
 
-/* cc OBJ NNC_RUNTIME_MAIN NNC_RUNTIME_LIB NNC_LINK_EXTRA... -lz -lm -o OUT */
+/* cc OBJ NNC_RUNTIME_MAIN NNC_RUNTIME_LIB NNC_LINK_EXTRA... -lz -lm -pthread -o OUT */
 static int link_args(char **argv, char *extra, const char *obj, const char *out)
 {
     int n = 0;
@@ -24,10 +24,11 @@ static int link_args(char **argv, char *extra, const char *obj, const char *out)
     argv[n++] = (char *)obj;
     argv[n++] = NNC_RUNTIME_MAIN;
     argv[n++] = NNC_RUNTIME_LIB;
-    for (char *tok = strtok(extra, " "); tok && n < MAX_ARGS - 6; tok = strtok(NULL, " "))
+    for (char *tok = strtok(extra, " "); tok && n < MAX_ARGS - 7; tok = strtok(NULL, " "))
         argv[n++] = tok;
     argv[n++] = "-lz";
     argv[n++] = "-lm";
+    argv[n++] = "-pthread"; /* the runtime's thread pool */
     argv[n++] = "-o";
     argv[n++] = (char *)out;
     argv[n] = NULL;

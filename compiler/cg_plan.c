@@ -31,7 +31,6 @@ static int add_node(CgPlan *pl, Arena *a, CgNode n)
                                sizeof *pl->nodes * (size_t)cap);
         pl->cap = cap;
     }
-    n.scratch = -1;
     pl->nodes[pl->nnodes] = n;
     return pl->nnodes++;
 }
@@ -147,12 +146,6 @@ static CgWhere leaf_place(int op)
     }
 }
 
-bool cg_matmul_rows_are_samples(const CgPlan *pl, const CgNode *n)
-{
-    const CgNode *a = &pl->nodes[n->args[0]], *b = &pl->nodes[n->args[1]];
-    return n->op == IR_MATMUL && !a->varying && b->varying && b->shape.rank == 1;
-}
-
 static long long take(long long *top, long long size)
 {
     long long at = *top;
@@ -191,8 +184,6 @@ static void plan_storage(CgPlan *pl)
             n->where = CG_AT_WS;
             n->offset = take(n->varying ? &pl->var_elems : &pl->fixed_elems, cg_size(n));
         }
-        if (cg_matmul_rows_are_samples(pl, n))
-            n->scratch = take(&pl->fixed_elems, cg_size(&pl->nodes[n->args[0]]));
     }
     pl->pred_offset = take(&pl->var_elems, cg_size(&pl->nodes[pl->output]));
 }

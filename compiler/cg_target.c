@@ -3,6 +3,7 @@
 #include "cg.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Error.h>
@@ -49,6 +50,23 @@ LLVMTargetMachineRef cg_target_machine(int opt_level)
     if (!tm)
         fprintf(stderr, "nnc: error: cannot create the LLVM target machine\n");
     return tm;
+}
+
+static bool has_feature(const char *features, const char *name)
+{
+    size_t len = strlen(name);
+    for (const char *p = strstr(features, name); p; p = strstr(p + 1, name))
+        if (p > features && p[-1] == '+' && (p[len] == ',' || p[len] == 0))
+            return true;
+    return false;
+}
+
+int cg_vector_bytes(void)
+{
+    char *features = LLVMGetHostCPUFeatures();
+    int bytes = has_feature(features, "avx512f") ? 64 : has_feature(features, "avx") ? 32 : 16;
+    LLVMDisposeMessage(features);
+    return bytes;
 }
 
 void cg_target_module(LLVMModuleRef mod, LLVMTargetMachineRef tm)

@@ -141,8 +141,43 @@ static LLVMValueRef loss_sum(Cg *g)
 
 static LLVMTypeRef pass_type(Cg *g)
 {
-    LLVMTypeRef params[] = {g->i8p, g->realp, g->realp, g->i64, g->realp};
-    return LLVMFunctionType(g->f64, params, 5, 0);
+    LLVMTypeRef params[] = {g->i8p, g->realp, g->realp, g->i64, g->realp, LLVMPointerType(g->i32, 0)};
+    return LLVMFunctionType(g->f64, params, 6, 0);
+}
+
+/* 0 when every element of p[0..size) is finite, else NaN: x - x is NaN exactly for NaN
+ * and infinities, and a NaN stays in the sum. */
+static LLVMValueRef nonfinite(Cg *g, LLVMValueRef p, long long size)
+{
+    int w = g->lanes;
+    LLVMValueRef acc = cg_slot(g, cg_vec_type(g, w), "finite");
+    LLVMBuildStore(g->b, cg_vzero(g, w), acc);
+    for (int part = 0; part < 2; part++) {
+        long long from = part ? size / w * w : 0, to = part ? size : size / w * w;
+        if (from == to)
+            continue;
+        CgLoop l = cg_loop_begin(g, cg_i64(g, from / w), cg_i64(g, (to + w - 1) / w), "chk");
+        LLVMValueRef v = cg_vload(g, cg_gep(g, p, LLVMBuildNSWMul(g->b, l.i, cg_i64(g, w), "")), w,
+                                  (int)(to - from < w ? to - from : w));
+        LLVMValueRef old = LLVMBuildLoad2(g->b, cg_vec_type(g, w), acc, "");
+        LLVMBuildStore(g->b, LLVMBuildFAdd(g->b, old, LLVMBuildFSub(g->b, v, v, ""), ""), acc);
+        cg_loop_end(g, &l);
+    }
+    LLVMValueRef sum = LLVMBuildLoad2(g->b, cg_vec_type(g, w), acc, "");
+    return LLVMBuildExtractElement(g->b, cg_vsums(g, &sum, 1, w), cg_i32(g, 0), "");
+}
+
+/* *bad = the first param whose mean gradient is not finite, -1 none */
+static void check_grads(Cg *g, LLVMValueRef run, LLVMValueRef bad)
+{
+    LLVMValueRef first = cg_i32(g, -1);
+    for (int i = g->plan->nparams - 1; i >= 0; i--) {
+        LLVMValueRef grad = cg_rt_buffer(g, CG_RT_GRAD, run, i, 0);
+        LLVMValueRef f = nonfinite(g, grad, shape_size(g->ir->params[i].shape));
+        LLVMValueRef is = LLVMBuildFCmp(g->b, LLVMRealUNO, f, f, "");
+        first = LLVMBuildSelect(g->b, is, cg_i32(g, i), first, "");
+    }
+    LLVMBuildStore(g->b, first, bad);
 }
 
 static LLVMValueRef emit_pass(Cg *g, CgFn f, const char *name)
@@ -151,6 +186,7 @@ static LLVMValueRef emit_pass(Cg *g, CgFn f, const char *name)
     LLVMValueRef fn = cg_add_function(g, name, pass_type(g));
     cg_begin_function(g, fn);
     LLVMValueRef run = LLVMGetParam(fn, 0);
+    g->run = run;
     LLVMValueRef io[] = {LLVMGetParam(fn, 1), LLVMGetParam(fn, 2), LLVMGetParam(fn, 4)};
     g->n = LLVMGetParam(fn, 3);
     g->nreal = LLVMBuildSIToFP(g->b, g->n, g->real, "n");
@@ -159,8 +195,10 @@ static LLVMValueRef emit_pass(Cg *g, CgFn f, const char *name)
     for (int id = 0; id < pl->nnodes; id++)
         if (pl->live[f][id])
             cg_emit_node(g, id);
-    if (f == CG_FN_STEP)
+    if (f == CG_FN_STEP) {
         emit_grads(g, run);
+        check_grads(g, run, LLVMGetParam(fn, 5));
+    }
     if (pl->nodes[pl->output].where != CG_AT_PRED)
         copy_out(g, pl->output, io[2], g->n);
     LLVMBuildRet(g->b, f == CG_FN_EVAL ? LLVMConstReal(g->f64, 0) : loss_sum(g));
@@ -170,7 +208,7 @@ static LLVMValueRef emit_pass(Cg *g, CgFn f, const char *name)
 /* ---- train and evaluate ---- */
 
 typedef struct TrainCtx {
-    LLVMValueRef run, step_fn, pred, xs, ts;
+    LLVMValueRef run, step_fn, pred, xs, ts, bad;
     LLVMTypeRef step_type;
     CgOptim *optim;
 } TrainCtx;
@@ -187,11 +225,12 @@ static void emit_batch(Cg *g, const TrainCtx *c, LLVMValueRef b)
     LLVMValueRef n = cg_call_rt(g, CG_RT_BATCH, bargs, 4);
     LLVMValueRef x = cg_real_ptr(g, LLVMBuildLoad2(g->b, g->i8p, c->xs, "x"));
     LLVMValueRef t = cg_real_ptr(g, LLVMBuildLoad2(g->b, g->i8p, c->ts, "t"));
-    LLVMValueRef sargs[] = {c->run, x, t, LLVMBuildSExt(g->b, n, g->i64, ""), c->pred};
-    LLVMValueRef loss = LLVMBuildCall2(g->b, c->step_type, c->step_fn, sargs, 5, "loss_sum");
+    LLVMValueRef sargs[] = {c->run, x, t, LLVMBuildSExt(g->b, n, g->i64, ""), c->pred, c->bad};
+    LLVMValueRef loss = LLVMBuildCall2(g->b, c->step_type, c->step_fn, sargs, 6, "loss_sum");
     LLVMValueRef pred = LLVMBuildBitCast(g->b, c->pred, g->i8p, "");
-    LLVMValueRef eargs[] = {c->run, trunc32(g, b), loss, pred, n};
-    LLVMValueRef stop = cg_call_rt(g, CG_RT_BATCH_END, eargs, 5);
+    LLVMValueRef bad = LLVMBuildLoad2(g->b, g->i32, c->bad, "bad");
+    LLVMValueRef eargs[] = {c->run, trunc32(g, b), loss, pred, n, bad};
+    LLVMValueRef stop = cg_call_rt(g, CG_RT_BATCH_END, eargs, 6);
     LLVMBasicBlockRef quit = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "stop");
     LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "update");
     LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntNE, stop, cg_i32(g, 0), ""), quit, go);
@@ -213,6 +252,7 @@ static LLVMValueRef emit_train(Cg *g, LLVMValueRef step, int opt)
     c.pred = ws_buffer(g, g->plan->pred_offset, true);
     c.xs = cg_slot(g, g->i8p, "xs");
     c.ts = cg_slot(g, g->i8p, "ts");
+    c.bad = cg_slot(g, g->i32, "bad");
     cg_optim_begin(g, optim, c.run);
     CgLoop le = cg_loop_begin(g, cg_i64(g, 0), epochs, "epoch");
     LLVMValueRef args[] = {c.run, trunc32(g, le.i)};
@@ -245,18 +285,19 @@ static LLVMValueRef emit_evaluate(Cg *g, LLVMValueRef with_loss, LLVMValueRef wi
     LLVMValueRef args[] = {LLVMGetParam(fn, 0), cg_real_ptr(g, LLVMGetParam(fn, 1)),
                            cg_real_ptr(g, LLVMGetParam(fn, 2)),
                            LLVMBuildSExt(g->b, LLVMGetParam(fn, 3), g->i64, ""),
-                           cg_real_ptr(g, LLVMGetParam(fn, 4))};
+                           cg_real_ptr(g, LLVMGetParam(fn, 4)),
+                           LLVMConstNull(LLVMPointerType(g->i32, 0))};
     if (!loss_reads_target(g->plan)) {
-        LLVMBuildRet(g->b, LLVMBuildCall2(g->b, pass_type(g), with_loss, args, 5, ""));
+        LLVMBuildRet(g->b, LLVMBuildCall2(g->b, pass_type(g), with_loss, args, 6, ""));
         return fn;
     }
     LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(g->ctx, fn, "loss");
     LLVMBasicBlockRef no = LLVMAppendBasicBlockInContext(g->ctx, fn, "no_loss");
     LLVMBuildCondBr(g->b, LLVMBuildIsNull(g->b, LLVMGetParam(fn, 2), ""), no, yes);
     LLVMPositionBuilderAtEnd(g->b, yes);
-    LLVMBuildRet(g->b, LLVMBuildCall2(g->b, pass_type(g), with_loss, args, 5, ""));
+    LLVMBuildRet(g->b, LLVMBuildCall2(g->b, pass_type(g), with_loss, args, 6, ""));
     LLVMPositionBuilderAtEnd(g->b, no);
-    LLVMBuildCall2(g->b, pass_type(g), without, args, 5, "");
+    LLVMBuildCall2(g->b, pass_type(g), without, args, 6, "");
     LLVMBuildRet(g->b, LLVMConstReal(g->f64, 0));
     return fn;
 }

@@ -24,7 +24,7 @@ static void declare_runtime(Cg *g)
     LLVMTypeRef ws[] = {g->i8p, g->i64};
     LLVMTypeRef i8pp = LLVMPointerType(g->i8p, 0);
     LLVMTypeRef batch[] = {g->i8p, g->i32, i8pp, i8pp};
-    LLVMTypeRef batch_end[] = {g->i8p, g->i32, g->f64, g->i8p, g->i32};
+    LLVMTypeRef batch_end[] = {g->i8p, g->i32, g->f64, g->i8p, g->i32, g->i32};
     declare_rt(g, CG_RT_INT, "nnc_rt_int", g->i32, run_i32, 2);
     declare_rt(g, CG_RT_REAL, "nnc_rt_real", g->f64, run_i32, 2);
     declare_rt(g, CG_RT_PARAM, "nnc_rt_param", g->i8p, run_i32, 2);
@@ -33,8 +33,12 @@ static void declare_runtime(Cg *g)
     declare_rt(g, CG_RT_WORKSPACE, "nnc_rt_workspace", g->i8p, ws, 2);
     declare_rt(g, CG_RT_EPOCH_BEGIN, "nnc_rt_epoch_begin", g->i32, run_i32, 2);
     declare_rt(g, CG_RT_BATCH, "nnc_rt_batch", g->i32, batch, 4);
-    declare_rt(g, CG_RT_BATCH_END, "nnc_rt_batch_end", g->i32, batch_end, 5);
+    declare_rt(g, CG_RT_BATCH_END, "nnc_rt_batch_end_checked", g->i32, batch_end, 6);
     declare_rt(g, CG_RT_EPOCH_END, "nnc_rt_epoch_end", g->voidt, run_i32, 2);
+    LLVMTypeRef task[] = {g->i8p, g->i64, g->i64};
+    LLVMTypeRef task_ptr = LLVMPointerType(LLVMFunctionType(g->voidt, task, 3, 0), 0);
+    LLVMTypeRef par[] = {g->i8p, g->i64, g->f64, task_ptr, g->i8p};
+    declare_rt(g, CG_RT_PARALLEL, "nnc_rt_parallel", g->voidt, par, 5);
 }
 
 void cg_init(Cg *g, LLVMContextRef ctx, LLVMModuleRef mod, const IrProgram *p, CgPlan *plan,
@@ -47,6 +51,7 @@ void cg_init(Cg *g, LLVMContextRef ctx, LLVMModuleRef mod, const IrProgram *p, C
     g->real_size = real_size;
     g->real = real_size == 8 ? LLVMDoubleTypeInContext(ctx) : LLVMFloatTypeInContext(ctx);
     g->realp = LLVMPointerType(g->real, 0);
+    g->lanes = cg_vector_bytes() / real_size;
     g->i8p = LLVMPointerType(LLVMInt8TypeInContext(ctx), 0);
     g->i1 = LLVMInt1TypeInContext(ctx);
     g->i32 = LLVMInt32TypeInContext(ctx);

@@ -89,6 +89,13 @@ void *nnc_rt_state(NncRun *run, int i, int k); /* optimizer state k (0: velocity
  * Contents do not survive a callback: nnc_rt_epoch_end runs evaluate() on the test set. */
 void *nnc_rt_workspace(NncRun *run, size_t bytes);
 
+/* Runs fn(ctx, lo, hi) on slices [lo, hi) that together cover tasks [0, ntasks), on the
+ * run's threads (--threads N, default all cores; rt_pool.c), and returns when every slice
+ * is done. Slices are contiguous; fn must give the same result however the tasks are
+ * split. work is the tasks' multiply-adds: small work runs at once on the calling thread. */
+void nnc_rt_parallel(NncRun *run, long long ntasks, double work,
+                     void (*fn)(void *ctx, long long lo, long long hi), void *ctx);
+
 /* The loop the generated train() runs:
  *   for e in 0..epochs-1:
  *     nb = nnc_rt_epoch_begin(run, e)            shuffles; the number of batches
@@ -103,6 +110,10 @@ int nnc_rt_batch(NncRun *run, int b, const void **x, const void **t);
 /* nnc_rt_batch_end returns 1 (stop) when loss_sum or a gradient is NaN or infinite, after a
  * message naming the epoch and batch; the runtime then saves the weights as they are. */
 int nnc_rt_batch_end(NncRun *run, int b, double loss_sum, const void *pred, int n);
+/* The same for code that checked its gradients itself: bad is the first param whose mean
+ * gradient holds a NaN or an infinity, -1 none. The gradient buffers are then read only
+ * when --log sums them for the gradient norms. */
+int nnc_rt_batch_end_checked(NncRun *run, int b, double loss_sum, const void *pred, int n, int bad);
 void nnc_rt_epoch_end(NncRun *run, int epoch);
 
 /* ---- shared with the compiler (nnc links this library too, for --check and --run) ---- */

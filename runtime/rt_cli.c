@@ -24,11 +24,12 @@ static void usage(const NncModelDesc *m)
            "  --load W.npz    start from these weights instead of the initialisers\n"
            "  --save W.npz    where to save the weights (default %s.npz)\n"
            "  --log FILE.csv  one row per epoch: loss, accuracy, test, time, gradient norms\n"
+           "  --threads N     threads for the matrix products (default: all %d cores)\n"
            "  --quiet         print only the final train/test lines and errors\n"
            "  --help          this text\n"
            "--epochs 0 saves the initial weights; --epochs 0 --load W.npz only evaluates\n"
            "(the test set, and the train set when --data is given).\n",
-           m->name, m->name, m->epochs, m->batch, m->lr, m->seed, m->name);
+           m->name, m->name, m->epochs, m->batch, m->lr, m->seed, m->name, rt_default_threads());
 }
 
 static int parse_int(const char *s, long long lo, long long *out)
@@ -71,6 +72,10 @@ static int set_value(RtOptions *o, const char *flag, const char *v)
         if (end == v || *end || !isfinite(x) || x <= 0)
             return rt_error(o->prog, "--lr: '%s' is not a number > 0", v), 1;
         o->lr = x;
+    } else if (strcmp(flag, "--threads") == 0) {
+        if (parse_int(v, 1, &n))
+            return rt_error(o->prog, "--threads: '%s' is not an integer >= 1", v), 1;
+        o->threads = (int)n;
     } else if (strcmp(flag, "--seed") == 0) {
         if (parse_seed(v, &o->seed))
             return rt_error(o->prog, "--seed: '%s' is not an integer", v), 1;
@@ -89,7 +94,7 @@ static int set_value(RtOptions *o, const char *flag, const char *v)
 static int takes_value(const char *flag)
 {
     static const char *const names[] = {"--epochs", "--batch", "--lr", "--seed", "--data",
-                                         "--test", "--load", "--save", "--log"};
+                                         "--test", "--load", "--save", "--log", "--threads"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         if (strcmp(flag, names[i]) == 0)
             return 1;

@@ -79,6 +79,7 @@ typedef struct RtOptions {
     const char *data, *test;    /* --data/--test as given, or NULL */
     const char *load, *save, *log;
     int quiet;
+    int threads;                /* --threads; 0: all cores */
 } RtOptions;
 
 /* Fills o from the model's defaults and argv. Returns -1 to go on, else the exit status
@@ -89,6 +90,12 @@ int rt_parse_args(RtOptions *o, int argc, char **argv, const NncModelDesc *m);
  * Strings point into *owned (free it after use). -1 with a message when malformed. */
 int rt_source_from_arg(const char *prog, const char *flag, const char *arg,
                        const NncSourceDesc *like, NncSourceDesc *out, char **owned);
+
+/* ---- rt_pool.c: the threads of nnc_rt_parallel ---- */
+
+typedef struct RtPool RtPool;
+int rt_default_threads(void); /* the cores online */
+void rt_pool_free(RtPool *p); /* stops and joins the workers; NULL is fine */
 
 /* ---- the run (rt_train.c, rt_report.c, rt_run.c) ---- */
 
@@ -125,6 +132,8 @@ struct NncRun {
     FILE *log;
     const char *save_path;
     int tty, shown, stopped, failed, epochs_done; /* shown: a progress line is up */
+    RtPool *pool;        /* started by the first job worth splitting (rt_pool.c) */
+    int pool_failed;     /* no threads could start: run jobs alone */
 };
 
 /* Loss sum and correct count of a whole set through evaluate(), in batch-sized chunks. */

@@ -205,6 +205,7 @@ static int free_run(NncRun *run)
     for (int i = 0; run->gsum && i < np; i++)
         rt_free(run->gsum[i]);
     free(run->gsum);
+    rt_pool_free(run->pool);
     rt_free(run->ws);
     while (run->retired) {
         RtBlock *b = run->retired;

@@ -160,11 +160,15 @@ static void progress(NncRun *run, int b)
 
 int nnc_rt_batch_end(NncRun *run, int b, double loss_sum, const void *pred, int n)
 {
+    return nnc_rt_batch_end_checked(run, b, loss_sum, pred, n, bad_gradient(run));
+}
+
+int nnc_rt_batch_end_checked(NncRun *run, int b, double loss_sum, const void *pred, int n, int bad)
+{
     if (run->stopped || run->failed)
         return 1;
     if (!isfinite(loss_sum))
         return stop(run, b, isnan(loss_sum) ? "the loss became nan" : "the loss became infinite");
-    int bad = bad_gradient(run);
     if (bad >= 0) {
         char what[300];
         snprintf(what, sizeof what, "the gradient of %s became nan or infinite",

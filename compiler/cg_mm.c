@@ -1,0 +1,297 @@
+/* cg_mm.c - the batch's matrix products as register-blocked kernels over explicit vectors.
+ *
+ *   C(m, n) = sum over k of A(m, k) B(k, n)
+ *
+ * Two forms, chosen by which dimension is contiguous, so no operand is ever transposed:
+ *   dot   A and B both run along k (the forward W @ x_b over the batch: X W^T). A block of
+ *         R rows x S columns keeps R*S vector accumulators over k, then reduces them to
+ *         S-lane vectors of C (cg_vsums).
+ *   axpy  B and C run along n (dz_b @ W over the batch, and a weight gradient summed over
+ *         the batch, U^T V). A block of R rows x V vectors of C is kept in registers while
+ *         A(m, k) is broadcast against B's row k.
+ * Each kernel is an outlined task function over blocks of C's columns (cg_task.c), so the
+ * thread pool can split it; every element of C is a whole sum in a fixed order. */
+#include "cg.h"
+
+enum { DOT_R = 4, DOT_S = 4, AXPY_R = 4, AXPY_V = 4 };
+
+typedef enum { MM_DOT, MM_AXPY } MmKind;
+
+typedef struct Mm {
+    MmKind kind;
+    int a, b, c;          /* nodes */
+    long long rows_per;   /* rows of C: M = rows_per * (samples when by_sample, else 1) */
+    bool by_sample;
+    long long N;          /* columns of C */
+    long long K;          /* contracted length; -1: the samples */
+    long long a_rs, a_ks; /* A(m, k) = a[m*a_rs + k*a_ks] */
+    long long b_rs;       /* axpy: B(k, n) = b[k*b_rs + n]; dot: B(k, n) = b[n*b_rs + k] */
+    long long c_rs;       /* C(m, n) = c[m*c_rs + n] */
+    bool mean;            /* C is a sum over the samples: divide by n */
+} Mm;
+
+static LLVMValueRef i64c(Cg *g, long long v)
+{
+    return cg_i64(g, v);
+}
+
+static LLVMValueRef add(Cg *g, LLVMValueRef a, LLVMValueRef b)
+{
+    return LLVMBuildNSWAdd(g->b, a, b, "");
+}
+
+static LLVMValueRef mul(Cg *g, LLVMValueRef a, long long k)
+{
+    return k == 1 ? a : LLVMBuildNSWMul(g->b, a, i64c(g, k), "");
+}
+
+/* &p[i] */
+static LLVMValueRef at(Cg *g, LLVMValueRef p, LLVMValueRef i)
+{
+    return cg_gep(g, p, i);
+}
+
+static LLVMValueRef rows_of(Cg *g, const Mm *m)
+{
+    return m->by_sample ? mul(g, g->n, m->rows_per) : i64c(g, m->rows_per);
+}
+
+static LLVMValueRef k_of(Cg *g, const Mm *m)
+{
+    return m->K < 0 ? g->n : i64c(g, m->K);
+}
+
+/* ---- accumulators: stack slots the optimiser keeps in registers ---- */
+
+static void acc_init(Cg *g, LLVMValueRef *slot, int count, int lanes)
+{
+    for (int i = 0; i < count; i++) {
+        slot[i] = cg_slot(g, cg_vec_type(g, lanes), "acc");
+        LLVMBuildStore(g->b, cg_vzero(g, lanes), slot[i]);
+    }
+}
+
+static void acc_fma(Cg *g, LLVMValueRef slot, LLVMValueRef x, LLVMValueRef y, int lanes)
+{
+    LLVMValueRef old = LLVMBuildLoad2(g->b, cg_vec_type(g, lanes), slot, "");
+    LLVMBuildStore(g->b, cg_vfma(g, x, y, old), slot);
+}
+
+static LLVMValueRef acc_get(Cg *g, LLVMValueRef slot, int lanes)
+{
+    return LLVMBuildLoad2(g->b, cg_vec_type(g, lanes), slot, "");
+}
+
+/* ---- the epilogue: one vector of C ---- */
+
+static void store_c(Cg *g, const Mm *m, LLVMValueRef row, LLVMValueRef col, LLVMValueRef v,
+                    int lanes, int on)
+{
+    if (m->mean)
+        v = LLVMBuildFDiv(g->b, v, cg_splat(g, g->nreal, lanes), "");
+    LLVMValueRef p = at(g, g->base[m->c], add(g, mul(g, row, m->c_rs), col));
+    cg_vstore(g, v, p, lanes, on);
+}
+
+/* ---- dot: R x S accumulators along k ---- */
+
+static void dot_step(Cg *g, const Mm *m, LLVMValueRef *acc, int R, int S, LLVMValueRef m0,
+                     LLVMValueRef n0, LLVMValueRef k0, int on)
+{
+    int w = g->lanes;
+    LLVMValueRef av[DOT_R], bv[DOT_S];
+    for (int r = 0; r < R; r++) {
+        LLVMValueRef i = add(g, mul(g, add(g, m0, i64c(g, r)), m->a_rs), k0);
+        av[r] = cg_vload(g, at(g, g->base[m->a], i), w, on);
+    }
+    for (int s = 0; s < S; s++) {
+        LLVMValueRef i = add(g, mul(g, add(g, n0, i64c(g, s)), m->b_rs), k0);
+        bv[s] = cg_vload(g, at(g, g->base[m->b], i), w, on);
+    }
+    for (int r = 0; r < R; r++)
+        for (int s = 0; s < S; s++)
+            acc_fma(g, acc[r * S + s], av[r], bv[s], w);
+}
+
+static void dot_block(Cg *g, const Mm *m, int R, int S, LLVMValueRef m0, LLVMValueRef n0)
+{
+    int w = g->lanes;
+    LLVMValueRef acc[DOT_R * DOT_S];
+    acc_init(g, acc, R * S, w);
+    long long full = m->K / w, tail = m->K % w;
+    CgLoop lk = cg_loop_begin(g, i64c(g, 0), i64c(g, full), "k");
+    dot_step(g, m, acc, R, S, m0, n0, mul(g, lk.i, w), w);
+    cg_loop_end(g, &lk);
+    if (tail)
+        dot_step(g, m, acc, R, S, m0, n0, i64c(g, full * w), (int)tail);
+    for (int r = 0; r < R; r++) {
+        LLVMValueRef row[DOT_S];
+        for (int s = 0; s < S; s++)
+            row[s] = acc_get(g, acc[r * S + s], w);
+        LLVMValueRef v = cg_vsums(g, row, S, w);
+        store_c(g, m, add(g, m0, i64c(g, r)), n0, v, S, S);
+    }
+}
+
+/* ---- axpy: R rows x V vectors of C, A broadcast ---- */
+
+static void axpy_block(Cg *g, const Mm *m, int R, int V, int last_on, LLVMValueRef m0,
+                       LLVMValueRef n0)
+{
+    int w = g->lanes;
+    LLVMValueRef acc[AXPY_R * AXPY_V], bv[AXPY_V];
+    acc_init(g, acc, R * V, w);
+    CgLoop lk = cg_loop_begin(g, i64c(g, 0), k_of(g, m), "k");
+    LLVMValueRef brow = add(g, mul(g, lk.i, m->b_rs), n0);
+    for (int v = 0; v < V; v++)
+        bv[v] = cg_vload(g, at(g, g->base[m->b], add(g, brow, i64c(g, v * w))), w,
+                         v == V - 1 ? last_on : w);
+    for (int r = 0; r < R; r++) {
+        LLVMValueRef i = add(g, mul(g, add(g, m0, i64c(g, r)), m->a_rs), mul(g, lk.i, m->a_ks));
+        LLVMValueRef a = cg_splat(g, cg_load_at(g, g->base[m->a], i), w);
+        for (int v = 0; v < V; v++)
+            acc_fma(g, acc[r * V + v], a, bv[v], w);
+    }
+    cg_loop_end(g, &lk);
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < V; v++)
+            store_c(g, m, add(g, m0, i64c(g, r)), add(g, n0, i64c(g, v * w)),
+                    acc_get(g, acc[r * V + v], w), w, v == V - 1 ? last_on : w);
+}
+
+/* ---- one column block: all rows, R at a time, then one at a time ---- */
+
+typedef struct Cols {
+    int width;   /* dot: S columns; axpy: V vectors */
+    int last_on; /* axpy: lanes of the last vector */
+} Cols;
+
+static void block(Cg *g, const Mm *m, int R, Cols c, LLVMValueRef m0, LLVMValueRef n0)
+{
+    if (m->kind == MM_DOT)
+        dot_block(g, m, R, c.width, m0, n0);
+    else
+        axpy_block(g, m, R, c.width, c.last_on, m0, n0);
+}
+
+static void column_block(Cg *g, const Mm *m, Cols c, LLVMValueRef n0)
+{
+    int R = m->kind == MM_DOT ? DOT_R : AXPY_R;
+    LLVMValueRef rows = rows_of(g, m);
+    LLVMValueRef nrb = LLVMBuildSDiv(g->b, rows, i64c(g, R), "");
+    CgLoop lr = cg_loop_begin(g, i64c(g, 0), nrb, "rb");
+    block(g, m, R, c, mul(g, lr.i, R), n0);
+    cg_loop_end(g, &lr);
+    CgLoop lt = cg_loop_begin(g, mul(g, nrb, R), rows, "r");
+    block(g, m, 1, c, lt.i, n0);
+    cg_loop_end(g, &lt);
+}
+
+/* Columns per block, and the full blocks and the narrower last one. */
+static void column_split(Cg *g, const Mm *m, Cols *full, Cols *tail, long long *nfull,
+                         long long *per)
+{
+    int w = g->lanes;
+    if (m->kind == MM_DOT) {
+        int S = m->N < DOT_S ? (int)m->N : DOT_S;
+        *per = S;
+        *full = (Cols){S, 0};
+        *tail = (Cols){(int)(m->N % S), 0};
+    } else {
+        *per = (long long)AXPY_V * w;
+        *full = (Cols){AXPY_V, w};
+        long long rest = m->N % *per;
+        *tail = (Cols){(int)((rest + w - 1) / w), (int)(rest - (rest + w - 1) / w * w + w)};
+    }
+    *nfull = m->N / *per;
+}
+
+static void emit_tasks(Cg *g, const Mm *m, CgTask *t)
+{
+    Cols full, tail;
+    long long nfull, per;
+    column_split(g, m, &full, &tail, &nfull, &per);
+    CgLoop lj = cg_loop_begin(g, t->lo, t->hi, "jb");
+    LLVMValueRef n0 = mul(g, lj.i, per);
+    if (tail.width == 0) {
+        column_block(g, m, full, n0);
+    } else {
+        LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "full");
+        LLVMBasicBlockRef no = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "tail");
+        LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "next");
+        LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, lj.i, i64c(g, nfull), ""), yes, no);
+        LLVMPositionBuilderAtEnd(g->b, yes);
+        column_block(g, m, full, n0);
+        LLVMBuildBr(g->b, join);
+        LLVMPositionBuilderAtEnd(g->b, no);
+        column_block(g, m, tail, n0);
+        LLVMBuildBr(g->b, join);
+        LLVMPositionBuilderAtEnd(g->b, join);
+    }
+    cg_loop_end(g, &lj);
+}
+
+static void emit_mm(Cg *g, const Mm *m, int id)
+{
+    Cols full, tail;
+    long long nfull, per;
+    column_split(g, m, &full, &tail, &nfull, &per);
+    long long ntasks = nfull + (tail.width > 0);
+    /* work: M * N * K multiply-adds, in the caller */
+    LLVMValueRef work = LLVMBuildSIToFP(g->b, rows_of(g, m), g->f64, "");
+    work = LLVMBuildFMul(g->b, work, LLVMBuildSIToFP(g->b, k_of(g, m), g->f64, ""), "");
+    work = LLVMBuildFMul(g->b, work, LLVMConstReal(g->f64, (double)m->N), "work");
+    int nodes[] = {m->a, m->b, m->c};
+    CgTask t;
+    const char *name = g->plan->nodes[id].name;
+    cg_task_begin(g, &t, name ? name : "mm", nodes, 3, NULL, 0);
+    emit_tasks(g, m, &t);
+    cg_task_end(g, &t, i64c(g, ntasks), work);
+}
+
+/* ---- which products take these forms ---- */
+
+static const CgNode *node(Cg *g, int id)
+{
+    return &g->plan->nodes[id];
+}
+
+static bool classify(Cg *g, int id, Mm *m)
+{
+    const CgNode *n = node(g, id);
+    if (n->nargs != 2)
+        return false;
+    const CgNode *a = node(g, n->args[0]), *b = node(g, n->args[1]);
+    if (a->where == CG_AT_CONST || b->where == CG_AT_CONST)
+        return false;
+    *m = (Mm){.a = n->args[0], .b = n->args[1], .c = id, .by_sample = true};
+    if (n->op == IR_MATMUL && !a->varying && b->varying && a->shape.rank == 2 && b->shape.rank == 1) {
+        /* W @ x_b for every b: C[b, i] = sum_k X[b, k] W[i, k] */
+        long long rows = a->shape.dims[0], k = a->shape.dims[1];
+        *m = (Mm){MM_DOT, n->args[1], n->args[0], id, 1, true, rows, k, k, 1, k, rows, false};
+        return true;
+    }
+    if (n->op == IR_MATMUL && a->varying && !b->varying && b->shape.rank == 2) {
+        /* a_b @ W for every b: the samples' rows stacked, times W */
+        long long k = b->shape.dims[0], p = b->shape.dims[1];
+        long long rows = a->shape.rank == 2 ? a->shape.dims[0] : 1;
+        *m = (Mm){MM_AXPY, n->args[0], n->args[1], id, rows, true, p, k, k, 1, p, p, false};
+        return true;
+    }
+    if (n->op == CG_BMEAN_OUTER && a->varying && b->varying) {
+        /* mean over b of outer(u_b, v_b) = U^T V / n */
+        long long p = cg_size(a), q = cg_size(b);
+        *m = (Mm){MM_AXPY, n->args[0], n->args[1], id, p, false, q, -1, 1, p, q, q, true};
+        return true;
+    }
+    return false;
+}
+
+bool cg_mm_emit(Cg *g, int id)
+{
+    Mm m;
+    if (!classify(g, id, &m))
+        return false;
+    emit_mm(g, &m, id);
+    return true;
+}

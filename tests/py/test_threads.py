@@ -1,0 +1,166 @@
+#!/usr/bin/python3
+"""The generated code's fast paths: register-blocked products, the thread pool, the
+gradient check done by generated code.
+
+1. A model whose products are big enough for the thread pool, with sizes that leave every
+   kind of remainder (columns not a multiple of the register block or the vector width, a
+   contracted length not a multiple of the vector width, a batch not a multiple of the row
+   block and a short last batch), trains to the same weights as `nnc --interp` (f32 rtol
+   1e-4, f64 rtol 1e-9), through both the forward products and the gradient products.
+2. --threads 1, 2 and 3 save the same .npz bytes (every element of a product is one whole
+   sum in a fixed order, whoever computes it); the default (all cores) does too.
+3. A finite loss with an infinite gradient (sqrt at 0) stops with the runtime's message
+   naming the param, exit status 1, and the weights saved are those from before the step.
+4. --threads takes an integer >= 1.
+"""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+MODEL = """model wide {
+    input x[%(k)d]
+    target t[%(c)d]
+    h = dense(x, %(h)d, relu)
+    g = dense(h, %(h2)d, tanh)
+    z = dense(g, %(c)d)
+    loss = cross_entropy(softmax(z), t)
+}
+train wide {
+    data = csv("train.csv", label = true)
+    epochs = 2
+    batch = %(b)d
+    optimizer = sgd(lr = 0.05)
+    seed = 3
+}
+"""
+SIZES = {"k": 147, "h": 133, "h2": 70, "c": 5, "b": 27}  # 27*133*147 > the pool's threshold
+
+NANGRAD = """model nangrad {
+    input x[2]
+    param w[2] = zeros
+    param v[2] = ones
+    y = v * x
+    output y
+    loss = sum(sqrt(w * x)) + sum(v * x)
+}
+train nangrad {
+    data = csv("pos.csv")
+    epochs = 1
+    batch = 2
+}
+"""
+
+
+def fail(msg):
+    sys.exit("FAIL: " + msg)
+
+
+def run(cmd, cwd, code=0):
+    p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
+    if p.returncode != code:
+        fail(f"{' '.join(cmd)} exited {p.returncode}, expected {code}:\n{p.stdout}{p.stderr}")
+    return p
+
+
+def write(tmp, name, text):
+    with open(os.path.join(tmp, name), "w") as f:
+        f.write(text)
+
+
+def blob(tmp, name):
+    with open(os.path.join(tmp, name), "rb") as f:
+        return f.read()
+
+
+def setup_wide(tmp):
+    rng = np.random.default_rng(7)
+    n = 5 * SIZES["b"] + 11  # a short last batch
+    x = rng.uniform(0, 1, size=(n, SIZES["k"]))
+    labels = rng.integers(0, SIZES["c"], size=n)
+    with open(os.path.join(tmp, "train.csv"), "w") as f:
+        for row, lab in zip(x, labels):
+            f.write(",".join("%.6g" % v for v in row) + ",%d\n" % lab)
+    write(tmp, "wide.nn", MODEL % SIZES)
+
+
+def close(tmp, a, b, rtol):
+    wa, wb = np.load(os.path.join(tmp, a)), np.load(os.path.join(tmp, b))
+    for k in wa.files:
+        if not np.allclose(wa[k], wb[k], rtol=rtol, atol=rtol * 1e-2):
+            worst = np.max(np.abs(wa[k].astype(np.float64) - wb[k]))
+            fail(f"{a} and {b} differ in {k} (max abs difference {worst:g})")
+
+
+def test_against_interpreter(nnc, tmp):
+    for prec, rtol in (("f32", 1e-4), ("f64", 1e-9)):
+        ref = run([nnc, "--interp", "--precision=" + prec, "wide.nn", "--", "--save",
+                   "ref.npz", "--quiet"], tmp)
+        run([nnc, "--precision=" + prec, "wide.nn", "-o", "wide_" + prec], tmp)
+        out = run(["./wide_" + prec, "--save", prec + ".npz", "--quiet"], tmp)
+        close(tmp, prec + ".npz", "ref.npz", rtol)
+        got = re.search(r"train: loss (\S+)", out.stdout).group(1)
+        want = re.search(r"train: loss (\S+)", ref.stdout).group(1)
+        if not np.isclose(float(got), float(want), rtol=rtol * 10):
+            fail(f"{prec}: train loss {got}, the interpreter says {want}")
+
+
+def test_thread_counts(nnc, tmp):
+    blobs = {}
+    for t in ("1", "2", "3", None):
+        name = "t%s.npz" % t
+        run(["./wide_f32", "--save", name, "--quiet"] + (["--threads", t] if t else []), tmp)
+        blobs[t] = blob(tmp, name)
+    run(["./wide_f32", "--save", "again.npz", "--quiet", "--threads", "2"], tmp)
+    if blob(tmp, "again.npz") != blobs["2"]:
+        fail("two runs with --threads 2 saved different weights")
+    for t, b in blobs.items():
+        if b != blobs["1"]:
+            fail(f"--threads {t} saved other weights than --threads 1")
+
+
+def test_nonfinite_gradient(nnc, tmp):
+    write(tmp, "nangrad.nn", NANGRAD)
+    write(tmp, "pos.csv", "1,2\n3,4\n")
+    run([nnc, "nangrad.nn", "-o", "nangrad"], tmp)
+    p = run(["./nangrad", "--save", "ng.npz"], tmp, code=1)
+    want = "nangrad: error: the gradient of w became nan or infinite in epoch 1, batch 1 of 1"
+    if want not in p.stderr:
+        fail(f"expected '{want}' in:\n{p.stderr}")
+    w = np.load(os.path.join(tmp, "ng.npz"))
+    if not (np.all(w["w"] == 0) and np.all(w["v"] == 1)):
+        fail(f"the weights saved after the stop are not the initial ones: {dict(w)}")
+
+
+def test_threads_flag(tmp):
+    for bad in ("0", "-1", "two"):
+        p = run(["./wide_f32", "--threads", bad], tmp, code=1)
+        if "--threads: '%s' is not an integer >= 1" % bad not in p.stderr:
+            fail(f"--threads {bad}: {p.stderr!r}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--nnc", required=True)
+    ap.add_argument("--build")
+    args = ap.parse_args()
+    nnc = os.path.abspath(args.nnc)
+    tmp = tempfile.mkdtemp(prefix="nnc-threads-")
+    try:
+        setup_wide(tmp)
+        test_against_interpreter(nnc, tmp)
+        test_thread_counts(nnc, tmp)
+        test_nonfinite_gradient(nnc, tmp)
+        test_threads_flag(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("ok")
+
+
+if __name__ == "__main__":
+    main()
