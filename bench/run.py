@@ -333,7 +333,9 @@ def trials_report(peers, workloads):
 
 
 def describe(workloads):
-    lines = []
+    lines = ["FLOPs/epoch = N*(4*S + 2*S') + ceil(N/B)*2*P  (S = sum of in*out over the layers, "
+             "S' = the same without the first layer, P = the params; bias, relu, softmax not "
+             "counted)"]
     for k in workloads:
         w = WORKLOADS[k]
         lines.append(f"({k}) {'-'.join(map(str, w['sizes']))}, batch {w['batch']}, "
@@ -341,11 +343,31 @@ def describe(workloads):
     return lines
 
 
-def git_commit():
+def versions():
+    """The peers' software: Debian package versions and the C compiler."""
+    parts = []
+    for pkg in ("python3-torch", "libopenblas0-pthread"):
+        try:
+            parts.append(f"{pkg} {run(['dpkg-query', '-W', '-f=${Version}', pkg]).strip()}")
+        except (RuntimeError, OSError):
+            parts.append(f"{pkg} (not installed)")
     try:
-        return run(["git", "-C", ROOT, "log", "-1", "--format=%h %s"]).strip()
+        cc = run([os.environ.get("CC", "cc"), "--version"]).splitlines()[0]
+        parts.append(cc)
+    except (RuntimeError, OSError):
+        pass
+    return ", ".join(parts)
+
+
+def git_commit():
+    """The commit measured, and whether the compiler or runtime differ from it."""
+    try:
+        head = run(["git", "-C", ROOT, "log", "-1", "--format=%h %s"]).strip()
+        dirty = run(["git", "-C", ROOT, "status", "--porcelain", "--", "compiler", "runtime",
+                     "CMakeLists.txt"]).strip()
     except (RuntimeError, OSError):
         return "?"
+    return head + (" (plus uncommitted changes to the compiler/runtime)" if dirty else "")
 
 
 # ---- main ----
@@ -397,13 +419,16 @@ def main():
     peers = make_peers(a, has_blas, torch_available())
     measure_all(ctx, peers, a.workloads, a.reps)
     env = ", ".join(f"{v}={os.environ.get(v, '(unset)')}" for v in OPENBLAS_VARS)
+    print(f"date: {time.strftime('%Y-%m-%d %H:%M %Z')}")
     print(f"machine: {machine()}")
     print(f"nnc: {git_commit()}")
+    print(f"peers: {versions()}")
     print(f"environment: {env}")
     print(f"repetitions: {a.reps} (medians); seconds = the epoch's training loop only")
     print(*describe(a.workloads), sep="\n")
     print()
     print(table(peers, a.workloads))
+    print("(peer s / nnc s above 1: nnc is faster by that factor; min: the fastest repetition)")
     print()
     print(*trials_report(peers, a.workloads), sep="\n")
     print(f"nnc -O2 compile time of examples/fashion_mlp.nn: {compile_s:.3f} s (median of 3)")
