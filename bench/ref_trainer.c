@@ -284,6 +284,20 @@ static Net net_create(const Options *o, int rows)
     return net;
 }
 
+static void net_free(Net *net)
+{
+    for (int i = 0; i < net->nlayers; i++) {
+        Layer *l = &net->layer[i];
+        free(l->wt);
+        free(l->b);
+        free(l->a);
+        free(l->d);
+        free(l->g);
+    }
+    free(net->xb);
+    free(net->yb);
+}
+
 static void relu(float *a, size_t count)
 {
     for (size_t i = 0; i < count; i++)
@@ -482,5 +496,11 @@ int main(int argc, char **argv)
         train_epoch(be, &net, &train, &o, perm, &rng, e);
     if (o.test)
         evaluate(be, &net, &test, "test");
+    net_free(&net);
+    free(perm);
+    free(train.x);
+    free(train.y);
+    free(test.x);
+    free(test.y);
     return 0;
 }
