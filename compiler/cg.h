@@ -103,6 +103,9 @@ typedef struct Cg {
     LLVMValueRef ws;    /* the workspace, real* */
     LLVMValueRef batch_cap; /* nnc_rt_int(run, NNC_BATCH), i64: varying buffers hold this many */
     LLVMValueRef run;       /* the NncRun* of the function being emitted (not in tasks) */
+    const bool *live;       /* the nodes the function computes */
+    bool *done;             /* computed already, in another node's kernel (cg_fuse.c) */
+    struct CgSgd *sgd;      /* in a step with sgd fused in (cg_sgd.c), else NULL */
 } Cg;
 
 void cg_init(Cg *g, LLVMContextRef ctx, LLVMModuleRef mod, const IrProgram *p, CgPlan *plan,
@@ -171,6 +174,60 @@ void cg_task_begin(Cg *g, CgTask *t, const char *name, const int *nodes, int nno
  * nnc_rt_parallel; work (f64) is the kernel's multiply-adds, for the pool to judge. */
 void cg_task_end(Cg *g, CgTask *t, LLVMValueRef ntasks, LLVMValueRef work);
 
+/* ---- elementwise nodes fused into a product's epilogue (cg_fuse.c) ---- */
+
+enum { CG_FUSE_MAX = 12 };
+typedef struct CgFuse {
+    int m;                  /* the product: a varying [size] node, one row of C a sample */
+    long long size;
+    int nodes[CG_FUSE_MAX]; /* computed after it, in this order */
+    int count;
+    bool store_m, store[CG_FUSE_MAX]; /* read by something outside the chain */
+} CgFuse;
+/* The chain after product m in the function being emitted; marks its nodes done. */
+void cg_fuse_plan(Cg *g, int m, CgFuse *f);
+/* No chain: the product alone, stored. */
+void cg_fuse_none(Cg *g, int m, CgFuse *f);
+/* The buffers the epilogue reads or writes besides m's: up to max node ids. */
+int cg_fuse_buffers(Cg *g, const CgFuse *f, int *nodes, int max);
+/* Stores v, C[row, col .. col+lanes) (the first `on` lanes valid), and the chain's values. */
+void cg_fuse_epilogue(Cg *g, const CgFuse *f, LLVMValueRef v, LLVMValueRef row, LLVMValueRef col,
+                      int lanes, int on);
+
+/* ---- plain sgd fused into the step, weights double-buffered (cg_sgd.c) ---- */
+
+bool cg_sgd_fusable(int opt, double momentum, int nparams);
+typedef struct CgSgdTrain {
+    LLVMValueRef bufs[2]; /* real*[nparams]: nnc_rt_param's buffers, the second buffers */
+    LLVMValueRef parity;  /* i1 slot: the weights are in the second buffers */
+    LLVMValueRef lr;
+} CgSgdTrain;
+void cg_sgd_train_begin(Cg *g, CgSgdTrain *s, LLVMValueRef run);
+/* real**: this step's weights (which = 0) or where the updated ones go (1) */
+LLVMValueRef cg_sgd_buffers(Cg *g, CgSgdTrain *s, int which);
+void cg_sgd_flip(Cg *g, CgSgdTrain *s);
+void cg_sgd_settle(Cg *g, CgSgdTrain *s); /* weights back in nnc_rt_param's buffers */
+
+typedef struct CgSgd {
+    LLVMValueRef *cur, *nxt;  /* per param: this step's weights, the updated ones */
+    LLVMValueRef lr, need_grads;
+    LLVMValueRef *flag;       /* per param updated in a product: 0, or NaN for a bad gradient */
+    bool *fused;
+} CgSgd;
+/* In the step function (real** cur and nxt, real lr): sets g->sgd. */
+void cg_sgd_step_begin(Cg *g, LLVMValueRef run, LLVMValueRef cur, LLVMValueRef nxt, LLVMValueRef lr);
+/* Updates what no product did; stores the first param with a bad gradient (-1 none). */
+void cg_sgd_step_end(Cg *g, LLVMValueRef run, LLVMValueRef bad);
+/* A kernel's view: one param's buffers (grad NULL, or a pointer that is null at run
+ * time when the gradient need not be stored), lr splat, and a vector slot of checks. */
+typedef struct CgSgdKernel {
+    LLVMValueRef cur, nxt, grad, lr, chk;
+} CgSgdKernel;
+/* v: the mean gradient's vector at element `at` of the param. */
+void cg_sgd_epilogue(Cg *g, const CgSgdKernel *k, LLVMValueRef v, LLVMValueRef at, int lanes, int on);
+/* The check slot's verdict: 0, or NaN when some gradient element was not finite. */
+LLVMValueRef cg_sgd_check(Cg *g, LLVMValueRef chk);
+
 /* ---- kernels (cg_kernels.c, cg_gemm.c) ---- */
 
 void cg_emit_node(Cg *g, int node);
@@ -196,7 +253,7 @@ void cg_optim_begin(Cg *g, CgOptim *o, LLVMValueRef run);
 void cg_optim_step(Cg *g, CgOptim *o, LLVMValueRef run);
 
 /* opt: NNC_OPT_* */
-void cg_emit_functions(Cg *g, int opt, LLVMValueRef *train, LLVMValueRef *evaluate);
+void cg_emit_functions(Cg *g, int opt, double momentum, LLVMValueRef *train, LLVMValueRef *evaluate);
 void cg_emit_desc(Cg *g, const NncModelDesc *d, LLVMValueRef train, LLVMValueRef evaluate);
 LLVMTypeRef cg_desc_type(LLVMContextRef ctx, LLVMTypeRef train_ptr, LLVMTypeRef eval_ptr,
                          LLVMTypeRef *param_type);

@@ -28,6 +28,10 @@ typedef struct Mm {
     long long b_rs;       /* axpy: B(k, n) = b[k*b_rs + n]; dot: B(k, n) = b[n*b_rs + k] */
     long long c_rs;       /* C(m, n) = c[m*c_rs + n] */
     bool mean;            /* C is a sum over the samples: divide by n */
+    CgFuse fuse;          /* by_sample with one row a sample: what the epilogue also computes */
+    int param;            /* a weight gradient whose sgd update is fused in (cg_sgd.c), or -1 */
+    CgSgdKernel upd;      /* inside the kernel: that param's buffers */
+    LLVMValueRef flags;   /* inside the kernel: per column block, the gradient check */
 } Mm;
 
 static LLVMValueRef i64c(Cg *g, long long v)
@@ -89,6 +93,14 @@ static void store_c(Cg *g, const Mm *m, LLVMValueRef row, LLVMValueRef col, LLVM
 {
     if (m->mean)
         v = LLVMBuildFDiv(g->b, v, cg_splat(g, g->nreal, lanes), "");
+    if (m->param >= 0) {
+        cg_sgd_epilogue(g, &m->upd, v, add(g, mul(g, row, m->c_rs), col), lanes, on);
+        return;
+    }
+    if (m->by_sample && m->rows_per == 1) {
+        cg_fuse_epilogue(g, &m->fuse, v, row, col, lanes, on);
+        return;
+    }
     LLVMValueRef p = at(g, g->base[m->c], add(g, mul(g, row, m->c_rs), col));
     cg_vstore(g, v, p, lanes, on);
 }
@@ -206,13 +218,15 @@ static void column_split(Cg *g, const Mm *m, Cols *full, Cols *tail, long long *
     *nfull = m->N / *per;
 }
 
-static void emit_tasks(Cg *g, const Mm *m, CgTask *t)
+static void emit_tasks(Cg *g, Mm *m, CgTask *t)
 {
     Cols full, tail;
     long long nfull, per;
     column_split(g, m, &full, &tail, &nfull, &per);
     CgLoop lj = cg_loop_begin(g, t->lo, t->hi, "jb");
     LLVMValueRef n0 = mul(g, lj.i, per);
+    if (m->param >= 0)
+        LLVMBuildStore(g->b, cg_vzero(g, g->lanes), m->upd.chk);
     if (tail.width == 0) {
         column_block(g, m, full, n0);
     } else {
@@ -228,11 +242,44 @@ static void emit_tasks(Cg *g, const Mm *m, CgTask *t)
         LLVMBuildBr(g->b, join);
         LLVMPositionBuilderAtEnd(g->b, join);
     }
+    if (m->param >= 0)
+        cg_store_at(g, m->flags, lj.i, cg_sgd_check(g, m->upd.chk));
     cg_loop_end(g, &lj);
 }
 
-static void emit_mm(Cg *g, const Mm *m, int id)
+/* In the caller: the fused update's buffers for the kernel (cur, nxt, the gradient or
+ * null, the flags, lr); returns the flags array. */
+static LLVMValueRef update_args(Cg *g, const Mm *m, long long ntasks, LLVMValueRef *extra)
 {
+    CgSgd *s = g->sgd;
+    LLVMValueRef flags = cg_slot(g, LLVMArrayType(g->real, (unsigned)ntasks), "flags");
+    flags = LLVMBuildBitCast(g->b, flags, g->realp, "");
+    LLVMValueRef lr = cg_slot(g, g->real, "lr");
+    LLVMBuildStore(g->b, s->lr, lr);
+    extra[0] = s->cur[m->param];
+    extra[1] = s->nxt[m->param];
+    extra[2] = LLVMBuildSelect(g->b, s->need_grads, g->base[m->c], LLVMConstNull(g->realp), "");
+    extra[3] = flags;
+    extra[4] = lr;
+    return flags;
+}
+
+/* The param's check: the sum of the column blocks' (0, or NaN for a bad gradient). */
+static void gather_flags(Cg *g, int param, LLVMValueRef flags, long long ntasks)
+{
+    LLVMValueRef sum = cg_real(g, 0);
+    for (long long j = 0; j < ntasks; j++)
+        sum = LLVMBuildFAdd(g->b, sum, cg_load_at(g, flags, cg_i64(g, j)), "");
+    g->sgd->flag[param] = sum;
+    g->sgd->fused[param] = true;
+}
+
+static void emit_mm(Cg *g, Mm *m, int id)
+{
+    if (m->by_sample && m->rows_per == 1)
+        cg_fuse_plan(g, id, &m->fuse);
+    else
+        cg_fuse_none(g, id, &m->fuse);
     Cols full, tail;
     long long nfull, per;
     column_split(g, m, &full, &tail, &nfull, &per);
@@ -241,12 +288,27 @@ static void emit_mm(Cg *g, const Mm *m, int id)
     LLVMValueRef work = LLVMBuildSIToFP(g->b, rows_of(g, m), g->f64, "");
     work = LLVMBuildFMul(g->b, work, LLVMBuildSIToFP(g->b, k_of(g, m), g->f64, ""), "");
     work = LLVMBuildFMul(g->b, work, LLVMConstReal(g->f64, (double)m->N), "work");
-    int nodes[] = {m->a, m->b, m->c};
+    int nodes[CG_TASK_MAX] = {m->a, m->b, m->c};
+    int nnodes = 3 + cg_fuse_buffers(g, &m->fuse, nodes + 3, CG_TASK_MAX - 3);
     CgTask t;
     const char *name = g->plan->nodes[id].name;
-    cg_task_begin(g, &t, name ? name : "mm", nodes, 3, NULL, 0);
+    LLVMValueRef extra[5], flags = NULL;
+    int nextra = 0;
+    if (m->param >= 0) {
+        flags = update_args(g, m, ntasks, extra);
+        nextra = 5;
+    }
+    cg_task_begin(g, &t, name ? name : "mm", nodes, nnodes, extra, nextra);
+    if (m->param >= 0) {
+        LLVMValueRef lr = LLVMBuildLoad2(g->b, g->real, extra[4], "lr");
+        m->upd = (CgSgdKernel){extra[0], extra[1], extra[2], cg_splat(g, lr, g->lanes),
+                               cg_slot(g, cg_vec_type(g, g->lanes), "chk")};
+        m->flags = extra[3];
+    }
     emit_tasks(g, m, &t);
     cg_task_end(g, &t, i64c(g, ntasks), work);
+    if (m->param >= 0)
+        gather_flags(g, m->param, flags, ntasks);
 }
 
 /* ---- which products take these forms ---- */
@@ -264,24 +326,26 @@ static bool classify(Cg *g, int id, Mm *m)
     const CgNode *a = node(g, n->args[0]), *b = node(g, n->args[1]);
     if (a->where == CG_AT_CONST || b->where == CG_AT_CONST)
         return false;
-    *m = (Mm){.a = n->args[0], .b = n->args[1], .c = id, .by_sample = true};
     if (n->op == IR_MATMUL && !a->varying && b->varying && a->shape.rank == 2 && b->shape.rank == 1) {
         /* W @ x_b for every b: C[b, i] = sum_k X[b, k] W[i, k] */
         long long rows = a->shape.dims[0], k = a->shape.dims[1];
-        *m = (Mm){MM_DOT, n->args[1], n->args[0], id, 1, true, rows, k, k, 1, k, rows, false};
+        *m = (Mm){.kind = MM_DOT, .a = n->args[1], .b = n->args[0], .c = id, .rows_per = 1,
+                  .by_sample = true, .N = rows, .K = k, .a_rs = k, .a_ks = 1, .b_rs = k, .c_rs = rows};
         return true;
     }
     if (n->op == IR_MATMUL && a->varying && !b->varying && b->shape.rank == 2) {
         /* a_b @ W for every b: the samples' rows stacked, times W */
         long long k = b->shape.dims[0], p = b->shape.dims[1];
         long long rows = a->shape.rank == 2 ? a->shape.dims[0] : 1;
-        *m = (Mm){MM_AXPY, n->args[0], n->args[1], id, rows, true, p, k, k, 1, p, p, false};
+        *m = (Mm){.kind = MM_AXPY, .a = n->args[0], .b = n->args[1], .c = id, .rows_per = rows,
+                  .by_sample = true, .N = p, .K = k, .a_rs = k, .a_ks = 1, .b_rs = p, .c_rs = p};
         return true;
     }
     if (n->op == CG_BMEAN_OUTER && a->varying && b->varying) {
         /* mean over b of outer(u_b, v_b) = U^T V / n */
         long long p = cg_size(a), q = cg_size(b);
-        *m = (Mm){MM_AXPY, n->args[0], n->args[1], id, p, false, q, -1, 1, p, q, q, true};
+        *m = (Mm){.kind = MM_AXPY, .a = n->args[0], .b = n->args[1], .c = id, .rows_per = p,
+                  .N = q, .K = -1, .a_rs = 1, .a_ks = p, .b_rs = q, .c_rs = q, .mean = true};
         return true;
     }
     return false;
@@ -292,6 +356,8 @@ bool cg_mm_emit(Cg *g, int id)
     Mm m;
     if (!classify(g, id, &m))
         return false;
+    const CgNode *c = node(g, id);
+    m.param = g->sgd && c->op == CG_BMEAN_OUTER && c->where == CG_AT_GRAD ? c->index : -1;
     emit_mm(g, &m, id);
     return true;
 }

@@ -68,7 +68,8 @@ static LLVMValueRef node_buffer(Cg *g, const CgNode *n, LLVMValueRef run, LLVMVa
     case CG_AT_INPUT: return io[0];
     case CG_AT_TARGET: return io[1];
     case CG_AT_PRED: return io[2];
-    case CG_AT_PARAM: return cg_rt_buffer(g, CG_RT_PARAM, run, n->index, 0);
+    case CG_AT_PARAM:
+        return g->sgd ? g->sgd->cur[n->index] : cg_rt_buffer(g, CG_RT_PARAM, run, n->index, 0);
     case CG_AT_GRAD: return cg_rt_buffer(g, CG_RT_GRAD, run, n->index, 0);
     case CG_AT_WS: return ws_buffer(g, n->offset, n->varying);
     default: return NULL;
@@ -139,10 +140,21 @@ static LLVMValueRef loss_sum(Cg *g)
     return LLVMBuildLoad2(g->b, g->f64, acc, "loss_sum");
 }
 
+/* double (run, x, t, n, pred, i32 *bad, real **cur, real **nxt, real lr): the last four
+ * only in a step with sgd fused in (cg_sgd.c). */
 static LLVMTypeRef pass_type(Cg *g)
 {
-    LLVMTypeRef params[] = {g->i8p, g->realp, g->realp, g->i64, g->realp, LLVMPointerType(g->i32, 0)};
-    return LLVMFunctionType(g->f64, params, 6, 0);
+    LLVMTypeRef rpp = LLVMPointerType(g->realp, 0);
+    LLVMTypeRef params[] = {g->i8p, g->realp, g->realp, g->i64, g->realp, LLVMPointerType(g->i32, 0),
+                            rpp, rpp, g->real};
+    return LLVMFunctionType(g->f64, params, 9, 0);
+}
+
+static void pass_tail_none(Cg *g, LLVMValueRef *args)
+{
+    args[5] = LLVMConstNull(LLVMPointerType(g->i32, 0));
+    args[6] = args[7] = LLVMConstNull(LLVMPointerType(g->realp, 0));
+    args[8] = cg_real(g, 0);
 }
 
 /* 0 when every element of p[0..size) is finite, else NaN: x - x is NaN exactly for NaN
@@ -180,7 +192,7 @@ static void check_grads(Cg *g, LLVMValueRef run, LLVMValueRef bad)
     LLVMBuildStore(g->b, first, bad);
 }
 
-static LLVMValueRef emit_pass(Cg *g, CgFn f, const char *name)
+static LLVMValueRef emit_pass(Cg *g, CgFn f, const char *name, bool sgd)
 {
     const CgPlan *pl = g->plan;
     LLVMValueRef fn = cg_add_function(g, name, pass_type(g));
@@ -191,13 +203,21 @@ static LLVMValueRef emit_pass(Cg *g, CgFn f, const char *name)
     g->n = LLVMGetParam(fn, 3);
     g->nreal = LLVMBuildSIToFP(g->b, g->n, g->real, "n");
     bind_workspace(g, run);
+    if (sgd)
+        cg_sgd_step_begin(g, run, LLVMGetParam(fn, 6), LLVMGetParam(fn, 7), LLVMGetParam(fn, 8));
     bind_buffers(g, pl->live[f], run, io);
+    g->live = pl->live[f];
+    g->done = arena_alloc(g->arena, sizeof(bool) * (size_t)pl->nnodes);
+    memset(g->done, 0, sizeof(bool) * (size_t)pl->nnodes);
     for (int id = 0; id < pl->nnodes; id++)
-        if (pl->live[f][id])
+        if (pl->live[f][id] && !g->done[id])
             cg_emit_node(g, id);
     if (f == CG_FN_STEP) {
         emit_grads(g, run);
-        check_grads(g, run, LLVMGetParam(fn, 5));
+        if (sgd)
+            cg_sgd_step_end(g, run, LLVMGetParam(fn, 5));
+        else
+            check_grads(g, run, LLVMGetParam(fn, 5));
     }
     if (pl->nodes[pl->output].where != CG_AT_PRED)
         copy_out(g, pl->output, io[2], g->n);
@@ -211,6 +231,7 @@ typedef struct TrainCtx {
     LLVMValueRef run, step_fn, pred, xs, ts, bad;
     LLVMTypeRef step_type;
     CgOptim *optim;
+    CgSgdTrain *sgd; /* sgd fused into the step, else NULL */
 } TrainCtx;
 
 static LLVMValueRef trunc32(Cg *g, LLVMValueRef v)
@@ -225,8 +246,15 @@ static void emit_batch(Cg *g, const TrainCtx *c, LLVMValueRef b)
     LLVMValueRef n = cg_call_rt(g, CG_RT_BATCH, bargs, 4);
     LLVMValueRef x = cg_real_ptr(g, LLVMBuildLoad2(g->b, g->i8p, c->xs, "x"));
     LLVMValueRef t = cg_real_ptr(g, LLVMBuildLoad2(g->b, g->i8p, c->ts, "t"));
-    LLVMValueRef sargs[] = {c->run, x, t, LLVMBuildSExt(g->b, n, g->i64, ""), c->pred, c->bad};
-    LLVMValueRef loss = LLVMBuildCall2(g->b, c->step_type, c->step_fn, sargs, 6, "loss_sum");
+    LLVMValueRef sargs[9] = {c->run, x, t, LLVMBuildSExt(g->b, n, g->i64, ""), c->pred};
+    pass_tail_none(g, sargs);
+    sargs[5] = c->bad;
+    if (c->sgd) {
+        sargs[6] = cg_sgd_buffers(g, c->sgd, 0);
+        sargs[7] = cg_sgd_buffers(g, c->sgd, 1);
+        sargs[8] = c->sgd->lr;
+    }
+    LLVMValueRef loss = LLVMBuildCall2(g->b, c->step_type, c->step_fn, sargs, 9, "loss_sum");
     LLVMValueRef pred = LLVMBuildBitCast(g->b, c->pred, g->i8p, "");
     LLVMValueRef bad = LLVMBuildLoad2(g->b, g->i32, c->bad, "bad");
     LLVMValueRef eargs[] = {c->run, trunc32(g, b), loss, pred, n, bad};
@@ -235,12 +263,17 @@ static void emit_batch(Cg *g, const TrainCtx *c, LLVMValueRef b)
     LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "update");
     LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntNE, stop, cg_i32(g, 0), ""), quit, go);
     LLVMPositionBuilderAtEnd(g->b, quit);
+    if (c->sgd)
+        cg_sgd_settle(g, c->sgd);
     LLVMBuildRetVoid(g->b);
     LLVMPositionBuilderAtEnd(g->b, go);
-    cg_optim_step(g, c->optim, c->run);
+    if (c->sgd)
+        cg_sgd_flip(g, c->sgd);
+    else
+        cg_optim_step(g, c->optim, c->run);
 }
 
-static LLVMValueRef emit_train(Cg *g, LLVMValueRef step, int opt)
+static LLVMValueRef emit_train(Cg *g, LLVMValueRef step, int opt, bool sgd)
 {
     CgOptim *optim = cg_optim_new(g, opt);
     LLVMTypeRef type = LLVMFunctionType(g->voidt, &g->i8p, 1, 0);
@@ -254,12 +287,19 @@ static LLVMValueRef emit_train(Cg *g, LLVMValueRef step, int opt)
     c.ts = cg_slot(g, g->i8p, "ts");
     c.bad = cg_slot(g, g->i32, "bad");
     cg_optim_begin(g, optim, c.run);
+    CgSgdTrain st;
+    if (sgd) {
+        cg_sgd_train_begin(g, &st, c.run);
+        c.sgd = &st;
+    }
     CgLoop le = cg_loop_begin(g, cg_i64(g, 0), epochs, "epoch");
     LLVMValueRef args[] = {c.run, trunc32(g, le.i)};
     LLVMValueRef nb = cg_call_rt(g, CG_RT_EPOCH_BEGIN, args, 2);
     CgLoop lb = cg_loop_begin(g, cg_i64(g, 0), LLVMBuildSExt(g->b, nb, g->i64, ""), "batch");
     emit_batch(g, &c, lb.i);
     cg_loop_end(g, &lb);
+    if (sgd)
+        cg_sgd_settle(g, &st);
     cg_call_rt(g, CG_RT_EPOCH_END, args, 2);
     cg_loop_end(g, &le);
     LLVMBuildRetVoid(g->b);
@@ -285,28 +325,29 @@ static LLVMValueRef emit_evaluate(Cg *g, LLVMValueRef with_loss, LLVMValueRef wi
     LLVMValueRef args[] = {LLVMGetParam(fn, 0), cg_real_ptr(g, LLVMGetParam(fn, 1)),
                            cg_real_ptr(g, LLVMGetParam(fn, 2)),
                            LLVMBuildSExt(g->b, LLVMGetParam(fn, 3), g->i64, ""),
-                           cg_real_ptr(g, LLVMGetParam(fn, 4)),
-                           LLVMConstNull(LLVMPointerType(g->i32, 0))};
+                           cg_real_ptr(g, LLVMGetParam(fn, 4)), NULL, NULL, NULL, NULL};
+    pass_tail_none(g, args);
     if (!loss_reads_target(g->plan)) {
-        LLVMBuildRet(g->b, LLVMBuildCall2(g->b, pass_type(g), with_loss, args, 6, ""));
+        LLVMBuildRet(g->b, LLVMBuildCall2(g->b, pass_type(g), with_loss, args, 9, ""));
         return fn;
     }
     LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(g->ctx, fn, "loss");
     LLVMBasicBlockRef no = LLVMAppendBasicBlockInContext(g->ctx, fn, "no_loss");
     LLVMBuildCondBr(g->b, LLVMBuildIsNull(g->b, LLVMGetParam(fn, 2), ""), no, yes);
     LLVMPositionBuilderAtEnd(g->b, yes);
-    LLVMBuildRet(g->b, LLVMBuildCall2(g->b, pass_type(g), with_loss, args, 6, ""));
+    LLVMBuildRet(g->b, LLVMBuildCall2(g->b, pass_type(g), with_loss, args, 9, ""));
     LLVMPositionBuilderAtEnd(g->b, no);
-    LLVMBuildCall2(g->b, pass_type(g), without, args, 6, "");
+    LLVMBuildCall2(g->b, pass_type(g), without, args, 9, "");
     LLVMBuildRet(g->b, LLVMConstReal(g->f64, 0));
     return fn;
 }
 
-void cg_emit_functions(Cg *g, int opt, LLVMValueRef *train, LLVMValueRef *evaluate)
+void cg_emit_functions(Cg *g, int opt, double momentum, LLVMValueRef *train, LLVMValueRef *evaluate)
 {
-    LLVMValueRef step = emit_pass(g, CG_FN_STEP, "nnc_step");
-    LLVMValueRef fwd_loss = emit_pass(g, CG_FN_EVAL_LOSS, "nnc_forward_loss");
-    LLVMValueRef fwd = emit_pass(g, CG_FN_EVAL, "nnc_forward");
-    *train = emit_train(g, step, opt);
+    bool sgd = cg_sgd_fusable(opt, momentum, g->plan->nparams);
+    LLVMValueRef step = emit_pass(g, CG_FN_STEP, "nnc_step", sgd);
+    LLVMValueRef fwd_loss = emit_pass(g, CG_FN_EVAL_LOSS, "nnc_forward_loss", false);
+    LLVMValueRef fwd = emit_pass(g, CG_FN_EVAL, "nnc_forward", false);
+    *train = emit_train(g, step, opt, sgd);
     *evaluate = emit_evaluate(g, fwd_loss, fwd);
 }

@@ -75,7 +75,10 @@ typedef struct NncModelDesc {
 
 /* ---- called by generated code ---- */
 
-enum { NNC_EPOCHS, NNC_BATCH };                            /* nnc_rt_int */
+/* nnc_rt_int; NNC_NEED_GRADS: 1 when the runtime reads the gradient buffers after
+ * nnc_rt_batch_end_checked (--log sums them), so code that fuses the update into the
+ * gradient's product must still store the gradients. */
+enum { NNC_EPOCHS, NNC_BATCH, NNC_NEED_GRADS };
 enum { NNC_LR, NNC_MOMENTUM, NNC_BETA1, NNC_BETA2, NNC_EPS }; /* nnc_rt_real */
 int nnc_rt_int(NncRun *run, int which);
 const NncModelDesc *nnc_rt_model(NncRun *run);

@@ -8,6 +8,8 @@
 
 int nnc_rt_int(NncRun *run, int which)
 {
+    if (which == NNC_NEED_GRADS)
+        return run->gsum != NULL;
     return which == NNC_EPOCHS ? run->o.epochs : run->o.batch;
 }
 

@@ -12,6 +12,8 @@ gradient check done by generated code.
 3. A finite loss with an infinite gradient (sqrt at 0) stops with the runtime's message
    naming the param, exit status 1, and the weights saved are those from before the step.
 4. --threads takes an integer >= 1.
+5. With sgd fused into the weight-gradient products, --log's gradient norms still match
+   the interpreter's.
 """
 import argparse
 import os
@@ -110,6 +112,25 @@ def test_against_interpreter(nnc, tmp):
             fail(f"{prec}: train loss {got}, the interpreter says {want}")
 
 
+def log_rows(tmp, name):
+    with open(os.path.join(tmp, name)) as f:
+        lines = f.read().split()
+    return lines[0].split(","), np.array([[float(v or "nan") for v in l.split(",")] for l in lines[1:]])
+
+
+def test_log_gradients(nnc, tmp):
+    """With sgd fused into the products, --log still gets the gradients for their norms."""
+    run(["./wide_f32", "--log", "exe.csv", "--quiet", "--save", "l.npz"], tmp)
+    run([nnc, "--interp", "wide.nn", "--", "--log", "ref.csv", "--quiet", "--save", "r.npz"], tmp)
+    head, got = log_rows(tmp, "exe.csv")
+    ref_head, want = log_rows(tmp, "ref.csv")
+    cols = [i for i, h in enumerate(head) if h.startswith("grad_norm:")]
+    if head != ref_head or len(cols) != 6:
+        fail(f"--log columns {head} vs {ref_head}")
+    if not np.allclose(got[:, cols], want[:, cols], rtol=1e-3) or np.any(got[:, cols] == 0):
+        fail(f"gradient norms differ from the interpreter's:\n{got[:, cols]}\n{want[:, cols]}")
+
+
 def test_thread_counts(nnc, tmp):
     blobs = {}
     for t in ("1", "2", "3", None):
@@ -155,6 +176,7 @@ def main():
         setup_wide(tmp)
         test_against_interpreter(nnc, tmp)
         test_thread_counts(nnc, tmp)
+        test_log_gradients(nnc, tmp)
         test_nonfinite_gradient(nnc, tmp)
         test_threads_flag(tmp)
     finally:

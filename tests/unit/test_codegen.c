@@ -148,7 +148,7 @@ static void test_module(Arena *a, LLVMTargetMachineRef tm, int real_size)
     Cg g;
     cg_init(&g, ctx, mod, pr.p, pl, real_size, a);
     LLVMValueRef train, evaluate;
-    cg_emit_functions(&g, real_size == 8 ? NNC_OPT_ADAM : NNC_OPT_SGD, &train, &evaluate);
+    cg_emit_functions(&g, real_size == 8 ? NNC_OPT_ADAM : NNC_OPT_SGD, 0, &train, &evaluate);
     cg_emit_desc(&g, &d, train, evaluate);
     cg_dispose(&g);
     CHECK(cg_verify(mod), "the module verifies (real_size %d)", real_size);
