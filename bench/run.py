@@ -285,6 +285,8 @@ def machine():
     try:
         out = run(["lscpu"])
         model = find_text(r"^Model name:\s*(.+)$", out) or model
+        family, number = find_text(r"^CPU family:\s*(.+)$", out), find_text(r"^Model:\s*(.+)$", out)
+        model += f" (family {family}, model {number})"
         flags = find_text(r"^Flags:\s*(.+)$", out)
     except (RuntimeError, OSError):
         pass
@@ -321,10 +323,12 @@ def table(peers, workloads):
 
 def trials_report(peers, workloads):
     """What the thread trials of the first repetition found, one line a peer."""
+    def one(t, s):
+        return f"{t} thr " + ("too slow" if s == float("inf") else f"{s:.3f} s")
+
     lines = []
     for p in peers:
-        found = [f"({k}) " + ", ".join(f"{t} thr {'too slow' if s == float('inf') else f'{s:.3f} s'}"
-                                        for t, (s, _) in p.trials[k].items())
+        found = [f"({k}) " + ", ".join(one(t, s) for t, (s, _) in p.trials[k].items())
                  for k in workloads if k in p.trials]
         if found:
             lines.append(f"{p.name.replace(', T thr', '')} thread trials (repetition 1): "
@@ -363,8 +367,8 @@ def git_commit():
     """The commit measured, and whether the compiler or runtime differ from it."""
     try:
         head = run(["git", "-C", ROOT, "log", "-1", "--format=%h %s"]).strip()
-        dirty = run(["git", "-C", ROOT, "status", "--porcelain", "--", "compiler", "runtime",
-                     "CMakeLists.txt"]).strip()
+        dirty = run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no", "--",
+                     "compiler", "runtime", "CMakeLists.txt"]).strip()
     except (RuntimeError, OSError):
         return "?"
     return head + (" (plus uncommitted changes to the compiler/runtime)" if dirty else "")
@@ -389,6 +393,8 @@ def parse_args():
     ap.add_argument("--torch-threads", default="1,2", help="PyTorch thread counts to try")
     ap.add_argument("--nnc-args", default="", help="more flags for nnc's executables")
     ap.add_argument("--timeout", type=float, default=TIMEOUT, help="seconds a run may take")
+    ap.add_argument("--results", help="also write the report into this Markdown file "
+                    "(between its bench/run.py marker lines; the rest is kept)")
     ap.add_argument("-v", "--verbose", action="store_true", help="each run's time on stderr")
     ap.add_argument("--peers", nargs="*", help="only the peers whose name contains one of these")
     a = ap.parse_args()
@@ -406,11 +412,47 @@ def measure_all(ctx, peers, workloads, reps):
         print(f"repetition {rep + 1}/{reps} done", file=sys.stderr, flush=True)
 
 
+def report(a, peers, compile_s, load0, seconds):
+    """The run's report, as lines of Markdown (a table among plain lines)."""
+    env = ", ".join(f"{v}={os.environ.get(v, '(unset)')}" for v in OPENBLAS_VARS)
+    load = f"{load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+    return [f"date: {time.strftime('%Y-%m-%d %H:%M %Z')}",
+            f"command: {PYTHON} bench/run.py {' '.join(sys.argv[1:])}",
+            f"machine: {machine()}; load average {load}",
+            f"nnc: {git_commit()}",
+            f"peers: {versions()}",
+            f"environment: {env}",
+            f"repetitions: {a.reps} (medians); seconds = the epoch's training loop only",
+            *describe(a.workloads), "",
+            table(peers, a.workloads), "",
+            "(peer s / nnc s above 1: nnc is faster by that factor; min: the fastest repetition)",
+            "", *trials_report(peers, a.workloads),
+            f"nnc -O2 compile time of examples/fashion_mlp.nn: {compile_s:.3f} s (median of 3)",
+            f"benchmark wall time: {seconds:.0f} s"]
+
+
+BEGIN, END = "<!-- bench/run.py --results: begin -->", "<!-- bench/run.py --results: end -->"
+
+
+def write_results(path, lines):
+    """Puts the report between the BEGIN and END lines of path (appended when absent),
+    keeping the rest of the file, the notes written by hand."""
+    text = open(path).read() if os.path.exists(path) else ""
+    block = "\n".join([BEGIN, *(f"{x}  " if x and not x.startswith("|") else x for x in lines),
+                       END])
+    if BEGIN in text and END in text:
+        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+    else:
+        text = text + ("\n" if text else "") + block + "\n"
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def main():
     global TIMEOUT
     a = parse_args()
     TIMEOUT = a.timeout
-    t0 = time.perf_counter()
+    t0, load0 = time.perf_counter(), os.getloadavg()[0]
     a.out = os.path.abspath(a.out)
     os.makedirs(a.out, exist_ok=True)
     ref, has_blas = build_ref(a.out)
@@ -418,21 +460,10 @@ def main():
     compile_s = build_models(a.nnc, a.out, a.workloads)
     peers = make_peers(a, has_blas, torch_available())
     measure_all(ctx, peers, a.workloads, a.reps)
-    env = ", ".join(f"{v}={os.environ.get(v, '(unset)')}" for v in OPENBLAS_VARS)
-    print(f"date: {time.strftime('%Y-%m-%d %H:%M %Z')}")
-    print(f"machine: {machine()}")
-    print(f"nnc: {git_commit()}")
-    print(f"peers: {versions()}")
-    print(f"environment: {env}")
-    print(f"repetitions: {a.reps} (medians); seconds = the epoch's training loop only")
-    print(*describe(a.workloads), sep="\n")
-    print()
-    print(table(peers, a.workloads))
-    print("(peer s / nnc s above 1: nnc is faster by that factor; min: the fastest repetition)")
-    print()
-    print(*trials_report(peers, a.workloads), sep="\n")
-    print(f"nnc -O2 compile time of examples/fashion_mlp.nn: {compile_s:.3f} s (median of 3)")
-    print(f"benchmark wall time: {time.perf_counter() - t0:.0f} s")
+    lines = report(a, peers, compile_s, load0, time.perf_counter() - t0)
+    print(*lines, sep="\n")
+    if a.results:
+        write_results(a.results, lines)
     return 0
 
 
