@@ -100,6 +100,7 @@ typedef struct Cg {
     LLVMValueRef *base; /* per plan node: its buffer (real*), NULL for constants */
     LLVMValueRef n;     /* the batch's sample count, i64 */
     LLVMValueRef nreal; /* the same as a real */
+    LLVMValueRef inv_n; /* 1 / n: batch means multiply by it (one division per kernel) */
     LLVMValueRef ws;    /* the workspace, real* */
     LLVMValueRef batch_cap; /* nnc_rt_int(run, NNC_BATCH), i64: varying buffers hold this many */
     LLVMValueRef run;       /* the NncRun* of the function being emitted (not in tasks) */
@@ -163,7 +164,7 @@ typedef struct CgTask {
     LLVMTypeRef type;
     LLVMValueRef rec, kernel, lo, hi; /* lo, hi: the task range, inside the kernel */
     /* the caller's state, restored by cg_task_end */
-    LLVMValueRef fn, *base, n, nreal;
+    LLVMValueRef fn, *base, n, nreal, inv_n;
     LLVMBasicBlockRef entry, block;
 } CgTask;
 /* Starts kernel NAME; inside it g->base[nodes[i]] and g->n are valid, and extra[] (more
@@ -194,38 +195,27 @@ int cg_fuse_buffers(Cg *g, const CgFuse *f, int *nodes, int max);
 void cg_fuse_epilogue(Cg *g, const CgFuse *f, LLVMValueRef v, LLVMValueRef row, LLVMValueRef col,
                       int lanes, int on);
 
-/* ---- plain sgd fused into the step, weights double-buffered (cg_sgd.c) ---- */
+/* ---- plain sgd done by the step, fused into the weight-gradient products (cg_sgd.c) ---- */
 
 bool cg_sgd_fusable(int opt, double momentum, int nparams);
-typedef struct CgSgdTrain {
-    LLVMValueRef bufs[2]; /* real*[nparams]: nnc_rt_param's buffers, the second buffers */
-    LLVMValueRef parity;  /* i1 slot: the weights are in the second buffers */
-    LLVMValueRef lr;
-} CgSgdTrain;
-void cg_sgd_train_begin(Cg *g, CgSgdTrain *s, LLVMValueRef run);
-/* real**: this step's weights (which = 0) or where the updated ones go (1) */
-LLVMValueRef cg_sgd_buffers(Cg *g, CgSgdTrain *s, int which);
-void cg_sgd_flip(Cg *g, CgSgdTrain *s);
-void cg_sgd_settle(Cg *g, CgSgdTrain *s); /* weights back in nnc_rt_param's buffers */
-
 typedef struct CgSgd {
-    LLVMValueRef *cur, *nxt;  /* per param: this step's weights, the updated ones */
-    LLVMValueRef lr, need_grads;
-    LLVMValueRef *flag;       /* per param updated in a product: 0, or NaN for a bad gradient */
-    bool *fused;
+    LLVMValueRef lr;  /* real */
+    LLVMValueRef *w;  /* per param: nnc_rt_param's buffer */
+    bool *deferred;   /* per param: its gradient's product runs after the checks */
+    bool update;      /* products emitted now subtract lr * g from w instead of storing g */
 } CgSgd;
-/* In the step function (real** cur and nxt, real lr): sets g->sgd. */
-void cg_sgd_step_begin(Cg *g, LLVMValueRef run, LLVMValueRef cur, LLVMValueRef nxt, LLVMValueRef lr);
-/* Updates what no product did; stores the first param with a bad gradient (-1 none). */
-void cg_sgd_step_end(Cg *g, LLVMValueRef run, LLVMValueRef bad);
-/* A kernel's view: one param's buffers (grad NULL, or a pointer that is null at run
- * time when the gradient need not be stored), lr splat, and a vector slot of checks. */
+/* In the step, before its nodes: sets g->sgd and marks the deferred products done. */
+void cg_sgd_step_begin(Cg *g, LLVMValueRef run, LLVMValueRef lr);
+/* After the nodes and the loss: the checks, then the update (fast or slow path); stores
+ * the first param with a non-finite gradient, -1 none, into bad. */
+void cg_sgd_step_end(Cg *g, LLVMValueRef run, LLVMValueRef bad, LLVMValueRef loss);
+/* A kernel's view of one param: its weights and lr splat. */
 typedef struct CgSgdKernel {
-    LLVMValueRef cur, nxt, grad, lr, chk;
+    LLVMValueRef w, lr;
 } CgSgdKernel;
-/* v: the mean gradient's vector at element `at` of the param. */
+/* v: the mean gradient's vector at element `at` of the param: w[at..] -= lr * v. */
 void cg_sgd_epilogue(Cg *g, const CgSgdKernel *k, LLVMValueRef v, LLVMValueRef at, int lanes, int on);
-/* The check slot's verdict: 0, or NaN when some gradient element was not finite. */
+/* A vector slot of x - x sums -> 0, or NaN when some element was not finite. */
 LLVMValueRef cg_sgd_check(Cg *g, LLVMValueRef chk);
 
 /* ---- kernels (cg_kernels.c, cg_gemm.c) ---- */

@@ -72,7 +72,7 @@ static void emit_gemm(Cg *g, const Gemm *m)
     accumulate_row(g, m, lb.i, lr.i, crow);
     cg_loop_end(g, &lb);
     CgLoop lj = cg_loop_begin(g, zero, cg_i64(g, m->cols), "j");
-    cg_store_at(g, crow, lj.i, LLVMBuildFDiv(g->b, cg_load_at(g, crow, lj.i), g->nreal, ""));
+    cg_store_at(g, crow, lj.i, LLVMBuildFMul(g->b, cg_load_at(g, crow, lj.i), g->inv_n, ""));
     cg_loop_end(g, &lj);
     cg_loop_end(g, &lr);
 }

@@ -247,7 +247,7 @@ static void emit_sigmoid_bce(Cg *g, int id)
     cg_loop_end(g, &lb);
 }
 
-/* out[i] = sum over the batch of a[b, i], then / n: the inner loop runs along a row. */
+/* out[i] = sum over the batch of a[b, i], then * (1/n): the inner loop runs along a row. */
 static void emit_batch_mean(Cg *g, int id)
 {
     const CgNode *n = &g->plan->nodes[id];
@@ -262,7 +262,7 @@ static void emit_batch_mean(Cg *g, int id)
     cg_loop_end(g, &li);
     cg_loop_end(g, &lb);
     CgLoop ld = cg_loop_begin(g, zero64(g), size, "i");
-    cg_store(g, id, NULL, ld.i, LLVMBuildFDiv(g->b, cg_load(g, id, NULL, ld.i), g->nreal, ""));
+    cg_store(g, id, NULL, ld.i, LLVMBuildFMul(g->b, cg_load(g, id, NULL, ld.i), g->inv_n, ""));
     cg_loop_end(g, &ld);
 }
 

@@ -30,8 +30,7 @@ typedef struct Mm {
     bool mean;            /* C is a sum over the samples: divide by n */
     CgFuse fuse;          /* by_sample with one row a sample: what the epilogue also computes */
     int param;            /* a weight gradient whose sgd update is fused in (cg_sgd.c), or -1 */
-    CgSgdKernel upd;      /* inside the kernel: that param's buffers */
-    LLVMValueRef flags;   /* inside the kernel: per column block, the gradient check */
+    CgSgdKernel upd;      /* inside the kernel: that param's weights and lr */
 } Mm;
 
 static LLVMValueRef i64c(Cg *g, long long v)
@@ -92,7 +91,7 @@ static void store_c(Cg *g, const Mm *m, LLVMValueRef row, LLVMValueRef col, LLVM
                     int lanes, int on)
 {
     if (m->mean)
-        v = LLVMBuildFDiv(g->b, v, cg_splat(g, g->nreal, lanes), "");
+        v = LLVMBuildFMul(g->b, v, cg_splat(g, g->inv_n, lanes), "");
     if (m->param >= 0) {
         cg_sgd_epilogue(g, &m->upd, v, add(g, mul(g, row, m->c_rs), col), lanes, on);
         return;
@@ -225,8 +224,6 @@ static void emit_tasks(Cg *g, Mm *m, CgTask *t)
     column_split(g, m, &full, &tail, &nfull, &per);
     CgLoop lj = cg_loop_begin(g, t->lo, t->hi, "jb");
     LLVMValueRef n0 = mul(g, lj.i, per);
-    if (m->param >= 0)
-        LLVMBuildStore(g->b, cg_vzero(g, g->lanes), m->upd.chk);
     if (tail.width == 0) {
         column_block(g, m, full, n0);
     } else {
@@ -242,36 +239,7 @@ static void emit_tasks(Cg *g, Mm *m, CgTask *t)
         LLVMBuildBr(g->b, join);
         LLVMPositionBuilderAtEnd(g->b, join);
     }
-    if (m->param >= 0)
-        cg_store_at(g, m->flags, lj.i, cg_sgd_check(g, m->upd.chk));
     cg_loop_end(g, &lj);
-}
-
-/* In the caller: the fused update's buffers for the kernel (cur, nxt, the gradient or
- * null, the flags, lr); returns the flags array. */
-static LLVMValueRef update_args(Cg *g, const Mm *m, long long ntasks, LLVMValueRef *extra)
-{
-    CgSgd *s = g->sgd;
-    LLVMValueRef flags = cg_slot(g, LLVMArrayType(g->real, (unsigned)ntasks), "flags");
-    flags = LLVMBuildBitCast(g->b, flags, g->realp, "");
-    LLVMValueRef lr = cg_slot(g, g->real, "lr");
-    LLVMBuildStore(g->b, s->lr, lr);
-    extra[0] = s->cur[m->param];
-    extra[1] = s->nxt[m->param];
-    extra[2] = LLVMBuildSelect(g->b, s->need_grads, g->base[m->c], LLVMConstNull(g->realp), "");
-    extra[3] = flags;
-    extra[4] = lr;
-    return flags;
-}
-
-/* The param's check: the sum of the column blocks' (0, or NaN for a bad gradient). */
-static void gather_flags(Cg *g, int param, LLVMValueRef flags, long long ntasks)
-{
-    LLVMValueRef sum = cg_real(g, 0);
-    for (long long j = 0; j < ntasks; j++)
-        sum = LLVMBuildFAdd(g->b, sum, cg_load_at(g, flags, cg_i64(g, j)), "");
-    g->sgd->flag[param] = sum;
-    g->sgd->fused[param] = true;
 }
 
 static void emit_mm(Cg *g, Mm *m, int id)
@@ -292,23 +260,19 @@ static void emit_mm(Cg *g, Mm *m, int id)
     int nnodes = 3 + cg_fuse_buffers(g, &m->fuse, nodes + 3, CG_TASK_MAX - 3);
     CgTask t;
     const char *name = g->plan->nodes[id].name;
-    LLVMValueRef extra[5], flags = NULL;
+    LLVMValueRef extra[2];
     int nextra = 0;
-    if (m->param >= 0) {
-        flags = update_args(g, m, ntasks, extra);
-        nextra = 5;
+    if (m->param >= 0) { /* the weights, and lr through a slot of the caller */
+        extra[0] = g->sgd->w[m->param];
+        extra[1] = cg_slot(g, g->real, "lr");
+        LLVMBuildStore(g->b, g->sgd->lr, extra[1]);
+        nextra = 2;
     }
     cg_task_begin(g, &t, name ? name : "mm", nodes, nnodes, extra, nextra);
-    if (m->param >= 0) {
-        LLVMValueRef lr = LLVMBuildLoad2(g->b, g->real, extra[4], "lr");
-        m->upd = (CgSgdKernel){extra[0], extra[1], extra[2], cg_splat(g, lr, g->lanes),
-                               cg_slot(g, cg_vec_type(g, g->lanes), "chk")};
-        m->flags = extra[3];
-    }
+    if (m->param >= 0)
+        m->upd = (CgSgdKernel){extra[0], cg_splat(g, LLVMBuildLoad2(g->b, g->real, extra[1], "lr"), g->lanes)};
     emit_tasks(g, m, &t);
     cg_task_end(g, &t, i64c(g, ntasks), work);
-    if (m->param >= 0)
-        gather_flags(g, m->param, flags, ntasks);
 }
 
 /* ---- which products take these forms ---- */
@@ -357,7 +321,7 @@ bool cg_mm_emit(Cg *g, int id)
     if (!classify(g, id, &m))
         return false;
     const CgNode *c = node(g, id);
-    m.param = g->sgd && c->op == CG_BMEAN_OUTER && c->where == CG_AT_GRAD ? c->index : -1;
+    m.param = g->sgd && g->sgd->update && c->op == CG_BMEAN_OUTER && c->where == CG_AT_GRAD ? c->index : -1;
     emit_mm(g, &m, id);
     return true;
 }

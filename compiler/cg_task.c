@@ -53,9 +53,13 @@ void cg_task_begin(Cg *g, CgTask *t, const char *name, const int *nodes, int nno
     t->base = g->base;
     t->n = g->n;
     t->nreal = g->nreal;
+    t->inv_n = g->inv_n;
 
     LLVMTypeRef params[] = {g->i8p, g->i64, g->i64};
-    LLVMValueRef fn = cg_add_function(g, name, LLVMFunctionType(g->voidt, params, 3, 0));
+    size_t len;
+    const char *caller = LLVMGetValueName2(g->fn, &len); /* nnc_step.h1.1: whose kernel */
+    LLVMValueRef fn = cg_add_function(g, arena_printf(g->arena, "%.*s.%s", (int)len, caller, name),
+                                      LLVMFunctionType(g->voidt, params, 3, 0));
     unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
     LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(g->ctx, nounwind, 0));
     t->kernel = fn;
@@ -63,6 +67,7 @@ void cg_task_begin(Cg *g, CgTask *t, const char *name, const int *nodes, int nno
     LLVMValueRef rec = LLVMBuildBitCast(g->b, LLVMGetParam(fn, 0), LLVMPointerType(t->type, 0), "");
     g->n = LLVMBuildLoad2(g->b, g->i64, field(g, t->type, rec, 0), "n");
     g->nreal = LLVMBuildSIToFP(g->b, g->n, g->real, "");
+    g->inv_n = LLVMBuildFDiv(g->b, cg_real(g, 1), g->nreal, "inv_n");
     g->base = arena_alloc(g->arena, sizeof *g->base * (size_t)g->plan->nnodes);
     memset(g->base, 0, sizeof *g->base * (size_t)g->plan->nnodes);
     for (int i = 0; i < nvals; i++) {
@@ -84,6 +89,7 @@ void cg_task_end(Cg *g, CgTask *t, LLVMValueRef ntasks, LLVMValueRef work)
     g->base = t->base;
     g->n = t->n;
     g->nreal = t->nreal;
+    g->inv_n = t->inv_n;
     LLVMPositionBuilderAtEnd(g->b, t->block);
     LLVMValueRef args[] = {g->run, ntasks, work, t->kernel,
                            LLVMBuildBitCast(g->b, t->rec, g->i8p, "")};

@@ -69,7 +69,7 @@ static LLVMValueRef node_buffer(Cg *g, const CgNode *n, LLVMValueRef run, LLVMVa
     case CG_AT_TARGET: return io[1];
     case CG_AT_PRED: return io[2];
     case CG_AT_PARAM:
-        return g->sgd ? g->sgd->cur[n->index] : cg_rt_buffer(g, CG_RT_PARAM, run, n->index, 0);
+        return g->sgd ? g->sgd->w[n->index] : cg_rt_buffer(g, CG_RT_PARAM, run, n->index, 0);
     case CG_AT_GRAD: return cg_rt_buffer(g, CG_RT_GRAD, run, n->index, 0);
     case CG_AT_WS: return ws_buffer(g, n->offset, n->varying);
     default: return NULL;
@@ -140,21 +140,18 @@ static LLVMValueRef loss_sum(Cg *g)
     return LLVMBuildLoad2(g->b, g->f64, acc, "loss_sum");
 }
 
-/* double (run, x, t, n, pred, i32 *bad, real **cur, real **nxt, real lr): the last four
- * only in a step with sgd fused in (cg_sgd.c). */
+/* double (run, x, t, n, pred, i32 *bad, real lr): bad and lr only in the step. */
 static LLVMTypeRef pass_type(Cg *g)
 {
-    LLVMTypeRef rpp = LLVMPointerType(g->realp, 0);
     LLVMTypeRef params[] = {g->i8p, g->realp, g->realp, g->i64, g->realp, LLVMPointerType(g->i32, 0),
-                            rpp, rpp, g->real};
-    return LLVMFunctionType(g->f64, params, 9, 0);
+                            g->real};
+    return LLVMFunctionType(g->f64, params, 7, 0);
 }
 
 static void pass_tail_none(Cg *g, LLVMValueRef *args)
 {
     args[5] = LLVMConstNull(LLVMPointerType(g->i32, 0));
-    args[6] = args[7] = LLVMConstNull(LLVMPointerType(g->realp, 0));
-    args[8] = cg_real(g, 0);
+    args[6] = cg_real(g, 0);
 }
 
 /* 0 when every element of p[0..size) is finite, else NaN: x - x is NaN exactly for NaN
@@ -202,26 +199,27 @@ static LLVMValueRef emit_pass(Cg *g, CgFn f, const char *name, bool sgd)
     LLVMValueRef io[] = {LLVMGetParam(fn, 1), LLVMGetParam(fn, 2), LLVMGetParam(fn, 4)};
     g->n = LLVMGetParam(fn, 3);
     g->nreal = LLVMBuildSIToFP(g->b, g->n, g->real, "n");
+    g->inv_n = LLVMBuildFDiv(g->b, cg_real(g, 1), g->nreal, "inv_n");
     bind_workspace(g, run);
-    if (sgd)
-        cg_sgd_step_begin(g, run, LLVMGetParam(fn, 6), LLVMGetParam(fn, 7), LLVMGetParam(fn, 8));
-    bind_buffers(g, pl->live[f], run, io);
     g->live = pl->live[f];
     g->done = arena_alloc(g->arena, sizeof(bool) * (size_t)pl->nnodes);
     memset(g->done, 0, sizeof(bool) * (size_t)pl->nnodes);
+    if (sgd)
+        cg_sgd_step_begin(g, run, LLVMGetParam(fn, 6));
+    bind_buffers(g, pl->live[f], run, io);
     for (int id = 0; id < pl->nnodes; id++)
         if (pl->live[f][id] && !g->done[id])
             cg_emit_node(g, id);
-    if (f == CG_FN_STEP) {
+    if (f == CG_FN_STEP)
         emit_grads(g, run);
-        if (sgd)
-            cg_sgd_step_end(g, run, LLVMGetParam(fn, 5));
-        else
-            check_grads(g, run, LLVMGetParam(fn, 5));
-    }
+    LLVMValueRef loss = f == CG_FN_EVAL ? LLVMConstReal(g->f64, 0) : loss_sum(g);
+    if (sgd)
+        cg_sgd_step_end(g, run, LLVMGetParam(fn, 5), loss);
+    else if (f == CG_FN_STEP)
+        check_grads(g, run, LLVMGetParam(fn, 5));
     if (pl->nodes[pl->output].where != CG_AT_PRED)
         copy_out(g, pl->output, io[2], g->n);
-    LLVMBuildRet(g->b, f == CG_FN_EVAL ? LLVMConstReal(g->f64, 0) : loss_sum(g));
+    LLVMBuildRet(g->b, loss);
     return fn;
 }
 
@@ -231,7 +229,7 @@ typedef struct TrainCtx {
     LLVMValueRef run, step_fn, pred, xs, ts, bad;
     LLVMTypeRef step_type;
     CgOptim *optim;
-    CgSgdTrain *sgd; /* sgd fused into the step, else NULL */
+    LLVMValueRef lr; /* sgd done by the step: its lr, else NULL */
 } TrainCtx;
 
 static LLVMValueRef trunc32(Cg *g, LLVMValueRef v)
@@ -246,15 +244,12 @@ static void emit_batch(Cg *g, const TrainCtx *c, LLVMValueRef b)
     LLVMValueRef n = cg_call_rt(g, CG_RT_BATCH, bargs, 4);
     LLVMValueRef x = cg_real_ptr(g, LLVMBuildLoad2(g->b, g->i8p, c->xs, "x"));
     LLVMValueRef t = cg_real_ptr(g, LLVMBuildLoad2(g->b, g->i8p, c->ts, "t"));
-    LLVMValueRef sargs[9] = {c->run, x, t, LLVMBuildSExt(g->b, n, g->i64, ""), c->pred};
+    LLVMValueRef sargs[7] = {c->run, x, t, LLVMBuildSExt(g->b, n, g->i64, ""), c->pred};
     pass_tail_none(g, sargs);
     sargs[5] = c->bad;
-    if (c->sgd) {
-        sargs[6] = cg_sgd_buffers(g, c->sgd, 0);
-        sargs[7] = cg_sgd_buffers(g, c->sgd, 1);
-        sargs[8] = c->sgd->lr;
-    }
-    LLVMValueRef loss = LLVMBuildCall2(g->b, c->step_type, c->step_fn, sargs, 9, "loss_sum");
+    if (c->lr)
+        sargs[6] = c->lr;
+    LLVMValueRef loss = LLVMBuildCall2(g->b, c->step_type, c->step_fn, sargs, 7, "loss_sum");
     LLVMValueRef pred = LLVMBuildBitCast(g->b, c->pred, g->i8p, "");
     LLVMValueRef bad = LLVMBuildLoad2(g->b, g->i32, c->bad, "bad");
     LLVMValueRef eargs[] = {c->run, trunc32(g, b), loss, pred, n, bad};
@@ -263,13 +258,9 @@ static void emit_batch(Cg *g, const TrainCtx *c, LLVMValueRef b)
     LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "update");
     LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntNE, stop, cg_i32(g, 0), ""), quit, go);
     LLVMPositionBuilderAtEnd(g->b, quit);
-    if (c->sgd)
-        cg_sgd_settle(g, c->sgd);
     LLVMBuildRetVoid(g->b);
     LLVMPositionBuilderAtEnd(g->b, go);
-    if (c->sgd)
-        cg_sgd_flip(g, c->sgd);
-    else
+    if (!c->lr) /* else the step updated the weights itself */
         cg_optim_step(g, c->optim, c->run);
 }
 
@@ -287,10 +278,11 @@ static LLVMValueRef emit_train(Cg *g, LLVMValueRef step, int opt, bool sgd)
     c.ts = cg_slot(g, g->i8p, "ts");
     c.bad = cg_slot(g, g->i32, "bad");
     cg_optim_begin(g, optim, c.run);
-    CgSgdTrain st;
     if (sgd) {
-        cg_sgd_train_begin(g, &st, c.run);
-        c.sgd = &st;
+        LLVMValueRef args[] = {c.run, cg_i32(g, NNC_LR)};
+        c.lr = cg_call_rt(g, CG_RT_REAL, args, 2);
+        if (g->real_size == 4) /* as cg_optim.c converts it */
+            c.lr = LLVMBuildFPTrunc(g->b, c.lr, g->real, "lr");
     }
     CgLoop le = cg_loop_begin(g, cg_i64(g, 0), epochs, "epoch");
     LLVMValueRef args[] = {c.run, trunc32(g, le.i)};
@@ -298,8 +290,6 @@ static LLVMValueRef emit_train(Cg *g, LLVMValueRef step, int opt, bool sgd)
     CgLoop lb = cg_loop_begin(g, cg_i64(g, 0), LLVMBuildSExt(g->b, nb, g->i64, ""), "batch");
     emit_batch(g, &c, lb.i);
     cg_loop_end(g, &lb);
-    if (sgd)
-        cg_sgd_settle(g, &st);
     cg_call_rt(g, CG_RT_EPOCH_END, args, 2);
     cg_loop_end(g, &le);
     LLVMBuildRetVoid(g->b);
@@ -328,16 +318,16 @@ static LLVMValueRef emit_evaluate(Cg *g, LLVMValueRef with_loss, LLVMValueRef wi
                            cg_real_ptr(g, LLVMGetParam(fn, 4)), NULL, NULL, NULL, NULL};
     pass_tail_none(g, args);
     if (!loss_reads_target(g->plan)) {
-        LLVMBuildRet(g->b, LLVMBuildCall2(g->b, pass_type(g), with_loss, args, 9, ""));
+        LLVMBuildRet(g->b, LLVMBuildCall2(g->b, pass_type(g), with_loss, args, 7, ""));
         return fn;
     }
     LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(g->ctx, fn, "loss");
     LLVMBasicBlockRef no = LLVMAppendBasicBlockInContext(g->ctx, fn, "no_loss");
     LLVMBuildCondBr(g->b, LLVMBuildIsNull(g->b, LLVMGetParam(fn, 2), ""), no, yes);
     LLVMPositionBuilderAtEnd(g->b, yes);
-    LLVMBuildRet(g->b, LLVMBuildCall2(g->b, pass_type(g), with_loss, args, 9, ""));
+    LLVMBuildRet(g->b, LLVMBuildCall2(g->b, pass_type(g), with_loss, args, 7, ""));
     LLVMPositionBuilderAtEnd(g->b, no);
-    LLVMBuildCall2(g->b, pass_type(g), without, args, 9, "");
+    LLVMBuildCall2(g->b, pass_type(g), without, args, 7, "");
     LLVMBuildRet(g->b, LLVMConstReal(g->f64, 0));
     return fn;
 }

@@ -13,7 +13,7 @@ gradient check done by generated code.
    naming the param, exit status 1, and the weights saved are those from before the step.
 4. --threads takes an integer >= 1.
 5. With sgd fused into the weight-gradient products, --log's gradient norms still match
-   the interpreter's.
+   the interpreter's, and its weights (the step's slow path) are the fast path's bits.
 """
 import argparse
 import os
@@ -129,6 +129,9 @@ def test_log_gradients(nnc, tmp):
         fail(f"--log columns {head} vs {ref_head}")
     if not np.allclose(got[:, cols], want[:, cols], rtol=1e-3) or np.any(got[:, cols] == 0):
         fail(f"gradient norms differ from the interpreter's:\n{got[:, cols]}\n{want[:, cols]}")
+    # --log takes the step's slow path (gradients stored, checked, then applied): the same bits
+    if blob(tmp, "l.npz") != blob(tmp, "t1.npz"):
+        fail("--log changed the trained weights")
 
 
 def test_thread_counts(nnc, tmp):
