@@ -75,6 +75,8 @@ def run(cmd, env=None, cwd=None, timeout=None):
                            timeout=timeout)
     except subprocess.TimeoutExpired:
         raise TimedOut(f"timed out after {timeout:.0f} s: {' '.join(cmd)}")
+    except OSError as e:
+        raise RuntimeError(f"cannot run {cmd[0]}: {e.strerror}")
     if p.returncode != 0:
         raise RuntimeError(f"exit {p.returncode}: {' '.join(cmd)}\n{p.stderr.strip()}")
     return p.stdout
@@ -192,6 +194,13 @@ def run_torch(ctx, k, seed, env, threads, timeout=None):
     return parse_peer(out, prefix=rf"threads {threads}\s+")
 
 
+def failure_text(e):
+    """'exit 1' or 'timed out after N s', then the first line of stderr, for a table cell."""
+    lines = str(e).splitlines()
+    text = lines[0].split(":")[0] + (f" ({lines[1]})" if len(lines) > 1 else "")
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
 class Peer:
     """One row kind of the table: a name, how to run it, in which environment."""
 
@@ -226,7 +235,7 @@ class Peer:
             else:
                 r = self.fn(ctx, k, seed, self.env, self.best(k))
         except RuntimeError as e:
-            self.failures[k] = str(e).split(":")[0]
+            self.failures[k] = failure_text(e)
             print(f"  ({k}) {self.name} failed: {e}", file=sys.stderr, flush=True)
             return
         self.results.setdefault(k, []).append(r)
@@ -391,6 +400,8 @@ def parse_args():
     ap.add_argument("--reps", type=int, default=5, help="repetitions (medians are shown)")
     ap.add_argument("--quick", action="store_true", help="one repetition, same as --reps 1")
     ap.add_argument("--torch-threads", default="1,2", help="PyTorch thread counts to try")
+    ap.add_argument("--nnc-commit", help="what to call the nnc measured (default: this "
+                    "tree's git commit)")
     ap.add_argument("--nnc-args", default="", help="more flags for nnc's executables")
     ap.add_argument("--timeout", type=float, default=TIMEOUT, help="seconds a run may take")
     ap.add_argument("--results", help="also write the report into this Markdown file "
@@ -419,7 +430,7 @@ def report(a, peers, compile_s, load0, seconds):
     return [f"date: {time.strftime('%Y-%m-%d %H:%M %Z')}",
             f"command: {PYTHON} bench/run.py {' '.join(sys.argv[1:])}",
             f"machine: {machine()}; load average {load}",
-            f"nnc: {git_commit()}",
+            f"nnc: {a.nnc_commit or git_commit()}",
             f"peers: {versions()}",
             f"environment: {env}",
             f"repetitions: {a.reps} (medians); seconds = the epoch's training loop only",
