@@ -31,6 +31,7 @@ import argparse
 import os
 import platform
 import re
+import shlex
 import statistics
 import subprocess
 import sys
@@ -428,7 +429,7 @@ def report(a, peers, compile_s, load0, seconds):
     env = ", ".join(f"{v}={os.environ.get(v, '(unset)')}" for v in OPENBLAS_VARS)
     load = f"{load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
     return [f"date: {time.strftime('%Y-%m-%d %H:%M %Z')}",
-            f"command: {PYTHON} bench/run.py {' '.join(sys.argv[1:])}",
+            f"command: {PYTHON} bench/run.py {shlex.join(sys.argv[1:])}",
             f"machine: {machine()}; load average {load}",
             f"nnc: {a.nnc_commit or git_commit()}",
             f"peers: {versions()}",
