@@ -320,6 +320,13 @@ static bool same_program(const IrProgram *p, const IrProgram *q, bool *ok)
 
 /* ---- invariants of every simplified program ---- */
 
+/* Constants are the same when their bits are: 0 and -0 differ (1/x tells them apart), so
+ * the simplifier must not merge them. */
+static bool same_bits(double a, double b)
+{
+    return memcmp(&a, &b, sizeof a) == 0;
+}
+
 static bool same_node(const IrNode *x, const IrNode *y)
 {
     int xa = x->args[0], xb = x->args[1], ya = y->args[0], yb = y->args[1];
@@ -329,7 +336,7 @@ static bool same_node(const IrNode *x, const IrNode *y)
         ya = y->args[1], yb = y->args[0];
     bool num = x->op == IR_CONST || x->op == IR_POW || x->op == IR_LEAKY_RELU || x->op == IR_LEAKY_STEP;
     return x->op == y->op && x->nargs == y->nargs && (x->nargs < 1 || xa == ya) &&
-           (x->nargs < 2 || xb == yb) && (!num || x->num == y->num) &&
+           (x->nargs < 2 || xb == yb) && (!num || same_bits(x->num, y->num)) &&
            (x->op != IR_PARAM || x->index == y->index) && shape_eq(x->shape, y->shape);
 }
 
