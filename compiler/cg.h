@@ -104,9 +104,12 @@ typedef struct Cg {
     LLVMValueRef ws;    /* the workspace, real* */
     LLVMValueRef batch_cap; /* nnc_rt_int(run, NNC_BATCH), i64: varying buffers hold this many */
     LLVMValueRef run;       /* the NncRun* of the function being emitted (not in tasks) */
-    const bool *live;       /* the nodes the function computes */
+    const bool *live;       /* the nodes the function computes (now) */
+    const bool *readers;    /* the nodes whose reads count: live, or more (cg_fuse.c) */
     bool *done;             /* computed already, in another node's kernel (cg_fuse.c) */
     struct CgSgd *sgd;      /* in a step with sgd fused in (cg_sgd.c), else NULL */
+    LLVMValueRef scan_fn;   /* nnc_scan (cg_check.c) */
+    LLVMTypeRef scan_type;
 } Cg;
 
 void cg_init(Cg *g, LLVMContextRef ctx, LLVMModuleRef mod, const IrProgram *p, CgPlan *plan,
@@ -198,25 +201,40 @@ void cg_fuse_epilogue(Cg *g, const CgFuse *f, LLVMValueRef v, LLVMValueRef row, 
 /* ---- plain sgd done by the step, fused into the weight-gradient products (cg_sgd.c) ---- */
 
 bool cg_sgd_fusable(int opt, double momentum, int nparams);
+typedef struct CgOptim CgOptim;
 typedef struct CgSgd {
-    LLVMValueRef lr;  /* real */
-    LLVMValueRef *w;  /* per param: nnc_rt_param's buffer */
-    bool *deferred;   /* per param: its gradient's product runs after the checks */
-    bool update;      /* products emitted now subtract lr * g from w instead of storing g */
+    LLVMValueRef lr;   /* real */
+    LLVMValueRef *w;   /* per param: nnc_rt_param's buffer */
+    bool *deferred;    /* per param: its gradient's product runs after the checks */
+    LLVMValueRef mode; /* real slot: 1 the deferred products update w, 0 they store g */
+    CgOptim *optim;    /* its sgd rule, for the other params */
 } CgSgd;
 /* In the step, before its nodes: sets g->sgd and marks the deferred products done. */
-void cg_sgd_step_begin(Cg *g, LLVMValueRef run, LLVMValueRef lr);
+void cg_sgd_step_begin(Cg *g, LLVMValueRef run, LLVMValueRef lr, CgOptim *optim);
 /* After the nodes and the loss: the checks, then the update (fast or slow path); stores
  * the first param with a non-finite gradient, -1 none, into bad. */
 void cg_sgd_step_end(Cg *g, LLVMValueRef run, LLVMValueRef bad, LLVMValueRef loss);
-/* A kernel's view of one param: its weights and lr splat. */
+/* A kernel's view of one param: its weights, lr splat, the gradient buffer, and the
+ * mode (i1: update the weights, else store the gradient). */
 typedef struct CgSgdKernel {
-    LLVMValueRef w, lr;
+    LLVMValueRef w, lr, grad, update;
 } CgSgdKernel;
-/* v: the mean gradient's vector at element `at` of the param: w[at..] -= lr * v. */
+/* v: the mean gradient's vector at element `at` of the param: w[at..] -= lr * v, or
+ * grad[at..] = v. */
 void cg_sgd_epilogue(Cg *g, const CgSgdKernel *k, LLVMValueRef v, LLVMValueRef at, int lanes, int on);
-/* A vector slot of x - x sums -> 0, or NaN when some element was not finite. */
-LLVMValueRef cg_sgd_check(Cg *g, LLVMValueRef chk);
+
+/* ---- finiteness checks (cg_check.c) ---- */
+
+/* Defines nnc_scan, before the functions that check. */
+void cg_check_helpers(Cg *g);
+/* A zeroed vector slot of checks, as real*. */
+LLVMValueRef cg_check_slot(Cg *g);
+/* Adds x - x of p[0..size) into the slot; returns max |x| as a double. */
+LLVMValueRef cg_scan(Cg *g, LLVMValueRef p, LLVMValueRef size, LLVMValueRef chk);
+/* The slot's verdict: 0, or NaN when some element was not finite. */
+LLVMValueRef cg_check_sum(Cg *g, LLVMValueRef chk);
+/* 0 when p[0..size) is finite, else NaN. */
+LLVMValueRef cg_nonfinite(Cg *g, LLVMValueRef p, long long size);
 
 /* ---- kernels (cg_kernels.c, cg_gemm.c) ---- */
 
@@ -237,10 +255,11 @@ LLVMValueRef cg_rt_buffer(Cg *g, int which, LLVMValueRef run, int i, int k);
 
 /* The optimizer step (cg_optim.c): helpers made before train's body, hyper-parameters
  * read at train's start, one step after each batch. */
-typedef struct CgOptim CgOptim;
 CgOptim *cg_optim_new(Cg *g, int opt);
 void cg_optim_begin(Cg *g, CgOptim *o, LLVMValueRef run);
 void cg_optim_step(Cg *g, CgOptim *o, LLVMValueRef run);
+/* One param's sgd update, w -= lr * grad, through the shared rule function. */
+void cg_optim_sgd(Cg *g, CgOptim *o, LLVMValueRef w, LLVMValueRef grad, long long size, LLVMValueRef lr);
 
 /* opt: NNC_OPT_* */
 void cg_emit_functions(Cg *g, int opt, double momentum, LLVMValueRef *train, LLVMValueRef *evaluate);

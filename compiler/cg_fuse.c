@@ -99,7 +99,7 @@ static bool read_outside(Cg *g, const CgFuse *f, int id)
         if (pl->mean_grad[i] == id)
             return true;
     for (int u = id + 1; u < pl->nnodes; u++)
-        if (g->live[u] && !in_chain(f, u))
+        if (g->readers[u] && !in_chain(f, u))
             for (int k = 0; k < pl->nodes[u].nargs; k++)
                 if (pl->nodes[u].args[k] == id)
                     return true;

@@ -260,17 +260,22 @@ static void emit_mm(Cg *g, Mm *m, int id)
     int nnodes = 3 + cg_fuse_buffers(g, &m->fuse, nodes + 3, CG_TASK_MAX - 3);
     CgTask t;
     const char *name = g->plan->nodes[id].name;
-    LLVMValueRef extra[2];
+    LLVMValueRef extra[3];
     int nextra = 0;
-    if (m->param >= 0) { /* the weights, and lr through a slot of the caller */
+    if (m->param >= 0) { /* the weights; lr and the mode through slots of the caller */
         extra[0] = g->sgd->w[m->param];
         extra[1] = cg_slot(g, g->real, "lr");
         LLVMBuildStore(g->b, g->sgd->lr, extra[1]);
-        nextra = 2;
+        extra[2] = g->sgd->mode;
+        nextra = 3;
     }
     cg_task_begin(g, &t, name ? name : "mm", nodes, nnodes, extra, nextra);
-    if (m->param >= 0)
-        m->upd = (CgSgdKernel){extra[0], cg_splat(g, LLVMBuildLoad2(g->b, g->real, extra[1], "lr"), g->lanes)};
+    if (m->param >= 0) {
+        LLVMValueRef lr = LLVMBuildLoad2(g->b, g->real, extra[1], "lr");
+        LLVMValueRef mode = LLVMBuildLoad2(g->b, g->real, extra[2], "mode");
+        m->upd = (CgSgdKernel){extra[0], cg_splat(g, lr, g->lanes), g->base[m->c],
+                               LLVMBuildFCmp(g->b, LLVMRealONE, mode, cg_real(g, 0), "")};
+    }
     emit_tasks(g, m, &t);
     cg_task_end(g, &t, i64c(g, ntasks), work);
 }
@@ -321,7 +326,8 @@ bool cg_mm_emit(Cg *g, int id)
     if (!classify(g, id, &m))
         return false;
     const CgNode *c = node(g, id);
-    m.param = g->sgd && g->sgd->update && c->op == CG_BMEAN_OUTER && c->where == CG_AT_GRAD ? c->index : -1;
+    m.param = g->sgd && c->op == CG_BMEAN_OUTER && c->where == CG_AT_GRAD && g->sgd->deferred[c->index]
+            ? c->index : -1;
     emit_mm(g, &m, id);
     return true;
 }

@@ -136,6 +136,12 @@ static void apply(Cg *g, CgOptim *o, LLVMValueRef run, int rule, LLVMValueRef *r
     }
 }
 
+void cg_optim_sgd(Cg *g, CgOptim *o, LLVMValueRef w, LLVMValueRef grad, long long size, LLVMValueRef lr)
+{
+    LLVMValueRef args[] = {w, grad, cg_i64(g, size), lr};
+    LLVMBuildCall2(g->b, o->type[RULE_SGD], o->fn[RULE_SGD], args, 4, "");
+}
+
 /* 1 - beta^t in double, then as a real */
 static LLVMValueRef bias_correction(Cg *g, LLVMValueRef beta, LLVMValueRef t)
 {

@@ -154,72 +154,109 @@ static void pass_tail_none(Cg *g, LLVMValueRef *args)
     args[6] = cg_real(g, 0);
 }
 
-/* 0 when every element of p[0..size) is finite, else NaN: x - x is NaN exactly for NaN
- * and infinities, and a NaN stays in the sum. */
-static LLVMValueRef nonfinite(Cg *g, LLVMValueRef p, long long size)
-{
-    int w = g->lanes;
-    LLVMValueRef acc = cg_slot(g, cg_vec_type(g, w), "finite");
-    LLVMBuildStore(g->b, cg_vzero(g, w), acc);
-    for (int part = 0; part < 2; part++) {
-        long long from = part ? size / w * w : 0, to = part ? size : size / w * w;
-        if (from == to)
-            continue;
-        CgLoop l = cg_loop_begin(g, cg_i64(g, from / w), cg_i64(g, (to + w - 1) / w), "chk");
-        LLVMValueRef v = cg_vload(g, cg_gep(g, p, LLVMBuildNSWMul(g->b, l.i, cg_i64(g, w), "")), w,
-                                  (int)(to - from < w ? to - from : w));
-        LLVMValueRef old = LLVMBuildLoad2(g->b, cg_vec_type(g, w), acc, "");
-        LLVMBuildStore(g->b, LLVMBuildFAdd(g->b, old, LLVMBuildFSub(g->b, v, v, ""), ""), acc);
-        cg_loop_end(g, &l);
-    }
-    LLVMValueRef sum = LLVMBuildLoad2(g->b, cg_vec_type(g, w), acc, "");
-    return LLVMBuildExtractElement(g->b, cg_vsums(g, &sum, 1, w), cg_i32(g, 0), "");
-}
-
 /* *bad = the first param whose mean gradient is not finite, -1 none */
 static void check_grads(Cg *g, LLVMValueRef run, LLVMValueRef bad)
 {
     LLVMValueRef first = cg_i32(g, -1);
     for (int i = g->plan->nparams - 1; i >= 0; i--) {
         LLVMValueRef grad = cg_rt_buffer(g, CG_RT_GRAD, run, i, 0);
-        LLVMValueRef f = nonfinite(g, grad, shape_size(g->ir->params[i].shape));
+        LLVMValueRef f = cg_nonfinite(g, grad, shape_size(g->ir->params[i].shape));
         LLVMValueRef is = LLVMBuildFCmp(g->b, LLVMRealUNO, f, f, "");
         first = LLVMBuildSelect(g->b, is, cg_i32(g, i), first, "");
     }
     LLVMBuildStore(g->b, first, bad);
 }
 
-static LLVMValueRef emit_pass(Cg *g, CgFn f, const char *name, bool sgd)
+/* A pass's start: the function, its parameters, the workspace and the buffers of the
+ * nodes `live` marks, which are also the ones whose readers count (cg_fuse.c). */
+static LLVMValueRef begin_pass(Cg *g, const char *name, const bool *live, LLVMValueRef *io)
 {
     const CgPlan *pl = g->plan;
     LLVMValueRef fn = cg_add_function(g, name, pass_type(g));
     cg_begin_function(g, fn);
-    LLVMValueRef run = LLVMGetParam(fn, 0);
-    g->run = run;
-    LLVMValueRef io[] = {LLVMGetParam(fn, 1), LLVMGetParam(fn, 2), LLVMGetParam(fn, 4)};
+    g->run = LLVMGetParam(fn, 0);
+    io[0] = LLVMGetParam(fn, 1);
+    io[1] = LLVMGetParam(fn, 2);
+    io[2] = LLVMGetParam(fn, 4);
     g->n = LLVMGetParam(fn, 3);
     g->nreal = LLVMBuildSIToFP(g->b, g->n, g->real, "n");
     g->inv_n = LLVMBuildFDiv(g->b, cg_real(g, 1), g->nreal, "inv_n");
-    bind_workspace(g, run);
-    g->live = pl->live[f];
+    bind_workspace(g, g->run);
+    g->live = g->readers = live;
     g->done = arena_alloc(g->arena, sizeof(bool) * (size_t)pl->nnodes);
     memset(g->done, 0, sizeof(bool) * (size_t)pl->nnodes);
-    if (sgd)
-        cg_sgd_step_begin(g, run, LLVMGetParam(fn, 6));
-    bind_buffers(g, pl->live[f], run, io);
-    for (int id = 0; id < pl->nnodes; id++)
-        if (pl->live[f][id] && !g->done[id])
+    return fn;
+}
+
+/* The nodes of live (not of skip) that no other kernel computed already. */
+static void emit_nodes(Cg *g, const bool *live, const bool *skip)
+{
+    g->live = live;
+    for (int id = 0; id < g->plan->nnodes; id++)
+        if (live[id] && !(skip && skip[id]) && !g->done[id])
             cg_emit_node(g, id);
-    if (f == CG_FN_STEP)
-        emit_grads(g, run);
-    LLVMValueRef loss = f == CG_FN_EVAL ? LLVMConstReal(g->f64, 0) : loss_sum(g);
-    if (sgd)
-        cg_sgd_step_end(g, run, LLVMGetParam(fn, 5), loss);
-    else if (f == CG_FN_STEP)
-        check_grads(g, run, LLVMGetParam(fn, 5));
-    if (pl->nodes[pl->output].where != CG_AT_PRED)
-        copy_out(g, pl->output, io[2], g->n);
+}
+
+static void finish_pass(Cg *g, LLVMValueRef *io, LLVMValueRef loss)
+{
+    if (g->plan->nodes[g->plan->output].where != CG_AT_PRED)
+        copy_out(g, g->plan->output, io[2], g->n);
     LLVMBuildRet(g->b, loss);
+}
+
+/* nnc_step: loss, predictions, mean gradients (or, with sgd, the update itself: optim). */
+static LLVMValueRef emit_step(Cg *g, CgOptim *sgd)
+{
+    const bool *live = g->plan->live[CG_FN_STEP];
+    LLVMValueRef io[3];
+    LLVMValueRef fn = begin_pass(g, "nnc_step", live, io);
+    if (sgd)
+        cg_sgd_step_begin(g, g->run, LLVMGetParam(fn, 6), sgd);
+    bind_buffers(g, live, g->run, io);
+    emit_nodes(g, live, NULL);
+    emit_grads(g, g->run);
+    LLVMValueRef loss = loss_sum(g);
+    if (sgd)
+        cg_sgd_step_end(g, g->run, LLVMGetParam(fn, 5), loss);
+    else
+        check_grads(g, g->run, LLVMGetParam(fn, 5));
+    finish_pass(g, io, loss);
+    return fn;
+}
+
+/* Whether the loss reads the target: only then does a NULL t leave it uncomputed. */
+static bool loss_reads_target(const CgPlan *pl)
+{
+    for (int id = 0; id < pl->nnodes; id++)
+        if (pl->live[CG_FN_EVAL_LOSS][id] && pl->nodes[id].op == IR_TARGET)
+            return true;
+    return false;
+}
+
+/* nnc_forward: the predictions, then the nodes only the loss needs and the loss sum,
+ * skipped (0 returned) when the loss reads a target and t is NULL. */
+static LLVMValueRef emit_forward(Cg *g)
+{
+    const bool *pred = g->plan->live[CG_FN_EVAL], *all = g->plan->live[CG_FN_EVAL_LOSS];
+    LLVMValueRef io[3];
+    LLVMValueRef fn = begin_pass(g, "nnc_forward", all, io);
+    bind_buffers(g, all, g->run, io);
+    emit_nodes(g, pred, NULL);
+    if (g->plan->nodes[g->plan->output].where != CG_AT_PRED)
+        copy_out(g, g->plan->output, io[2], g->n);
+    if (!loss_reads_target(g->plan)) {
+        emit_nodes(g, all, pred);
+        LLVMBuildRet(g->b, loss_sum(g));
+        return fn;
+    }
+    LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(g->ctx, fn, "loss");
+    LLVMBasicBlockRef no = LLVMAppendBasicBlockInContext(g->ctx, fn, "no_loss");
+    LLVMBuildCondBr(g->b, LLVMBuildIsNull(g->b, io[1], ""), no, yes);
+    LLVMPositionBuilderAtEnd(g->b, yes);
+    emit_nodes(g, all, pred);
+    LLVMBuildRet(g->b, loss_sum(g));
+    LLVMPositionBuilderAtEnd(g->b, no);
+    LLVMBuildRet(g->b, LLVMConstReal(g->f64, 0));
     return fn;
 }
 
@@ -264,9 +301,8 @@ static void emit_batch(Cg *g, const TrainCtx *c, LLVMValueRef b)
         cg_optim_step(g, c->optim, c->run);
 }
 
-static LLVMValueRef emit_train(Cg *g, LLVMValueRef step, int opt, bool sgd)
+static LLVMValueRef emit_train(Cg *g, LLVMValueRef step, CgOptim *optim, bool sgd)
 {
-    CgOptim *optim = cg_optim_new(g, opt);
     LLVMTypeRef type = LLVMFunctionType(g->voidt, &g->i8p, 1, 0);
     LLVMValueRef fn = cg_add_function(g, "nnc_train", type);
     cg_begin_function(g, fn);
@@ -296,18 +332,9 @@ static LLVMValueRef emit_train(Cg *g, LLVMValueRef step, int opt, bool sgd)
     return fn;
 }
 
-/* Whether the loss reads the target: only then does a NULL t leave it uncomputed. */
-static bool loss_reads_target(const CgPlan *pl)
-{
-    for (int id = 0; id < pl->nnodes; id++)
-        if (pl->live[CG_FN_EVAL_LOSS][id] && pl->nodes[id].op == IR_TARGET)
-            return true;
-    return false;
-}
-
 /* double evaluate(run, x, t, n, pred): the loss whenever the model has one; t == NULL only
  * means there is no target (an autoencoder's loss needs none). */
-static LLVMValueRef emit_evaluate(Cg *g, LLVMValueRef with_loss, LLVMValueRef without)
+static LLVMValueRef emit_evaluate(Cg *g, LLVMValueRef forward)
 {
     LLVMTypeRef params[] = {g->i8p, g->i8p, g->i8p, g->i32, g->i8p};
     LLVMValueRef fn = cg_add_function(g, "nnc_evaluate", LLVMFunctionType(g->f64, params, 5, 0));
@@ -315,29 +342,19 @@ static LLVMValueRef emit_evaluate(Cg *g, LLVMValueRef with_loss, LLVMValueRef wi
     LLVMValueRef args[] = {LLVMGetParam(fn, 0), cg_real_ptr(g, LLVMGetParam(fn, 1)),
                            cg_real_ptr(g, LLVMGetParam(fn, 2)),
                            LLVMBuildSExt(g->b, LLVMGetParam(fn, 3), g->i64, ""),
-                           cg_real_ptr(g, LLVMGetParam(fn, 4)), NULL, NULL, NULL, NULL};
+                           cg_real_ptr(g, LLVMGetParam(fn, 4)), NULL, NULL};
     pass_tail_none(g, args);
-    if (!loss_reads_target(g->plan)) {
-        LLVMBuildRet(g->b, LLVMBuildCall2(g->b, pass_type(g), with_loss, args, 7, ""));
-        return fn;
-    }
-    LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(g->ctx, fn, "loss");
-    LLVMBasicBlockRef no = LLVMAppendBasicBlockInContext(g->ctx, fn, "no_loss");
-    LLVMBuildCondBr(g->b, LLVMBuildIsNull(g->b, LLVMGetParam(fn, 2), ""), no, yes);
-    LLVMPositionBuilderAtEnd(g->b, yes);
-    LLVMBuildRet(g->b, LLVMBuildCall2(g->b, pass_type(g), with_loss, args, 7, ""));
-    LLVMPositionBuilderAtEnd(g->b, no);
-    LLVMBuildCall2(g->b, pass_type(g), without, args, 7, "");
-    LLVMBuildRet(g->b, LLVMConstReal(g->f64, 0));
+    LLVMBuildRet(g->b, LLVMBuildCall2(g->b, pass_type(g), forward, args, 7, ""));
     return fn;
 }
 
 void cg_emit_functions(Cg *g, int opt, double momentum, LLVMValueRef *train, LLVMValueRef *evaluate)
 {
     bool sgd = cg_sgd_fusable(opt, momentum, g->plan->nparams);
-    LLVMValueRef step = emit_pass(g, CG_FN_STEP, "nnc_step", sgd);
-    LLVMValueRef fwd_loss = emit_pass(g, CG_FN_EVAL_LOSS, "nnc_forward_loss", false);
-    LLVMValueRef fwd = emit_pass(g, CG_FN_EVAL, "nnc_forward", false);
-    *train = emit_train(g, step, opt, sgd);
-    *evaluate = emit_evaluate(g, fwd_loss, fwd);
+    CgOptim *optim = cg_optim_new(g, opt);
+    cg_check_helpers(g);
+    LLVMValueRef step = emit_step(g, sgd ? optim : NULL);
+    LLVMValueRef forward = emit_forward(g);
+    *train = emit_train(g, step, optim, sgd);
+    *evaluate = emit_evaluate(g, forward);
 }
