@@ -7,6 +7,7 @@
  * condition variable. Which tasks a slice holds depends only on the task and thread
  * counts, and generated kernels compute every task whole, so results are reproducible. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -14,8 +15,9 @@
 #include "rt_internal.h"
 
 enum {
-    SPIN = 1 << 14,       /* polls before a worker sleeps, or the caller waits on the mutex */
-    MIN_WORK = 1 << 18,   /* multiply-adds below which a job runs on the caller alone */
+    POLLS = 1 << 11,       /* plain polls first (a few us): jobs of a step come quickly */
+    SPIN = POLLS + 256,    /* then polls that yield the cpu, then sleep on the mutex */
+    MIN_WORK = 1 << 18,    /* multiply-adds below which a job runs on the caller alone */
 };
 
 typedef void (*TaskFn)(void *ctx, long long lo, long long hi);
@@ -42,11 +44,14 @@ typedef struct Worker {
     int index;
 } Worker;
 
-static void relax(void)
+/* Poll i of a wait: a plain poll at first; then a yield, so that a thread waiting on a
+ * busy machine (more threads than free cores) lets the one it waits for run. No pause
+ * instruction: under a hypervisor a pause loop gets the vcpu descheduled, and the
+ * job then starts microseconds late. */
+static void relax(int i)
 {
-#if defined(__x86_64__) || defined(__i386__)
-    __asm__ __volatile__("pause");
-#endif
+    if (i >= POLLS)
+        sched_yield();
 }
 
 static void run_slice(RtPool *p, int s)
@@ -63,7 +68,7 @@ static unsigned next_job(RtPool *p, unsigned seen)
         unsigned g = atomic_load_explicit(&p->gen, memory_order_acquire);
         if (g != seen)
             return g;
-        relax();
+        relax(i);
     }
     pthread_mutex_lock(&p->mu);
     p->sleepers++;
@@ -159,7 +164,7 @@ static void wait_done(RtPool *p)
     for (int i = 0; i < SPIN; i++) {
         if (atomic_load_explicit(&p->pending, memory_order_acquire) == 0)
             return;
-        relax();
+        relax(i);
     }
     pthread_mutex_lock(&p->mu);
     p->waiting = 1;
