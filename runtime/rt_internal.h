@@ -96,6 +96,9 @@ int rt_source_from_arg(const char *prog, const char *flag, const char *arg,
 typedef struct RtPool RtPool;
 int rt_default_threads(void); /* the cores online */
 void rt_pool_free(RtPool *p); /* stops and joins the workers; NULL is fine */
+/* nnc_rt_parallel for copies of `bytes` in all: split when that is worth it. */
+void rt_parallel_copy(NncRun *run, long long ntasks, size_t bytes,
+                      void (*fn)(void *ctx, long long lo, long long hi), void *ctx);
 
 /* ---- the run (rt_train.c, rt_report.c, rt_run.c) ---- */
 

@@ -18,6 +18,7 @@ enum {
     POLLS = 1 << 11,       /* plain polls first (a few us): jobs of a step come quickly */
     SPIN = POLLS + 256,    /* then polls that yield the cpu, then sleep on the mutex */
     MIN_WORK = 1 << 18,    /* multiply-adds below which a job runs on the caller alone */
+    MIN_COPY = 1 << 16,    /* bytes of a copy below which it runs on the caller alone */
 };
 
 typedef void (*TaskFn)(void *ctx, long long lo, long long hi);
@@ -204,4 +205,10 @@ void nnc_rt_parallel(NncRun *run, long long ntasks, double work, TaskFn fn, void
         return;
     }
     pool_run(run->pool, ntasks, fn, ctx);
+}
+
+void rt_parallel_copy(NncRun *run, long long ntasks, size_t bytes, TaskFn fn, void *ctx)
+{
+    /* 64 KB and more are split (as a job worth splitting); less runs on the caller */
+    nnc_rt_parallel(run, ntasks, bytes < MIN_COPY ? 0 : (double)MIN_WORK, fn, ctx);
 }

@@ -90,16 +90,32 @@ int nnc_rt_epoch_begin(NncRun *run, int epoch)
     return run->nbatches;
 }
 
-static void gather(NncRun *run, int start, int n)
+typedef struct Gather {
+    NncRun *run;
+    int start;
+} Gather;
+
+/* Samples [lo, hi) of the batch starting at start. */
+static void gather_rows(void *ctx, long long lo, long long hi)
 {
+    const Gather *g = ctx;
+    NncRun *run = g->run;
     const NncData *d = &run->train.d;
     size_t xb = (size_t)d->in_size * (size_t)run->rs, tb = (size_t)d->tgt_size * (size_t)run->rs;
-    for (int k = 0; k < n; k++) {
-        size_t s = (size_t)run->perm[start + k];
+    for (long long k = lo; k < hi; k++) {
+        size_t s = (size_t)run->perm[g->start + k];
         memcpy((char *)run->bx + k * xb, (const char *)d->x + s * xb, xb);
         if (tb)
             memcpy((char *)run->bt + k * tb, (const char *)d->t + s * tb, tb);
     }
+}
+
+/* Random rows of a large set: memory-bound, so big batches are copied by all threads. */
+static void gather(NncRun *run, int start, int n)
+{
+    Gather g = {run, start};
+    size_t bytes = (size_t)n * (size_t)(run->train.d.in_size + run->train.d.tgt_size) * (size_t)run->rs;
+    rt_parallel_copy(run, n, bytes, gather_rows, &g);
 }
 
 int nnc_rt_batch(NncRun *run, int b, const void **x, const void **t)
