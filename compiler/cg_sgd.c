@@ -17,6 +17,8 @@
 
 #include <float.h>
 
+/* momentum is the train block's (nnc_rt_real returns the descriptor's; no flag sets it),
+ * so whether the step may do the update itself is known here. */
 bool cg_sgd_fusable(int opt, double momentum, int nparams)
 {
     return opt == NNC_OPT_SGD && momentum == 0 && nparams > 0;
