@@ -185,14 +185,26 @@ static void block(Cg *g, const Mm *m, int R, Cols c, LLVMValueRef m0, LLVMValueR
         axpy_block(g, m, R, c.width, c.last_on, m0, n0);
 }
 
+/* Products of fewer multiply-adds per sample than this get one-row blocks only: they
+ * take little time, and half the code is half the compile. */
+enum { SMALL = 4096 };
+
+static long long macs_per_sample(const Mm *m)
+{
+    return m->by_sample ? m->rows_per * m->N * m->K : m->rows_per * m->N;
+}
+
 static void column_block(Cg *g, const Mm *m, Cols c, LLVMValueRef n0)
 {
     int R = m->kind == MM_DOT ? DOT_R : AXPY_R;
     LLVMValueRef rows = rows_of(g, m);
-    LLVMValueRef nrb = LLVMBuildSDiv(g->b, rows, i64c(g, R), "");
-    CgLoop lr = cg_loop_begin(g, i64c(g, 0), nrb, "rb");
-    block(g, m, R, c, mul(g, lr.i, R), n0);
-    cg_loop_end(g, &lr);
+    LLVMValueRef nrb = i64c(g, 0);
+    if (macs_per_sample(m) >= SMALL) {
+        nrb = LLVMBuildSDiv(g->b, rows, i64c(g, R), "");
+        CgLoop lr = cg_loop_begin(g, i64c(g, 0), nrb, "rb");
+        block(g, m, R, c, mul(g, lr.i, R), n0);
+        cg_loop_end(g, &lr);
+    }
     CgLoop lt = cg_loop_begin(g, mul(g, nrb, R), rows, "r");
     block(g, m, 1, c, lt.i, n0);
     cg_loop_end(g, &lt);
