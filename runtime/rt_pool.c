@@ -195,9 +195,10 @@ void nnc_rt_parallel(NncRun *run, long long ntasks, double work, TaskFn fn, void
 {
     if (ntasks <= 0)
         return;
-    int want = run->o.threads > 0 ? run->o.threads : rt_default_threads();
-    if (want > 1 && ntasks > 1 && work >= MIN_WORK && !run->pool && !run->pool_failed) {
-        run->pool = pool_new(want);
+    if (run->o.threads <= 0) /* once: sysconf reads a file each time */
+        run->o.threads = rt_default_threads();
+    if (run->o.threads > 1 && ntasks > 1 && work >= MIN_WORK && !run->pool && !run->pool_failed) {
+        run->pool = pool_new(run->o.threads);
         run->pool_failed = !run->pool;
     }
     if (!run->pool || run->pool->nthreads < 2 || ntasks < 2 || work < MIN_WORK) {
