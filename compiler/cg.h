@@ -121,6 +121,7 @@ void cg_dispose(Cg *g);
 LLVMValueRef cg_i64(Cg *g, long long v);
 LLVMValueRef cg_i32(Cg *g, int v);
 LLVMValueRef cg_real(Cg *g, double v);
+LLVMValueRef cg_binary(Cg *g, int op, LLVMValueRef x, LLVMValueRef y);
 LLVMValueRef cg_call_rt(Cg *g, int which, LLVMValueRef *args, unsigned nargs);
 /* A stack slot in the entry block (promoted to a register by the optimiser). */
 LLVMValueRef cg_slot(Cg *g, LLVMTypeRef type, const char *name);

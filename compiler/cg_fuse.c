@@ -182,17 +182,6 @@ static LLVMValueRef vunary(Cg *g, const CgNode *n, LLVMValueRef x, int lanes)
     }
 }
 
-static LLVMValueRef vbinary(Cg *g, int op, LLVMValueRef x, LLVMValueRef y)
-{
-    switch (op) {
-    case IR_ADD: return LLVMBuildFAdd(g->b, x, y, "");
-    case IR_SUB: return LLVMBuildFSub(g->b, x, y, "");
-    case IR_MUL: return LLVMBuildFMul(g->b, x, y, "");
-    case IR_DIV: return LLVMBuildFDiv(g->b, x, y, "");
-    default: abort();
-    }
-}
-
 typedef struct Tile {
     LLVMValueRef row, col; /* C's row (the sample) and first column */
     int lanes, on;
@@ -234,7 +223,7 @@ void cg_fuse_epilogue(Cg *g, const CgFuse *f, LLVMValueRef v, LLVMValueRef row, 
         const CgNode *n = &g->plan->nodes[f->nodes[i]];
         LLVMValueRef x = operand(g, f, &t, n->args[0]);
         t.val[i + 1] = n->nargs == 1 ? vunary(g, n, x, lanes)
-                                     : vbinary(g, n->op, x, operand(g, f, &t, n->args[1]));
+                                     : cg_binary(g, n->op, x, operand(g, f, &t, n->args[1]));
         if (f->store[i])
             cg_vstore(g, t.val[i + 1], tile_ptr(g, f, f->nodes[i], &t), lanes, on);
     }

@@ -65,7 +65,8 @@ static LLVMValueRef unary(Cg *g, int op, double num, LLVMValueRef x)
     }
 }
 
-static LLVMValueRef binary(Cg *g, int op, LLVMValueRef x, LLVMValueRef y)
+/* add sub mul div on scalars or vectors alike (the fused epilogues use it on vectors). */
+LLVMValueRef cg_binary(Cg *g, int op, LLVMValueRef x, LLVMValueRef y)
 {
     switch (op) {
     case IR_ADD: return LLVMBuildFAdd(g->b, x, y, "");
@@ -91,7 +92,7 @@ static void emit_elementwise(Cg *g, int id)
         v = unary(g, n->op, n->num, x);
     } else {
         LLVMValueRef y = cg_load(g, c, lb.i, c_one ? zero64(g) : li.i);
-        v = binary(g, n->op, x, y);
+        v = cg_binary(g, n->op, x, y);
     }
     cg_store(g, id, lb.i, li.i, v);
     cg_loop_end(g, &li);
