@@ -1,18 +1,33 @@
 /* rt_util.c - small helpers the runtime's files share: memory, reals of either size,
  * time, paths, whole-file reads through zlib, and the two message formats. */
+#define _DEFAULT_SOURCE /* madvise */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <zlib.h>
 
 #include "rt_internal.h"
 
+/* Buffers of this size or more (the data sets, a large workspace) are aligned to 2 MB and
+ * asked for transparent huge pages. With 4 KB pages, on this project's VMs, the first pass
+ * over a freshly loaded Fashion-MNIST set cost about 5 us a page (a mapping made again at
+ * the hypervisor, presumably), which made the first epoch 2.4x slower than the later ones;
+ * with huge pages the first epoch runs as fast as the others and the whole run of
+ * bench/mlp_a.nn is 0.5 s shorter (1.65 -> 1.14 s). */
+enum { HUGE_AT = 4 << 20, HUGE_ALIGN = 2 << 20 };
+
 void *rt_alloc(size_t bytes)
 {
-    size_t rounded = (bytes + 63) / 64 * 64;
-    void *p = aligned_alloc(64, rounded ? rounded : 64);
+    size_t align = bytes >= HUGE_AT ? HUGE_ALIGN : 64;
+    size_t rounded = (bytes + align - 1) / align * align;
+    void *p = aligned_alloc(align, rounded ? rounded : 64);
+#ifdef MADV_HUGEPAGE
+    if (p && align == HUGE_ALIGN)
+        madvise(p, rounded, MADV_HUGEPAGE); /* advice only: without THP, 4 KB pages */
+#endif
     if (!p) {
         /* Nothing sensible can go on without memory; this is the one exit in the library. */
         fprintf(stderr, "error: out of memory (%zu bytes)\n", bytes);
