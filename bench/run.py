@@ -7,7 +7,7 @@ Three workloads (Fashion-MNIST, relu, softmax cross-entropy, plain SGD, one epoc
   c  784-128-10      batch 1    lr 0.01  the first 10 000 training images (overhead-bound)
 Each is trained by nnc's executable (bench/mlp_X.nn) and by its peers: the C reference
 trainer (bench/ref_trainer.c) on OpenBLAS sgemm with 2 threads and on plain loops (1
-thread), and PyTorch (bench/torch_peer.py) at its best thread count. The OpenBLAS and PyTorch
+thread), and PyTorch (bench/torch_peer.py) with 1 and with 2 threads. The OpenBLAS and PyTorch
 peers run twice: with the environment as it is, and with OPENBLAS_CORETYPE and
 OPENBLAS_L2_SIZE removed from their own command's environment (those two hold OpenBLAS to
 its AVX2 kernels on this machine).
@@ -16,9 +16,9 @@ Every peer times the epoch's loop only (shuffle, batches, forward, backward, upd
 nnc's epoch line (its samples/s are over the same span as --log's `seconds`; --log itself
 is not used because it adds a pass over every gradient per batch for the gradient norms),
 and the `seconds` the peers print. Runs are interleaved, in a rotating order, for --reps
-repetitions; the table shows medians. PyTorch tries every --torch-threads count in the
-first repetition (with the environment as is) and keeps the fastest for the others and for
-its OPENBLAS_*-unset row.
+repetitions; the table shows medians. Every --torch-threads count is a row of its own,
+measured in every repetition; the bar lines under the table compare nnc with each peer
+family's fastest row.
 
 FLOPs of an epoch, counted once analytically, for layer sizes n0..nL, N samples, batch B:
   N * (2*S + 2*S + 2*S')  +  ceil(N/B) * 2*P
@@ -64,10 +64,6 @@ def flops(w):
 
 # ---- running things ----
 
-class TimedOut(RuntimeError):
-    pass
-
-
 def run(cmd, env=None, cwd=None, timeout=None):
     """stdout of cmd; an error (with its stderr) when it fails or times out."""
     timeout = timeout or TIMEOUT
@@ -75,7 +71,7 @@ def run(cmd, env=None, cwd=None, timeout=None):
         p = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True,
                            timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise TimedOut(f"timed out after {timeout:.0f} s: {' '.join(cmd)}")
+        raise RuntimeError(f"timed out after {timeout:.0f} s: {' '.join(cmd)}")
     except OSError as e:
         raise RuntimeError(f"cannot run {cmd[0]}: {e.strerror}")
     if p.returncode != 0:
@@ -189,9 +185,9 @@ def run_loops(ctx, k, seed, env):
     return parse_peer(run([ctx.ref, *ref_args(ctx, k, seed), "--backend", "loops"], env=env))
 
 
-def run_torch(ctx, k, seed, env, threads, timeout=None):
+def run_torch(ctx, k, seed, env, threads):
     out = run([PYTHON, os.path.join(HERE, "torch_peer.py"), *ref_args(ctx, k, seed),
-               "--threads", str(threads)], env=env, timeout=timeout)
+               "--threads", str(threads)], env=env)
     return parse_peer(out, prefix=rf"threads {threads}\s+")
 
 
@@ -203,27 +199,15 @@ def failure_text(e):
 
 
 class Peer:
-    """One row kind of the table: a name, how to run it, in which environment."""
+    """One row kind of the table: a name, how to run it, in which environment, and for
+    PyTorch the thread count."""
 
-    def __init__(self, name, fn, env, threads=None, chooser=None):
+    def __init__(self, name, fn, env, threads=None):
         self.name, self.fn, self.env, self.threads = name, fn, env, threads
-        self.chooser = chooser  # the peer whose thread trials pick this one's count
         self.results = {}  # workload -> list of (seconds, accuracy)
-        self.trials = {}   # workload -> {threads: (seconds, accuracy)} (PyTorch, rep 1)
         self.failures = {}  # workload -> the last failure's first line
 
-    def label(self, k):
-        if self.threads is None:
-            return self.name
-        return self.name.replace("T thr", f"{self.best(k)} thr")
-
-    def best(self, k):
-        if self.chooser:
-            return self.chooser.best(k)
-        trials = self.trials.get(k)
-        return min(trials, key=lambda t: trials[t][0]) if trials else self.threads[0]
-
-    def measure(self, ctx, k, seed, first):
+    def measure(self, ctx, k, seed):
         """One run of workload k; a failure is reported, leaves the others going and stops
         this peer's later runs of k (a hang would cost a timeout each time)."""
         if k in self.failures:
@@ -231,37 +215,19 @@ class Peer:
         try:
             if self.threads is None:
                 r = self.fn(ctx, k, seed, self.env)
-            elif first and len(self.threads) > 1 and not self.chooser:
-                r = self.try_threads(ctx, k, seed)
             else:
-                r = self.fn(ctx, k, seed, self.env, self.best(k))
+                r = self.fn(ctx, k, seed, self.env, self.threads)
         except RuntimeError as e:
             self.failures[k] = failure_text(e)
             print(f"  ({k}) {self.name} failed: {e}", file=sys.stderr, flush=True)
             return
         self.results.setdefault(k, []).append(r)
         if ctx.verbose:
-            print(f"  ({k}) {self.label(k)}: {r[0]:.3f} s, test acc {r[1]:.2f}%",
+            print(f"  ({k}) {self.name}: {r[0]:.3f} s, test acc {r[1]:.2f}%",
                   file=sys.stderr, flush=True)
 
-    def try_threads(self, ctx, k, seed):
-        """Runs each thread count once; one that would take over 3 times the best epoch
-        so far (plus 10 s for start-up and data) is stopped and counts as too slow."""
-        self.trials[k] = {}
-        for t in self.threads:
-            done = [s for s, _ in self.trials[k].values()]
-            limit = 10 + 3 * min(done) if done else None
-            try:
-                self.trials[k][t] = self.fn(ctx, k, seed, self.env, t, timeout=limit)
-            except TimedOut:
-                self.trials[k][t] = (float("inf"), 0.0)
-            if ctx.verbose:
-                print(f"  ({k}) {self.name} trial, {t} thr: {self.trials[k][t][0]:.3f} s",
-                      file=sys.stderr, flush=True)
-        r = self.trials[k][self.best(k)]
-        if r[0] == float("inf"):
-            raise RuntimeError("every thread count timed out")
-        return r
+    def median(self, k):
+        return statistics.median(s for s, _ in self.results[k]) if self.results.get(k) else None
 
 
 def make_peers(args, has_blas, has_torch):
@@ -272,9 +238,9 @@ def make_peers(args, has_blas, has_torch):
                   Peer("C + OpenBLAS, 2 thr, OPENBLAS_* unset", run_blas, unset)]
     peers.append(Peer("C plain loops, 1 thr", run_loops, asis))
     if has_torch:
-        t = [int(x) for x in args.torch_threads.split(",")]
-        chooser = Peer("PyTorch, T thr", run_torch, asis, t)
-        peers += [chooser, Peer("PyTorch, T thr, OPENBLAS_* unset", run_torch, unset, t, chooser)]
+        for t in [int(x) for x in args.torch_threads.split(",")]:
+            peers += [Peer(f"PyTorch, {t} thr", run_torch, asis, t),
+                      Peer(f"PyTorch, {t} thr, OPENBLAS_* unset", run_torch, unset, t)]
     return [p for p in peers if not args.peers or any(s in p.name for s in args.peers)]
 
 
@@ -318,31 +284,45 @@ def table(peers, workloads):
         base = statistics.median(s for s, _ in nnc.results[k]) if nnc else None
         for p in peers:
             if k in p.failures and k not in p.results:
-                rows.append(f"| {p.label(k)} | ({k}) | failed: {p.failures[k]} ||||||")
+                rows.append(f"| {p.name} | ({k}) | failed: {p.failures[k]} ||||||")
             if k not in p.results:
                 continue
             secs = [s for s, _ in p.results[k]]
             med, acc = statistics.median(secs), statistics.median(a for _, a in p.results[k])
             w = WORKLOADS[k]
             ratio = f"{med / base:.2f}" if base else "-"
-            rows.append(f"| {p.label(k)} | ({k}) | {med:.3f} | {min(secs):.3f} | "
+            rows.append(f"| {p.name} | ({k}) | {med:.3f} | {min(secs):.3f} | "
                         f"{w['samples'] / med:,.0f} | {flops(w) / med / 1e9:.1f} | {acc:.2f} | "
                         f"{ratio} |")
     return "\n".join(rows)
 
 
-def trials_report(peers, workloads):
-    """What the thread trials of the first repetition found, one line a peer."""
-    def one(t, s):
-        return f"{t} thr " + ("too slow" if s == float("inf") else f"{s:.3f} s")
+# Issue 6's bar: (a), (b): at least as fast as C + OpenBLAS and 2x PyTorch; (c): 10x
+# PyTorch and as fast as the plain-loop C. Each peer family is taken at its fastest row
+# (environment, thread count) by median.
+BAR = {"a": [("C + OpenBLAS", 1), ("PyTorch", 2)], "b": [("C + OpenBLAS", 1), ("PyTorch", 2)],
+       "c": [("PyTorch", 10), ("C plain loops", 1)]}
 
+
+def bar_report(peers, workloads):
+    """One line a workload: nnc's speed-up over each peer family's fastest row, and
+    whether that meets the bar."""
+    nnc = next((p for p in peers if p.name == "nnc"), None)
     lines = []
-    for p in peers:
-        found = [f"({k}) " + ", ".join(one(t, s) for t, (s, _) in p.trials[k].items())
-                 for k in workloads if k in p.trials]
-        if found:
-            lines.append(f"{p.name.replace(', T thr', '')} thread trials (repetition 1): "
-                         + "; ".join(found))
+    for k in workloads:
+        base = nnc.median(k) if nnc else None
+        parts = []
+        for family, need in BAR[k]:
+            rows = [(p.median(k), p.name) for p in peers
+                    if p.name.startswith(family) and p.median(k) is not None]
+            if not rows or base is None:
+                continue
+            best, name = min(rows)
+            x = best / base
+            parts.append(f"{x:.2f}x the fastest {family} ({name}; bar {need}x: "
+                         f"{'met' if x >= need else 'MISSED'})")
+        if parts:
+            lines.append(f"bar ({k}): nnc is " + "; ".join(parts))
     return lines
 
 
@@ -400,7 +380,7 @@ def parse_args():
     ap.add_argument("--workloads", default="abc", help="a subset of abc, e.g. --workloads a")
     ap.add_argument("--reps", type=int, default=5, help="repetitions (medians are shown)")
     ap.add_argument("--quick", action="store_true", help="one repetition, same as --reps 1")
-    ap.add_argument("--torch-threads", default="1,2", help="PyTorch thread counts to try")
+    ap.add_argument("--torch-threads", default="1,2", help="PyTorch thread counts (a row each)")
     ap.add_argument("--nnc-commit", help="what to call the nnc measured (default: this "
                     "tree's git commit)")
     ap.add_argument("--nnc-args", default="", help="more flags for nnc's executables")
@@ -420,7 +400,7 @@ def measure_all(ctx, peers, workloads, reps):
         for k in workloads:
             order = peers[rep % len(peers):] + peers[:rep % len(peers)]
             for p in order:
-                p.measure(ctx, k, rep + 1, rep == 0)
+                p.measure(ctx, k, rep + 1)
         print(f"repetition {rep + 1}/{reps} done", file=sys.stderr, flush=True)
 
 
@@ -438,7 +418,7 @@ def report(a, peers, compile_s, load0, seconds):
             *describe(a.workloads), "",
             table(peers, a.workloads), "",
             "(peer s / nnc s above 1: nnc is faster by that factor; min: the fastest repetition)",
-            "", *trials_report(peers, a.workloads),
+            "", *bar_report(peers, a.workloads), "",
             f"nnc -O2 compile time of examples/fashion_mlp.nn: {compile_s:.3f} s (median of 3)",
             f"benchmark wall time: {seconds:.0f} s"]
 
