@@ -9,8 +9,9 @@
  *   axpy  B and C run along n (dz_b @ W over the batch, and a weight gradient summed over
  *         the batch, U^T V). A block of R rows x V vectors of C is kept in registers while
  *         A(m, k) is broadcast against B's row k.
- * Each kernel is an outlined task function over blocks of C's columns (cg_task.c), so the
- * thread pool can split it; every element of C is a whole sum in a fixed order. */
+ * Each kernel is an outlined task function over blocks of C's columns (a weight gradient:
+ * of its rows) (cg_task.c), so the thread pool can split it; every element of C is a whole
+ * sum in a fixed order. */
 #include "cg.h"
 
 enum { DOT_R = 4, DOT_S = 4, AXPY_R = 4, AXPY_V = 4 };
@@ -254,6 +255,51 @@ static void emit_tasks(Cg *g, Mm *m, CgTask *t)
     cg_loop_end(g, &lj);
 }
 
+/* A weight gradient (C = U^T V / n, C's rows the weight's rows) is split between tasks by
+ * blocks of rows, as the forward product W x_b is split by W's rows (dot: C's columns).
+ * A thread then updates the rows it reads in the next forward pass, so a weight does not
+ * move between the cores' caches every step. Within a task, each block of columns keeps
+ * its panel of V in L1 while the task's rows pass over it. */
+static bool by_rows(const Mm *m)
+{
+    return m->kind == MM_AXPY && !m->by_sample && macs_per_sample(m) >= SMALL;
+}
+
+static LLVMValueRef smin(Cg *g, LLVMValueRef a, LLVMValueRef b)
+{
+    return LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, a, b, ""), a, b, "");
+}
+
+static LLVMValueRef smax(Cg *g, LLVMValueRef a, LLVMValueRef b)
+{
+    return LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSGT, a, b, ""), a, b, "");
+}
+
+/* Rows [lo*R, hi*R) (clipped to C's rows) of the column block at n0. */
+static void row_block(Cg *g, const Mm *m, Cols c, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef n0)
+{
+    long long whole = m->rows_per / AXPY_R; /* blocks of AXPY_R rows; then single rows */
+    CgLoop lr = cg_loop_begin(g, lo, smin(g, hi, i64c(g, whole)), "rb");
+    block(g, m, AXPY_R, c, mul(g, lr.i, AXPY_R), n0);
+    cg_loop_end(g, &lr);
+    LLVMValueRef from = smax(g, mul(g, lo, AXPY_R), i64c(g, whole * AXPY_R));
+    CgLoop lt = cg_loop_begin(g, from, smin(g, mul(g, hi, AXPY_R), i64c(g, m->rows_per)), "r");
+    block(g, m, 1, c, lt.i, n0);
+    cg_loop_end(g, &lt);
+}
+
+static void emit_row_tasks(Cg *g, Mm *m, CgTask *t)
+{
+    Cols full, tail;
+    long long nfull, per;
+    column_split(g, m, &full, &tail, &nfull, &per);
+    CgLoop lj = cg_loop_begin(g, i64c(g, 0), i64c(g, nfull), "jb");
+    row_block(g, m, full, t->lo, t->hi, mul(g, lj.i, per));
+    cg_loop_end(g, &lj);
+    if (tail.width > 0)
+        row_block(g, m, tail, t->lo, t->hi, i64c(g, nfull * per));
+}
+
 static void emit_mm(Cg *g, Mm *m, int id)
 {
     if (m->by_sample && m->rows_per == 1)
@@ -263,7 +309,7 @@ static void emit_mm(Cg *g, Mm *m, int id)
     Cols full, tail;
     long long nfull, per;
     column_split(g, m, &full, &tail, &nfull, &per);
-    long long ntasks = nfull + (tail.width > 0);
+    long long ntasks = by_rows(m) ? (m->rows_per + AXPY_R - 1) / AXPY_R : nfull + (tail.width > 0);
     /* work: M * N * K multiply-adds, in the caller */
     LLVMValueRef work = LLVMBuildSIToFP(g->b, rows_of(g, m), g->f64, "");
     work = LLVMBuildFMul(g->b, work, LLVMBuildSIToFP(g->b, k_of(g, m), g->f64, ""), "");
@@ -288,7 +334,10 @@ static void emit_mm(Cg *g, Mm *m, int id)
         m->upd = (CgSgdKernel){extra[0], cg_splat(g, lr, g->lanes), g->base[m->c],
                                LLVMBuildFCmp(g->b, LLVMRealONE, mode, cg_real(g, 0), "")};
     }
-    emit_tasks(g, m, &t);
+    if (by_rows(m))
+        emit_row_tasks(g, m, &t);
+    else
+        emit_tasks(g, m, &t);
     cg_task_end(g, &t, i64c(g, ntasks), work);
 }
 
