@@ -14,6 +14,9 @@ gradient check done by generated code.
 4. --threads takes an integer >= 1.
 5. With sgd fused into the weight-gradient products, --log's gradient norms still match
    the interpreter's, and its weights (the step's slow path) are the fast path's bits.
+6. Values so large that the fused update's overflow bound (n max|U| max|V|) fails, while
+   the gradient itself is finite: the step takes the checked path and updates the weights
+   as the interpreter does.
 """
 import argparse
 import os
@@ -55,6 +58,21 @@ train nangrad {
     data = csv("pos.csv")
     epochs = 1
     batch = 2
+}
+"""
+
+
+HUGE = """model huge {
+    input x[4]
+    target t[2]
+    param W[2, 4] = zeros
+    loss = mse(W @ x, t)
+}
+train huge {
+    data = csv("huge.csv")
+    epochs = 1
+    batch = 4
+    optimizer = sgd(lr = 1e-30)
 }
 """
 
@@ -161,6 +179,20 @@ def test_nonfinite_gradient(nnc, tmp):
         fail(f"the weights saved after the stop are not the initial ones: {dict(w)}")
 
 
+def test_huge_values(nnc, tmp):
+    """One sample's input and target near 1e19: n max|U| max|V| = 4e38 is past the bound,
+    the gradient (2.5e37) and the loss are finite."""
+    write(tmp, "huge.nn", HUGE)
+    write(tmp, "huge.csv", "1e19,1,2,3,1e19,-1\n1,2,3,4,5,6\n-1,0,1,2,3,4\n2,2,2,2,2,2\n")
+    ref = run([nnc, "--interp", "huge.nn", "--", "--save", "huge_ref.npz", "--quiet"], tmp)
+    run([nnc, "huge.nn", "-o", "huge"], tmp)
+    out = run(["./huge", "--save", "huge.npz", "--quiet"], tmp)
+    close(tmp, "huge.npz", "huge_ref.npz", 1e-4)
+    w = np.load(os.path.join(tmp, "huge.npz"))["W"]
+    if not (np.all(np.isfinite(w)) and abs(w[0, 0]) > 1e6):
+        fail(f"huge: the update was not applied: W = {w}\n{out.stdout}{ref.stdout}")
+
+
 def test_threads_flag(tmp):
     for bad in ("0", "-1", "two"):
         p = run(["./wide_f32", "--threads", bad], tmp, code=1)
@@ -181,6 +213,7 @@ def main():
         test_thread_counts(nnc, tmp)
         test_log_gradients(nnc, tmp)
         test_nonfinite_gradient(nnc, tmp)
+        test_huge_values(nnc, tmp)
         test_threads_flag(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
