@@ -104,6 +104,11 @@ static void gather_rows(void *ctx, long long lo, long long hi)
     size_t xb = (size_t)d->in_size * (size_t)run->rs, tb = (size_t)d->tgt_size * (size_t)run->rs;
     for (long long k = lo; k < hi; k++) {
         size_t s = (size_t)run->perm[g->start + k];
+        if (k + 1 < hi) { /* the next row's lines, fetched while this one is copied */
+            const char *next = (const char *)d->x + (size_t)run->perm[g->start + k + 1] * xb;
+            for (size_t o = 0; o < xb; o += 64)
+                __builtin_prefetch(next + o);
+        }
         memcpy((char *)run->bx + k * xb, (const char *)d->x + s * xb, xb);
         if (tb)
             memcpy((char *)run->bt + k * tb, (const char *)d->t + s * tb, tb);
