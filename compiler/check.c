@@ -45,16 +45,6 @@ typedef struct ParamResult {
     bool nonfinite;
 } ParamResult;
 
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p) {
-        fputs("nnc: out of memory\n", stderr);
-        exit(1);
-    }
-    return p;
-}
-
 static size_t node_size(const IrProgram *p, int id)
 {
     return (size_t)shape_size(p->nodes[id].shape);
@@ -74,14 +64,14 @@ static bool has_kink(IrOp op)
 static void find_kinks(Checker *c)
 {
     const IrProgram *p = c->p;
-    c->kinks = xcalloc((size_t)p->nforward, sizeof *c->kinks);
+    c->kinks = interp_calloc((size_t)p->nforward, sizeof *c->kinks);
     for (int id = 0; id < p->nforward; id++)
         if (has_kink(p->nodes[id].op)) {
             c->kinks[c->nkinks++] = id;
             c->kink_elems += node_size(p, p->nodes[id].args[0]);
         }
-    c->sign_plus = xcalloc((size_t)c->n * c->kink_elems, 1);
-    c->sign_minus = xcalloc((size_t)c->n * c->kink_elems, 1);
+    c->sign_plus = interp_calloc((size_t)c->n * c->kink_elems, 1);
+    c->sign_minus = interp_calloc((size_t)c->n * c->kink_elems, 1);
 }
 
 static void checker_init(Checker *c, const IrProgram *p, const double *const *params, int n,
@@ -95,9 +85,9 @@ static void checker_init(Checker *c, const IrProgram *p, const double *const *pa
     c->in_size = node_size(p, p->input);
     c->t_size = p->target >= 0 ? node_size(p, p->target) : 0;
     interp_init(&c->in, p);
-    c->w = xcalloc((size_t)p->nparams, sizeof *c->w);
+    c->w = interp_calloc((size_t)p->nparams, sizeof *c->w);
     for (int i = 0; i < p->nparams; i++) {
-        c->w[i] = xcalloc(param_size(p, i), sizeof **c->w);
+        c->w[i] = interp_calloc(param_size(p, i), sizeof **c->w);
         memcpy(c->w[i], params[i], param_size(p, i) * sizeof **c->w);
     }
     find_kinks(c);
@@ -148,9 +138,9 @@ static double objective(Checker *c, signed char *signs)
 static double **symbolic_gradients(Checker *c)
 {
     const IrProgram *p = c->p;
-    double **g = xcalloc((size_t)p->nparams, sizeof *g);
+    double **g = interp_calloc((size_t)p->nparams, sizeof *g);
     for (int i = 0; i < p->nparams; i++)
-        g[i] = xcalloc(param_size(p, i), sizeof **g);
+        g[i] = interp_calloc(param_size(p, i), sizeof **g);
     for (int s = 0; s < c->n; s++) {
         run_sample(c, s, p->nnodes);
         for (int i = 0; i < p->nparams; i++)
@@ -275,7 +265,7 @@ int check_program(const IrProgram *p, const double *const *params, int n, const 
     Checker c;
     checker_init(&c, p, params, n, x, t);
     double **g = symbolic_gradients(&c);
-    ParamResult *r = xcalloc((size_t)p->nparams, sizeof *r);
+    ParamResult *r = interp_calloc((size_t)p->nparams, sizeof *r);
     for (int i = 0; i < p->nparams; i++) {
         r[i] = check_param(&c, i, g[i]);
         free(g[i]);
@@ -320,8 +310,8 @@ static void random_samples(const NncModelDesc *desc, Samples *s)
 {
     uint64_t state = (uint64_t)desc->seed;
     s->n = CHECK_SAMPLES;
-    s->x = xcalloc((size_t)s->n * (size_t)desc->in_size, sizeof *s->x);
-    s->t = xcalloc((size_t)s->n * (size_t)desc->tgt_size, sizeof *s->t);
+    s->x = interp_calloc((size_t)s->n * (size_t)desc->in_size, sizeof *s->x);
+    s->t = interp_calloc((size_t)s->n * (size_t)desc->tgt_size, sizeof *s->t);
     for (size_t i = 0; i < (size_t)s->n * (size_t)desc->in_size; i++)
         s->x[i] = 2 * uniform01(&state) - 1;
     for (size_t i = 0; i < (size_t)s->n * (size_t)desc->tgt_size; i++)
@@ -334,8 +324,8 @@ static void take_samples(const NncModelDesc *desc, int avail, const double *x,
 {
     s->n = avail < CHECK_SAMPLES ? avail : CHECK_SAMPLES;
     size_t nx = (size_t)s->n * (size_t)desc->in_size, nt = (size_t)s->n * (size_t)desc->tgt_size;
-    s->x = xcalloc(nx, sizeof *s->x);
-    s->t = xcalloc(nt, sizeof *s->t);
+    s->x = interp_calloc(nx, sizeof *s->x);
+    s->t = interp_calloc(nt, sizeof *s->t);
     memcpy(s->x, x, nx * sizeof *s->x);
     if (t)
         memcpy(s->t, t, nt * sizeof *s->t);
@@ -368,9 +358,9 @@ static bool load_samples(const NncModelDesc *desc, Samples *s)
 
 static double **init_params(const NncModelDesc *desc)
 {
-    double **w = xcalloc((size_t)desc->nparams, sizeof *w);
+    double **w = interp_calloc((size_t)desc->nparams, sizeof *w);
     for (int i = 0; i < desc->nparams; i++) {
-        w[i] = xcalloc((size_t)desc->params[i].size, sizeof **w);
+        w[i] = interp_calloc((size_t)desc->params[i].size, sizeof **w);
         nnc_init_param(&desc->params[i], i, (unsigned long long)desc->seed, w[i]);
     }
     return w;

@@ -16,18 +16,24 @@ static size_t size_of(const IrNode *n)
     return (size_t)shape_size(n->shape);
 }
 
+void *interp_calloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (!p) {
+        fputs("nnc: out of memory\n", stderr);
+        exit(1);
+    }
+    return p;
+}
+
 void interp_init(Interp *in, const IrProgram *p)
 {
     size_t total = 0;
     for (int i = 0; i < p->nnodes; i++)
         total += size_of(&p->nodes[i]);
     in->p = p;
-    in->val = calloc((size_t)(p->nnodes ? p->nnodes : 1), sizeof *in->val);
-    in->store = calloc(total ? total : 1, sizeof *in->store);
-    if (!in->val || !in->store) {
-        fputs("nnc: out of memory\n", stderr);
-        exit(1);
-    }
+    in->val = interp_calloc((size_t)p->nnodes, sizeof *in->val);
+    in->store = interp_calloc(total, sizeof *in->store);
     size_t at = 0;
     for (int i = 0; i < p->nnodes; i++) {
         in->val[i] = in->store + at;

@@ -13,6 +13,10 @@ typedef struct Interp {
     double *store; /* one block behind every val[id] */
 } Interp;
 
+/* calloc that never returns NULL: "nnc: out of memory" and exit 1 instead. The
+ * interpreter, its trainer and --check allocate per run with it. */
+void *interp_calloc(size_t n, size_t size);
+
 /* Allocates the value buffers of every node of p (aborts when memory runs out). */
 void interp_init(Interp *in, const IrProgram *p);
 void interp_free(Interp *in);

@@ -27,16 +27,6 @@ typedef struct Trainer {
     long long step; /* adam's t: optimizer steps taken, across epochs */
 } Trainer;
 
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p) {
-        fputs("nnc: out of memory\n", stderr);
-        exit(1);
-    }
-    return p;
-}
-
 /* ---- reals (float or double) to and from f64 ---- */
 
 static double get_real(const void *buf, int real_size, size_t i)
@@ -81,14 +71,14 @@ static void trainer_init(Trainer *tr, const IrProgram *p, int real_size)
     tr->p = p;
     tr->real_size = real_size;
     interp_init(&tr->in, p);
-    tr->w = xcalloc((size_t)p->nparams, sizeof *tr->w);
-    tr->g = xcalloc((size_t)p->nparams, sizeof *tr->g);
+    tr->w = interp_calloc((size_t)p->nparams, sizeof *tr->w);
+    tr->g = interp_calloc((size_t)p->nparams, sizeof *tr->g);
     for (int i = 0; i < p->nparams; i++) {
-        tr->w[i] = xcalloc(param_size(p, i), sizeof **tr->w);
-        tr->g[i] = xcalloc(param_size(p, i), sizeof **tr->g);
+        tr->w[i] = interp_calloc(param_size(p, i), sizeof **tr->w);
+        tr->g[i] = interp_calloc(param_size(p, i), sizeof **tr->g);
     }
-    tr->x = xcalloc(node_size(p, p->input), sizeof *tr->x);
-    tr->t = p->target >= 0 ? xcalloc(node_size(p, p->target), sizeof *tr->t) : NULL;
+    tr->x = interp_calloc(node_size(p, p->input), sizeof *tr->x);
+    tr->t = p->target >= 0 ? interp_calloc(node_size(p, p->target), sizeof *tr->t) : NULL;
 }
 
 static void trainer_free(Trainer *tr)
@@ -142,7 +132,7 @@ static void *pred_buffer(Trainer *tr, int n)
 {
     if (n > tr->pred_cap) {
         free(tr->pred);
-        tr->pred = xcalloc((size_t)n * node_size(tr->p, tr->p->output), (size_t)tr->real_size);
+        tr->pred = interp_calloc((size_t)n * node_size(tr->p, tr->p->output), (size_t)tr->real_size);
         tr->pred_cap = n;
     }
     return tr->pred;
@@ -273,7 +263,7 @@ int interp_main(const IrProgram *p, const Model *m, const char *source_path, int
     desc.evaluate = interp_evaluate;
     desc.ctx = &tr;
     /* nnc_main expects argv[0] to be the program's name, as the executable's main gets it. */
-    char **args = xcalloc((size_t)argc + 2, sizeof *args);
+    char **args = interp_calloc((size_t)argc + 2, sizeof *args);
     args[0] = (char *)m->name;
     for (int i = 0; i < argc; i++)
         args[i + 1] = argv[i];
