@@ -4,16 +4,21 @@
  *   adam:     m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
  *             w -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps),  t = 1, 2, ...
  * Each rule is one small function over a param's elements, called once per param, so
- * the module does not repeat the loop for every param. Hyper-parameters come from
- * nnc_rt_real at the start of train, so --lr reaches them. */
+ * the module does not repeat the loop for every param. A large param's elements are
+ * split between the runtime's threads in blocks (the rule's task function); every element
+ * is updated alone, so the split changes no bit. Hyper-parameters come from nnc_rt_real
+ * at the start of train, so --lr reaches them. */
 #include "cg.h"
 
 enum { RULE_SGD, RULE_MOMENTUM, RULE_ADAM, NRULES };
+/* Elements a task updates, and the multiply-adds an element counts as for the pool's
+ * threshold (adam: a square root, three divisions): adam goes parallel from 16K elements. */
+enum { BLOCK = 4096, WORK_PER = 16 };
 
 struct CgOptim {
     int opt;
-    LLVMValueRef fn[NRULES];
-    LLVMTypeRef type[NRULES];
+    LLVMValueRef fn[NRULES], task[NRULES];
+    LLVMTypeRef type[NRULES], rec[NRULES]; /* rec: the task's {buffers, size, reals} */
     /* in train: hyper-parameters (reals), momentum as a double for the branch, adam's t */
     LLVMValueRef lr, mu, b1, b2, eps, mu64, step;
 };
@@ -59,10 +64,37 @@ static LLVMValueRef rule_body(Cg *g, int rule, LLVMValueRef fn, LLVMValueRef j)
 }
 
 /* void rule(real *w, real *g, [real *state...], i64 size, real lr, [real ...]) */
+static const int rule_reals[NRULES] = {1, 2, 6};
+
+/* void rule.task(i8 *rec, i64 lo, i64 hi): the rule on elements [lo*BLOCK, hi*BLOCK) (the
+ * last block cut at the size) of the buffers in rec, with rec's reals. */
+static void emit_task(Cg *g, CgOptim *o, int rule)
+{
+    int n = rule_buffers[rule] + 1 + rule_reals[rule];
+    LLVMTypeRef params[] = {g->i8p, g->i64, g->i64};
+    LLVMValueRef fn = o->task[rule] = cg_add_function(
+        g, arena_printf(g->arena, "%s.task", rule_names[rule]), LLVMFunctionType(g->voidt, params, 3, 0));
+    cg_begin_function(g, fn);
+    LLVMValueRef rec = LLVMBuildBitCast(g->b, LLVMGetParam(fn, 0), LLVMPointerType(o->rec[rule], 0), "");
+    LLVMValueRef args[12];
+    for (int i = 0; i < n; i++)
+        args[i] = LLVMBuildLoad2(g->b, LLVMStructGetTypeAtIndex(o->rec[rule], (unsigned)i),
+                                 LLVMBuildStructGEP2(g->b, o->rec[rule], rec, (unsigned)i, ""), "");
+    int nbuf = rule_buffers[rule];
+    LLVMValueRef lo = LLVMBuildNSWMul(g->b, LLVMGetParam(fn, 1), cg_i64(g, BLOCK), "");
+    LLVMValueRef hi = LLVMBuildNSWMul(g->b, LLVMGetParam(fn, 2), cg_i64(g, BLOCK), "");
+    LLVMValueRef past = LLVMBuildICmp(g->b, LLVMIntSGT, hi, args[nbuf], "");
+    hi = LLVMBuildSelect(g->b, past, args[nbuf], hi, "");
+    for (int i = 0; i < nbuf; i++)
+        args[i] = cg_gep(g, args[i], lo);
+    args[nbuf] = LLVMBuildNSWSub(g->b, hi, lo, "");
+    LLVMBuildCall2(g->b, o->type[rule], o->fn[rule], args, (unsigned)n, "");
+    LLVMBuildRetVoid(g->b);
+}
+
 static void emit_rule(Cg *g, CgOptim *o, int rule)
 {
-    static const int nreals[NRULES] = {1, 2, 6};
-    int nbuf = rule_buffers[rule], n = nbuf + 1 + nreals[rule];
+    int nbuf = rule_buffers[rule], n = nbuf + 1 + rule_reals[rule];
     LLVMTypeRef params[12];
     for (int i = 0; i < n; i++)
         params[i] = i < nbuf ? g->realp : i == nbuf ? g->i64 : g->real;
@@ -79,6 +111,8 @@ static void emit_rule(Cg *g, CgOptim *o, int rule)
     cg_store_at(g, LLVMGetParam(fn, 0), lj.i, rule_body(g, rule, fn, lj.i));
     cg_loop_end(g, &lj);
     LLVMBuildRetVoid(g->b);
+    o->rec[rule] = LLVMStructTypeInContext(g->ctx, params, (unsigned)n, 0);
+    emit_task(g, o, rule);
 }
 
 CgOptim *cg_optim_new(Cg *g, int opt)
@@ -119,20 +153,38 @@ void cg_optim_begin(Cg *g, CgOptim *o, LLVMValueRef run)
     LLVMBuildStore(g->b, cg_i64(g, 0), o->step);
 }
 
+/* The rule on a param of more than a block, through the thread pool: its arguments in a
+ * record on the stack, blocks of elements as tasks. */
+static void call_parallel(Cg *g, CgOptim *o, LLVMValueRef run, int rule, LLVMValueRef *args,
+                          int n, long long size)
+{
+    LLVMValueRef rec = cg_slot(g, o->rec[rule], "optim_rec");
+    for (int i = 0; i < n; i++)
+        LLVMBuildStore(g->b, args[i], LLVMBuildStructGEP2(g->b, o->rec[rule], rec, (unsigned)i, ""));
+    LLVMValueRef call[] = {run, cg_i64(g, (size + BLOCK - 1) / BLOCK),
+                           LLVMConstReal(g->f64, (double)size * WORK_PER), o->task[rule],
+                           LLVMBuildBitCast(g->b, rec, g->i8p, "")};
+    cg_call_rt(g, CG_RT_PARALLEL, call, 5);
+}
+
 /* Calls a rule on every param: w, g, the states, the size, then the reals. */
 static void apply(Cg *g, CgOptim *o, LLVMValueRef run, int rule, LLVMValueRef *reals, int nreals)
 {
     for (int i = 0; i < g->plan->nparams; i++) {
         LLVMValueRef args[12];
         int n = 0;
+        long long size = shape_size(g->ir->params[i].shape);
         args[n++] = cg_rt_buffer(g, CG_RT_PARAM, run, i, 0);
         args[n++] = cg_rt_buffer(g, CG_RT_GRAD, run, i, 0);
         for (int k = 0; k < rule_buffers[rule] - 2; k++)
             args[n++] = cg_rt_buffer(g, CG_RT_STATE, run, i, k);
-        args[n++] = cg_i64(g, shape_size(g->ir->params[i].shape));
+        args[n++] = cg_i64(g, size);
         for (int k = 0; k < nreals; k++)
             args[n++] = reals[k];
-        LLVMBuildCall2(g->b, o->type[rule], o->fn[rule], args, (unsigned)n, "");
+        if (size > BLOCK)
+            call_parallel(g, o, run, rule, args, n, size);
+        else
+            LLVMBuildCall2(g->b, o->type[rule], o->fn[rule], args, (unsigned)n, "");
     }
 }
 

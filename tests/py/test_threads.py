@@ -17,6 +17,8 @@ gradient check done by generated code.
 6. Values so large that the fused update's overflow bound (n max|U| max|V|) fails, while
    the gradient itself is finite: the step takes the checked path and updates the weights
    as the interpreter does.
+7. Adam and momentum, whose updates of a large param are split between the threads in
+   blocks of elements: the interpreter's weights, and the same bytes for 1, 2 and 3 threads.
 """
 import argparse
 import os
@@ -179,6 +181,23 @@ def test_nonfinite_gradient(nnc, tmp):
         fail(f"the weights saved after the stop are not the initial ones: {dict(w)}")
 
 
+def test_optimizers(nnc, tmp):
+    """The wide model's first weight (147 x 133 elements) is updated in 5 blocks."""
+    base = MODEL % SIZES
+    for name, opt in (("adam", "adam(lr = 0.01)"), ("momentum", "sgd(lr = 0.05, momentum = 0.9)")):
+        write(tmp, name + ".nn", base.replace("sgd(lr = 0.05)", opt).replace("wide", name))
+        run([nnc, "--interp", name + ".nn", "--", "--save", name + "_ref.npz", "--quiet"], tmp)
+        run([nnc, name + ".nn", "-o", name], tmp)
+        blobs = []
+        for t in ("1", "2", "3"):
+            out = f"{name}_t{t}.npz"
+            run(["./" + name, "--save", out, "--quiet", "--threads", t], tmp)
+            blobs.append(blob(tmp, out))
+        if blobs[1:] != blobs[:1] * 2:
+            fail(f"{name}: --threads 1, 2 and 3 saved different weights")
+        close(tmp, name + "_t2.npz", name + "_ref.npz", 1e-4)
+
+
 def test_huge_values(nnc, tmp):
     """One sample's input and target near 1e19: n max|U| max|V| = 4e38 is past the bound,
     the gradient (2.5e37) and the loss are finite."""
@@ -214,6 +233,7 @@ def main():
         test_log_gradients(nnc, tmp)
         test_nonfinite_gradient(nnc, tmp)
         test_huge_values(nnc, tmp)
+        test_optimizers(nnc, tmp)
         test_threads_flag(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
