@@ -11,35 +11,20 @@
 7. A loss without a target (an autoencoder) is still evaluated: the train/test lines
    report what numpy computes from the saved weights.
 """
-import argparse
 import os
 import re
-import shutil
-import subprocess
-import sys
-import tempfile
 
 import numpy as np
+
+from nnctest import fail, main, run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 XOR = os.path.join(ROOT, "examples", "xor.nn")
 SHAPES = {"W1": (4, 2), "b1": (4,), "W2": (1, 4), "b2": (1,)}
 
 
-def fail(msg):
-    sys.exit("FAIL: " + msg)
-
-
-def run(cmd, cwd, code=0):
-    p = subprocess.run(cmd, cwd=cwd, capture_output=True, timeout=300)
-    if p.returncode != code:
-        fail(f"{' '.join(cmd)} exited {p.returncode}, expected {code}:\n"
-             f"{p.stdout.decode(errors='replace')}{p.stderr.decode(errors='replace')}")
-    return p
-
-
 def text(p):
-    return p.stdout.decode()
+    return p.stdout
 
 
 def losses(out):
@@ -136,7 +121,7 @@ def test_unwritable(nnc, tmp):
     for kind in ("obj", "exe", "llvm", "asm"):
         out = os.path.join(tmp, "no_such_dir", "out")
         p = run([nnc, "--emit=" + kind, XOR, "-o", out], tmp, code=1)
-        err = p.stderr.decode()
+        err = p.stderr
         if not err.startswith("nnc: error:"):
             fail(f"--emit={kind} to a missing folder: stderr is {err!r}")
     if os.path.exists(os.path.join(tmp, "no_such_dir")):
@@ -177,25 +162,7 @@ def test_targetless_loss(nnc, tmp):
             fail(f"autoencoder {what} loss: want {want:.6f} in:\n{out}")
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--nnc", required=True)
-    ap.add_argument("--build")
-    args = ap.parse_args()
-    nnc = os.path.abspath(args.nnc)
-    tmp = tempfile.mkdtemp(prefix="nnc-codegen-")
-    try:
-        test_xor_trains(nnc, tmp)
-        test_run_matches_exe(nnc, tmp)
-        test_precision_and_seed(nnc, tmp)
-        test_evaluate_only(nnc, tmp)
-        test_emit_kinds(nnc, tmp)
-        test_unwritable(nnc, tmp)
-        test_targetless_loss(nnc, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print("ok")
-
-
 if __name__ == "__main__":
-    main()
+    main("nnc-codegen-", [test_xor_trains, test_run_matches_exe, test_precision_and_seed,
+                          test_evaluate_only, test_emit_kinds, test_unwritable,
+                          test_targetless_loss])

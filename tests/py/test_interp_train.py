@@ -9,15 +9,15 @@
 3. A model without a target (tests/codegen/autoencoder.nn) still has a loss: the epoch,
    train and test lines report what NumPy computes from the saved weights, not 0.
 """
-import argparse
 import json
 import os
 import re
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
+
+from nnctest import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 XOR = os.path.join(ROOT, "examples", "xor.nn")
@@ -183,19 +183,5 @@ def test_targetless_loss(nnc, tmp):
     print(f"autoencoder: train loss {want['train:']:.6f}, test loss {want['test:']:.6f} as NumPy's")
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--nnc", required=True)
-    ap.add_argument("--build")
-    args = ap.parse_args()
-    nnc = os.path.abspath(args.nnc)
-    with tempfile.TemporaryDirectory(prefix="nnc-interp-") as tmp:
-        test_xor_learns(nnc, tmp)
-        test_exact_steps(nnc, tmp)
-        test_targetless_loss(nnc, tmp)
-    print("ok")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    main("nnc-interp-", [test_xor_learns, test_exact_steps, test_targetless_loss])

@@ -20,15 +20,12 @@ gradient check done by generated code.
 7. Adam and momentum, whose updates of a large param are split between the threads in
    blocks of elements: the interpreter's weights, and the same bytes for 1, 2 and 3 threads.
 """
-import argparse
 import os
 import re
-import shutil
-import subprocess
-import sys
-import tempfile
 
 import numpy as np
+
+from nnctest import fail, main, run
 
 MODEL = """model wide {
     input x[%(k)d]
@@ -79,17 +76,6 @@ train huge {
 """
 
 
-def fail(msg):
-    sys.exit("FAIL: " + msg)
-
-
-def run(cmd, cwd, code=0):
-    p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
-    if p.returncode != code:
-        fail(f"{' '.join(cmd)} exited {p.returncode}, expected {code}:\n{p.stdout}{p.stderr}")
-    return p
-
-
 def write(tmp, name, text):
     with open(os.path.join(tmp, name), "w") as f:
         f.write(text)
@@ -100,7 +86,7 @@ def blob(tmp, name):
         return f.read()
 
 
-def setup_wide(tmp):
+def setup_wide(nnc, tmp):
     rng = np.random.default_rng(7)
     n = 5 * SIZES["b"] + 11  # a short last batch
     x = rng.uniform(0, 1, size=(n, SIZES["k"]))
@@ -212,33 +198,14 @@ def test_huge_values(nnc, tmp):
         fail(f"huge: the update was not applied: W = {w}\n{out.stdout}{ref.stdout}")
 
 
-def test_threads_flag(tmp):
+def test_threads_flag(nnc, tmp):
     for bad in ("0", "-1", "two"):
         p = run(["./wide_f32", "--threads", bad], tmp, code=1)
         if "--threads: '%s' is not an integer >= 1" % bad not in p.stderr:
             fail(f"--threads {bad}: {p.stderr!r}")
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--nnc", required=True)
-    ap.add_argument("--build")
-    args = ap.parse_args()
-    nnc = os.path.abspath(args.nnc)
-    tmp = tempfile.mkdtemp(prefix="nnc-threads-")
-    try:
-        setup_wide(tmp)
-        test_against_interpreter(nnc, tmp)
-        test_thread_counts(nnc, tmp)
-        test_log_gradients(nnc, tmp)
-        test_nonfinite_gradient(nnc, tmp)
-        test_huge_values(nnc, tmp)
-        test_optimizers(nnc, tmp)
-        test_threads_flag(tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print("ok")
-
-
 if __name__ == "__main__":
-    main()
+    main("nnc-threads-", [setup_wide, test_against_interpreter, test_thread_counts,
+                          test_log_gradients, test_nonfinite_gradient, test_threads_flag,
+                          test_huge_values, test_optimizers])

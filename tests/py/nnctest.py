@@ -1,0 +1,38 @@
+"""What the end-to-end scripts of tests/py share: failing, running a command that must
+exit with a given status, and the driver every script has (ctest passes --nnc and
+--build; the tests run in a fresh folder removed afterwards, also on failure)."""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+
+def fail(msg):
+    sys.exit("FAIL: " + msg)
+
+
+def run(cmd, cwd, code=0, timeout=600):
+    """The finished process (text output); a failure unless it exited with `code`."""
+    p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, errors="replace",
+                       timeout=timeout)
+    if p.returncode != code:
+        fail(f"{' '.join(cmd)} exited {p.returncode}, expected {code}:\n{p.stdout}{p.stderr}")
+    return p
+
+
+def main(prefix, tests):
+    """Runs each of tests(nnc, tmp) in one temporary folder, then prints ok."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--nnc", required=True)
+    ap.add_argument("--build")
+    args = ap.parse_args()
+    nnc = os.path.abspath(args.nnc)
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    try:
+        for test in tests:
+            test(nnc, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("ok")
