@@ -148,6 +148,9 @@ LLVMValueRef cg_load(Cg *g, int node, LLVMValueRef b, LLVMValueRef i);
 void cg_store(Cg *g, int node, LLVMValueRef b, LLVMValueRef i, LLVMValueRef v);
 /* The number of samples a node's buffer holds: n when varying, else 1. */
 LLVMValueRef cg_count(Cg *g, int node);
+/* The smaller and the larger of two i64 values (signed). */
+LLVMValueRef cg_imin(Cg *g, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef cg_imax(Cg *g, LLVMValueRef a, LLVMValueRef b);
 
 /* ---- explicit vectors (cg_vec.c) ---- */
 

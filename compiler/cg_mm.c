@@ -265,25 +265,15 @@ static bool by_rows(const Mm *m)
     return m->kind == MM_AXPY && !m->by_sample && macs_per_sample(m) >= SMALL;
 }
 
-static LLVMValueRef smin(Cg *g, LLVMValueRef a, LLVMValueRef b)
-{
-    return LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, a, b, ""), a, b, "");
-}
-
-static LLVMValueRef smax(Cg *g, LLVMValueRef a, LLVMValueRef b)
-{
-    return LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSGT, a, b, ""), a, b, "");
-}
-
 /* Rows [lo*R, hi*R) (clipped to C's rows) of the column block at n0. */
 static void row_block(Cg *g, const Mm *m, Cols c, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef n0)
 {
     long long whole = m->rows_per / AXPY_R; /* blocks of AXPY_R rows; then single rows */
-    CgLoop lr = cg_loop_begin(g, lo, smin(g, hi, i64c(g, whole)), "rb");
+    CgLoop lr = cg_loop_begin(g, lo, cg_imin(g, hi, i64c(g, whole)), "rb");
     block(g, m, AXPY_R, c, mul(g, lr.i, AXPY_R), n0);
     cg_loop_end(g, &lr);
-    LLVMValueRef from = smax(g, mul(g, lo, AXPY_R), i64c(g, whole * AXPY_R));
-    CgLoop lt = cg_loop_begin(g, from, smin(g, mul(g, hi, AXPY_R), i64c(g, m->rows_per)), "r");
+    LLVMValueRef from = cg_imax(g, mul(g, lo, AXPY_R), i64c(g, whole * AXPY_R));
+    CgLoop lt = cg_loop_begin(g, from, cg_imin(g, mul(g, hi, AXPY_R), i64c(g, m->rows_per)), "r");
     block(g, m, 1, c, lt.i, n0);
     cg_loop_end(g, &lt);
 }

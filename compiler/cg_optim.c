@@ -63,7 +63,6 @@ static LLVMValueRef rule_body(Cg *g, int rule, LLVMValueRef fn, LLVMValueRef j)
     return LLVMBuildFSub(g->b, load(g, w, j), mul(g, lr, d), "");
 }
 
-/* void rule(real *w, real *g, [real *state...], i64 size, real lr, [real ...]) */
 static const int rule_reals[NRULES] = {1, 2, 6};
 
 /* void rule.task(i8 *rec, i64 lo, i64 hi): the rule on elements [lo*BLOCK, hi*BLOCK) (the
@@ -82,9 +81,8 @@ static void emit_task(Cg *g, CgOptim *o, int rule)
                                  LLVMBuildStructGEP2(g->b, o->rec[rule], rec, (unsigned)i, ""), "");
     int nbuf = rule_buffers[rule];
     LLVMValueRef lo = LLVMBuildNSWMul(g->b, LLVMGetParam(fn, 1), cg_i64(g, BLOCK), "");
-    LLVMValueRef hi = LLVMBuildNSWMul(g->b, LLVMGetParam(fn, 2), cg_i64(g, BLOCK), "");
-    LLVMValueRef past = LLVMBuildICmp(g->b, LLVMIntSGT, hi, args[nbuf], "");
-    hi = LLVMBuildSelect(g->b, past, args[nbuf], hi, "");
+    LLVMValueRef hi = cg_imin(g, LLVMBuildNSWMul(g->b, LLVMGetParam(fn, 2), cg_i64(g, BLOCK), ""),
+                              args[nbuf]);
     for (int i = 0; i < nbuf; i++)
         args[i] = cg_gep(g, args[i], lo);
     args[nbuf] = LLVMBuildNSWSub(g->b, hi, lo, "");
@@ -92,6 +90,7 @@ static void emit_task(Cg *g, CgOptim *o, int rule)
     LLVMBuildRetVoid(g->b);
 }
 
+/* void rule(real *w, real *g, [real *state...], i64 size, real lr, [real ...]) */
 static void emit_rule(Cg *g, CgOptim *o, int rule)
 {
     int nbuf = rule_buffers[rule], n = nbuf + 1 + rule_reals[rule];

@@ -220,6 +220,16 @@ void cg_store(Cg *g, int node, LLVMValueRef b, LLVMValueRef i, LLVMValueRef v)
     cg_store_at(g, g->base[node], element_index(g, n, b, i), v);
 }
 
+LLVMValueRef cg_imin(Cg *g, LLVMValueRef a, LLVMValueRef b)
+{
+    return LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, a, b, ""), a, b, "");
+}
+
+LLVMValueRef cg_imax(Cg *g, LLVMValueRef a, LLVMValueRef b)
+{
+    return LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSGT, a, b, ""), a, b, "");
+}
+
 LLVMValueRef cg_count(Cg *g, int node)
 {
     return g->plan->nodes[node].varying ? g->n : cg_i64(g, 1);
