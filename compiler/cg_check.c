@@ -44,9 +44,9 @@ void cg_check_helpers(Cg *g)
     LLVMTypeRef params[] = {g->realp, g->i64, g->realp};
     g->scan_type = LLVMFunctionType(g->f64, params, 3, 0);
     g->scan_fn = cg_add_function(g, "nnc_scan", g->scan_type);
-    unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
-    LLVMAddAttributeAtIndex(g->scan_fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(g->ctx, noinline, 0));
-    cg_begin_function(g, g->scan_fn);
+    cg_fn_attr(g, g->scan_fn, "noinline");
+    CgFrame frame;
+    cg_frame_open(g, &frame, g->scan_fn, false);
     int w = g->lanes;
     LLVMValueRef p = LLVMGetParam(g->scan_fn, 0), size = LLVMGetParam(g->scan_fn, 1);
     LLVMValueRef chk = vec_slot(g, LLVMGetParam(g->scan_fn, 2));
@@ -63,6 +63,7 @@ void cg_check_helpers(Cg *g)
     cg_loop_end(g, &lt);
     LLVMValueRef m = max_lane(g, LLVMBuildLoad2(g->b, cg_vec_type(g, w), mx, ""));
     LLVMBuildRet(g->b, g->real_size == 4 ? LLVMBuildFPExt(g->b, m, g->f64, "") : m);
+    cg_frame_close(g);
 }
 
 LLVMValueRef cg_check_slot(Cg *g)

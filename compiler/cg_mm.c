@@ -18,6 +18,12 @@ enum { DOT_R = 4, DOT_S = 4, AXPY_R = 4, AXPY_V = 4 };
 
 typedef enum { MM_DOT, MM_AXPY } MmKind;
 
+/* A kernel's view of a param whose sgd update it does (cg_sgd.c): its weights, lr splat,
+ * the gradient buffer, and whether to update the weights (else store the gradient). */
+typedef struct Update {
+    LLVMValueRef w, lr, grad, update;
+} Update;
+
 typedef struct Mm {
     MmKind kind;
     int a, b, c;          /* nodes */
@@ -31,7 +37,7 @@ typedef struct Mm {
     bool mean;            /* C is a sum over the samples: divide by n */
     CgFuse fuse;          /* by_sample with one row a sample: what the epilogue also computes */
     int param;            /* a weight gradient whose sgd update is fused in (cg_sgd.c), or -1 */
-    CgSgdKernel upd;      /* inside the kernel: that param's weights and lr */
+    Update upd;           /* inside the kernel: that param's weights and lr */
 } Mm;
 
 static LLVMValueRef i64c(Cg *g, long long v)
@@ -57,12 +63,12 @@ static LLVMValueRef at(Cg *g, LLVMValueRef p, LLVMValueRef i)
 
 static LLVMValueRef rows_of(Cg *g, const Mm *m)
 {
-    return m->by_sample ? mul(g, g->n, m->rows_per) : i64c(g, m->rows_per);
+    return m->by_sample ? mul(g, g->fs->n, m->rows_per) : i64c(g, m->rows_per);
 }
 
 static LLVMValueRef k_of(Cg *g, const Mm *m)
 {
-    return m->K < 0 ? g->n : i64c(g, m->K);
+    return m->K < 0 ? g->fs->n : i64c(g, m->K);
 }
 
 /* ---- accumulators: stack slots the optimiser keeps in registers ---- */
@@ -88,20 +94,39 @@ static LLVMValueRef acc_get(Cg *g, LLVMValueRef slot, int lanes)
 
 /* ---- the epilogue: one vector of C ---- */
 
+/* v: the mean gradient's vector at element `at` of the param: w[at..] -= lr * v, or
+ * grad[at..] = v. */
+static void update_epilogue(Cg *g, const Update *k, LLVMValueRef v, LLVMValueRef at, int lanes, int on)
+{
+    LLVMBasicBlockRef upd = cg_block(g, "update");
+    LLVMBasicBlockRef st = cg_block(g, "store");
+    LLVMBasicBlockRef next = cg_block(g, "next");
+    LLVMBuildCondBr(g->b, k->update, upd, st);
+    LLVMPositionBuilderAtEnd(g->b, upd);
+    LLVMValueRef p = cg_gep(g, k->w, at);
+    LLVMValueRef w = cg_vload(g, p, lanes, on);
+    cg_vstore(g, LLVMBuildFSub(g->b, w, LLVMBuildFMul(g->b, k->lr, v, ""), ""), p, lanes, on);
+    LLVMBuildBr(g->b, next);
+    LLVMPositionBuilderAtEnd(g->b, st);
+    cg_vstore(g, v, cg_gep(g, k->grad, at), lanes, on);
+    LLVMBuildBr(g->b, next);
+    LLVMPositionBuilderAtEnd(g->b, next);
+}
+
 static void store_c(Cg *g, const Mm *m, LLVMValueRef row, LLVMValueRef col, LLVMValueRef v,
                     int lanes, int on)
 {
     if (m->mean)
-        v = LLVMBuildFMul(g->b, v, cg_splat(g, g->inv_n, lanes), "");
+        v = LLVMBuildFMul(g->b, v, cg_splat(g, g->fs->inv_n, lanes), "");
     if (m->param >= 0) {
-        cg_sgd_epilogue(g, &m->upd, v, add(g, mul(g, row, m->c_rs), col), lanes, on);
+        update_epilogue(g, &m->upd, v, add(g, mul(g, row, m->c_rs), col), lanes, on);
         return;
     }
     if (m->by_sample && m->rows_per == 1) {
         cg_fuse_epilogue(g, &m->fuse, v, row, col, lanes, on);
         return;
     }
-    LLVMValueRef p = at(g, g->base[m->c], add(g, mul(g, row, m->c_rs), col));
+    LLVMValueRef p = at(g, g->fs->base[m->c], add(g, mul(g, row, m->c_rs), col));
     cg_vstore(g, v, p, lanes, on);
 }
 
@@ -114,11 +139,11 @@ static void dot_step(Cg *g, const Mm *m, LLVMValueRef *acc, int R, int S, LLVMVa
     LLVMValueRef av[DOT_R], bv[DOT_S];
     for (int r = 0; r < R; r++) {
         LLVMValueRef i = add(g, mul(g, add(g, m0, i64c(g, r)), m->a_rs), k0);
-        av[r] = cg_vload(g, at(g, g->base[m->a], i), w, on);
+        av[r] = cg_vload(g, at(g, g->fs->base[m->a], i), w, on);
     }
     for (int s = 0; s < S; s++) {
         LLVMValueRef i = add(g, mul(g, add(g, n0, i64c(g, s)), m->b_rs), k0);
-        bv[s] = cg_vload(g, at(g, g->base[m->b], i), w, on);
+        bv[s] = cg_vload(g, at(g, g->fs->base[m->b], i), w, on);
     }
     for (int r = 0; r < R; r++)
         for (int s = 0; s < S; s++)
@@ -156,11 +181,11 @@ static void axpy_block(Cg *g, const Mm *m, int R, int V, int last_on, LLVMValueR
     CgLoop lk = cg_loop_begin(g, i64c(g, 0), k_of(g, m), "k");
     LLVMValueRef brow = add(g, mul(g, lk.i, m->b_rs), n0);
     for (int v = 0; v < V; v++)
-        bv[v] = cg_vload(g, at(g, g->base[m->b], add(g, brow, i64c(g, v * w))), w,
+        bv[v] = cg_vload(g, at(g, g->fs->base[m->b], add(g, brow, i64c(g, v * w))), w,
                          v == V - 1 ? last_on : w);
     for (int r = 0; r < R; r++) {
         LLVMValueRef i = add(g, mul(g, add(g, m0, i64c(g, r)), m->a_rs), mul(g, lk.i, m->a_ks));
-        LLVMValueRef a = cg_splat(g, cg_load_at(g, g->base[m->a], i), w);
+        LLVMValueRef a = cg_splat(g, cg_load_at(g, g->fs->base[m->a], i), w);
         for (int v = 0; v < V; v++)
             acc_fma(g, acc[r * V + v], a, bv[v], w);
     }
@@ -240,9 +265,9 @@ static void emit_tasks(Cg *g, Mm *m, CgTask *t)
     if (tail.width == 0) {
         column_block(g, m, full, n0);
     } else {
-        LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "full");
-        LLVMBasicBlockRef no = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "tail");
-        LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "next");
+        LLVMBasicBlockRef yes = cg_block(g, "full");
+        LLVMBasicBlockRef no = cg_block(g, "tail");
+        LLVMBasicBlockRef join = cg_block(g, "next");
         LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, lj.i, i64c(g, nfull), ""), yes, no);
         LLVMPositionBuilderAtEnd(g->b, yes);
         column_block(g, m, full, n0);
@@ -304,26 +329,21 @@ static void emit_mm(Cg *g, Mm *m, int id)
     LLVMValueRef work = LLVMBuildSIToFP(g->b, rows_of(g, m), g->f64, "");
     work = LLVMBuildFMul(g->b, work, LLVMBuildSIToFP(g->b, k_of(g, m), g->f64, ""), "");
     work = LLVMBuildFMul(g->b, work, LLVMConstReal(g->f64, (double)m->N), "work");
-    int nodes[CG_TASK_MAX] = {m->a, m->b, m->c};
-    int nnodes = 3 + cg_fuse_buffers(g, &m->fuse, nodes + 3, CG_TASK_MAX - 3);
+    int nodes[3 + CG_FUSE_BUFFERS] = {m->a, m->b, m->c};
+    int nnodes = 3 + cg_fuse_buffers(g, &m->fuse, nodes + 3);
     CgTask t;
     const char *name = g->plan->nodes[id].name;
     LLVMValueRef extra[3];
     int nextra = 0;
-    if (m->param >= 0) { /* the weights; lr and the mode through slots of the caller */
-        extra[0] = g->sgd->w[m->param];
-        extra[1] = cg_slot(g, g->real, "lr");
-        LLVMBuildStore(g->b, g->sgd->lr, extra[1]);
-        extra[2] = g->sgd->mode;
+    if (m->param >= 0) { /* the weights, lr and whether to update them */
+        extra[0] = g->fs->sgd->w[m->param];
+        extra[1] = g->fs->sgd->lr;
+        extra[2] = g->fs->sgd->update;
         nextra = 3;
     }
     cg_task_begin(g, &t, name ? name : "mm", nodes, nnodes, extra, nextra);
-    if (m->param >= 0) {
-        LLVMValueRef lr = LLVMBuildLoad2(g->b, g->real, extra[1], "lr");
-        LLVMValueRef mode = LLVMBuildLoad2(g->b, g->real, extra[2], "mode");
-        m->upd = (CgSgdKernel){extra[0], cg_splat(g, lr, g->lanes), g->base[m->c],
-                               LLVMBuildFCmp(g->b, LLVMRealONE, mode, cg_real(g, 0), "")};
-    }
+    if (m->param >= 0)
+        m->upd = (Update){extra[0], cg_splat(g, extra[1], g->lanes), g->fs->base[m->c], extra[2]};
     if (by_rows(m))
         emit_row_tasks(g, m, &t);
     else
@@ -377,7 +397,7 @@ bool cg_mm_emit(Cg *g, int id)
     if (!classify(g, id, &m))
         return false;
     const CgNode *c = node(g, id);
-    m.param = g->sgd && c->op == CG_BMEAN_OUTER && c->where == CG_AT_GRAD && g->sgd->deferred[c->index]
+    m.param = g->fs->sgd && c->op == CG_BMEAN_OUTER && c->where == CG_AT_GRAD && g->fs->sgd->deferred[c->index]
             ? c->index : -1;
     emit_mm(g, &m, id);
     return true;

@@ -31,11 +31,11 @@ static bool deferrable(Cg *g, int id)
     const CgPlan *pl = g->plan;
     const CgNode *n = &pl->nodes[id];
     if (n->op != CG_BMEAN_OUTER || n->where != CG_AT_GRAD || !pl->nodes[n->args[0]].varying ||
-        !pl->nodes[n->args[1]].varying || !g->live[id])
+        !pl->nodes[n->args[1]].varying || !g->fs->live[id])
         return false;
     for (int u = id + 1; u < pl->nnodes; u++)
         for (int k = 0; k < pl->nodes[u].nargs; k++)
-            if (g->live[u] && pl->nodes[u].args[k] == id)
+            if (g->fs->live[u] && pl->nodes[u].args[k] == id)
                 return false;
     int owners = 0;
     for (int i = 0; i < pl->nparams; i++)
@@ -55,10 +55,10 @@ void cg_sgd_step_begin(Cg *g, LLVMValueRef run, LLVMValueRef lr, CgOptim *optim)
         int mg = g->plan->mean_grad[i];
         s->deferred[i] = mg >= 0 && deferrable(g, mg) && g->plan->nodes[mg].index == i;
         if (s->deferred[i])
-            g->done[mg] = true;
+            g->fs->done[mg] = true;
     }
     s->optim = optim;
-    g->sgd = s;
+    g->fs->sgd = s;
 }
 
 /* ---- checks ---- */
@@ -77,9 +77,9 @@ static LLVMValueRef product_bounded(Cg *g, int id)
     const CgNode *n = &g->plan->nodes[id];
     long long p = cg_size(&g->plan->nodes[n->args[0]]), q = cg_size(&g->plan->nodes[n->args[1]]);
     LLVMValueRef chk = cg_check_slot(g);
-    LLVMValueRef mu = cg_scan(g, g->base[n->args[0]], LLVMBuildNSWMul(g->b, g->n, cg_i64(g, p), ""), chk);
-    LLVMValueRef mv = cg_scan(g, g->base[n->args[1]], LLVMBuildNSWMul(g->b, g->n, cg_i64(g, q), ""), chk);
-    LLVMValueRef count = LLVMBuildSIToFP(g->b, g->n, g->f64, "");
+    LLVMValueRef mu = cg_scan(g, g->fs->base[n->args[0]], LLVMBuildNSWMul(g->b, g->fs->n, cg_i64(g, p), ""), chk);
+    LLVMValueRef mv = cg_scan(g, g->fs->base[n->args[1]], LLVMBuildNSWMul(g->b, g->fs->n, cg_i64(g, q), ""), chk);
+    LLVMValueRef count = LLVMBuildSIToFP(g->b, g->fs->n, g->f64, "");
     LLVMValueRef bound = LLVMBuildFMul(g->b, LLVMBuildFMul(g->b, mu, mv, ""), count, "bound");
     double limit = (g->real_size == 4 ? FLT_MAX : DBL_MAX) / 4;
     LLVMValueRef small = LLVMBuildFCmp(g->b, LLVMRealOLT, bound, LLVMConstReal(g->f64, limit), "");
@@ -101,8 +101,8 @@ static LLVMValueRef grad_of(Cg *g, LLVMValueRef run, int i)
 static void fast_path(Cg *g, LLVMValueRef run, LLVMValueRef bad)
 {
     for (int i = 0; i < g->plan->nparams; i++)
-        if (!g->sgd->deferred[i])
-            cg_optim_sgd(g, g->sgd->optim, g->sgd->w[i], grad_of(g, run, i), param_size(g, i), g->sgd->lr);
+        if (!g->fs->sgd->deferred[i])
+            cg_optim_sgd(g, g->fs->sgd->optim, g->fs->sgd->w[i], grad_of(g, run, i), param_size(g, i), g->fs->sgd->lr);
     LLVMBuildStore(g->b, cg_i32(g, -1), bad);
 }
 
@@ -114,20 +114,20 @@ static void slow_path(Cg *g, LLVMValueRef run, LLVMValueRef bad, LLVMValueRef lo
         first = LLVMBuildSelect(g->b, is_zero(g, f), first, cg_i32(g, i), "");
     }
     LLVMBuildStore(g->b, first, bad);
-    LLVMBasicBlockRef upd = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "update");
-    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "no_update");
+    LLVMBasicBlockRef upd = cg_block(g, "update");
+    LLVMBasicBlockRef done = cg_block(g, "no_update");
     LLVMValueRef ok = LLVMBuildAnd(g->b, loss_ok, LLVMBuildICmp(g->b, LLVMIntSLT, first, cg_i32(g, 0), ""), "");
     LLVMBuildCondBr(g->b, ok, upd, done);
     LLVMPositionBuilderAtEnd(g->b, upd);
     for (int i = 0; i < g->plan->nparams; i++)
-        cg_optim_sgd(g, g->sgd->optim, g->sgd->w[i], grad_of(g, run, i), param_size(g, i), g->sgd->lr);
+        cg_optim_sgd(g, g->fs->sgd->optim, g->fs->sgd->w[i], grad_of(g, run, i), param_size(g, i), g->fs->sgd->lr);
     LLVMBuildBr(g->b, done);
     LLVMPositionBuilderAtEnd(g->b, done);
 }
 
 void cg_sgd_step_end(Cg *g, LLVMValueRef run, LLVMValueRef bad, LLVMValueRef loss)
 {
-    CgSgd *s = g->sgd;
+    CgSgd *s = g->fs->sgd;
     LLVMValueRef loss_ok = is_zero(g, LLVMBuildFSub(g->b, loss, loss, ""));
     LLVMValueRef args[] = {run, cg_i32(g, NNC_NEED_GRADS)};
     LLVMValueRef ok = LLVMBuildICmp(g->b, LLVMIntEQ, cg_call_rt(g, CG_RT_INT, args, 2), cg_i32(g, 0), "");
@@ -138,14 +138,13 @@ void cg_sgd_step_end(Cg *g, LLVMValueRef run, LLVMValueRef bad, LLVMValueRef los
         ok = LLVMBuildAnd(g->b, ok, f, "");
     }
     /* the deferred products: update the weights when ok, else store the gradients */
-    s->mode = cg_slot(g, g->real, "update");
-    LLVMBuildStore(g->b, LLVMBuildUIToFP(g->b, ok, g->real, ""), s->mode);
+    s->update = ok;
     for (int i = 0; i < g->plan->nparams; i++)
         if (s->deferred[i])
             cg_emit_node(g, g->plan->mean_grad[i]);
-    LLVMBasicBlockRef fast = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "fast");
-    LLVMBasicBlockRef slow = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "slow");
-    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "stepped");
+    LLVMBasicBlockRef fast = cg_block(g, "fast");
+    LLVMBasicBlockRef slow = cg_block(g, "slow");
+    LLVMBasicBlockRef join = cg_block(g, "stepped");
     LLVMBuildCondBr(g->b, ok, fast, slow);
     LLVMPositionBuilderAtEnd(g->b, fast);
     fast_path(g, run, bad);
@@ -154,24 +153,5 @@ void cg_sgd_step_end(Cg *g, LLVMValueRef run, LLVMValueRef bad, LLVMValueRef los
     slow_path(g, run, bad, loss_ok);
     LLVMBuildBr(g->b, join);
     LLVMPositionBuilderAtEnd(g->b, join);
-    g->sgd = NULL;
-}
-
-/* ---- one vector of a mean gradient: w -= lr * g, or store g ---- */
-
-void cg_sgd_epilogue(Cg *g, const CgSgdKernel *k, LLVMValueRef v, LLVMValueRef at, int lanes, int on)
-{
-    LLVMBasicBlockRef upd = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "update");
-    LLVMBasicBlockRef st = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "store");
-    LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "next");
-    LLVMBuildCondBr(g->b, k->update, upd, st);
-    LLVMPositionBuilderAtEnd(g->b, upd);
-    LLVMValueRef p = cg_gep(g, k->w, at);
-    LLVMValueRef w = cg_vload(g, p, lanes, on);
-    cg_vstore(g, LLVMBuildFSub(g->b, w, LLVMBuildFMul(g->b, k->lr, v, ""), ""), p, lanes, on);
-    LLVMBuildBr(g->b, next);
-    LLVMPositionBuilderAtEnd(g->b, st);
-    cg_vstore(g, v, cg_gep(g, k->grad, at), lanes, on);
-    LLVMBuildBr(g->b, next);
-    LLVMPositionBuilderAtEnd(g->b, next);
+    g->fs->sgd = NULL;
 }
