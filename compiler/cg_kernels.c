@@ -205,15 +205,15 @@ static void emit_batch_mean(Cg *g, int id)
 
 void cg_emit_node(Cg *g, int id)
 {
-    switch (g->plan->nodes[id].op) {
-    case IR_INPUT: case IR_TARGET: case IR_PARAM: case IR_CONST:
+    int op = g->plan->nodes[id].op;
+    IrKind kind = op < IR_NUM_OPS ? ir_op_info(op)->kind : IR_KIND_OTHER;
+    if (kind == IR_KIND_LEAF)
         return;
-    case IR_NEG: case IR_EXP: case IR_LOG: case IR_SQRT: case IR_ABS: case IR_SIGMOID:
-    case IR_TANH: case IR_RELU: case IR_SOFTPLUS: case IR_LEAKY_RELU: case IR_POW:
-    case IR_STEP: case IR_LEAKY_STEP: case IR_SIGN: case IR_RESHAPE:
-    case IR_ADD: case IR_SUB: case IR_MUL: case IR_DIV:
-        emit_elementwise(g, id);
+    if (kind == IR_KIND_UNARY || kind == IR_KIND_BINARY || op == IR_RESHAPE) {
+        emit_elementwise(g, id); /* a reshape is a copy: element i stays element i */
         return;
+    }
+    switch (op) {
     case IR_MATMUL: case CG_BMEAN_MATMUL: case IR_OUTER: case CG_BMEAN_OUTER:
         /* the register-blocked kernels where the shapes allow, else the strided nest */
         if (!cg_mm_emit(g, id))

@@ -57,8 +57,7 @@ static size_t param_size(const IrProgram *p, int i)
 
 static bool has_kink(IrOp op)
 {
-    return op == IR_RELU || op == IR_ABS || op == IR_LEAKY_RELU || op == IR_STEP ||
-           op == IR_LEAKY_STEP || op == IR_SIGN;
+    return ir_op_info(op)->kink;
 }
 
 static void find_kinks(Checker *c)

@@ -46,7 +46,7 @@ static bool commutes(IrOp op)
 
 static bool uses_num(IrOp op)
 {
-    return op == IR_CONST || op == IR_POW || op == IR_LEAKY_RELU || op == IR_LEAKY_STEP;
+    return ir_op_info(op)->num;
 }
 
 /* The operands as CSE compares them: a commutative op's sorted, so a*b meets b*a. */
@@ -470,13 +470,12 @@ static int rw_reshape(Simp *S, const IrNode *n)
 
 static int rewrite(Simp *S, const IrNode *n)
 {
+    switch (ir_op_info(n->op)->kind) {
+    case IR_KIND_UNARY: return rw_unary(S, n);
+    case IR_KIND_BINARY: return rw_binary(S, n);
+    default: break;
+    }
     switch (n->op) {
-    case IR_NEG: case IR_EXP: case IR_LOG: case IR_SQRT: case IR_ABS: case IR_SIGMOID:
-    case IR_TANH: case IR_RELU: case IR_SOFTPLUS: case IR_LEAKY_RELU: case IR_POW:
-    case IR_STEP: case IR_LEAKY_STEP: case IR_SIGN:
-        return rw_unary(S, n);
-    case IR_ADD: case IR_SUB: case IR_MUL: case IR_DIV:
-        return rw_binary(S, n);
     case IR_MATMUL: case IR_OUTER:
         return rw_product(S, n);
     case IR_TRANSPOSE:
