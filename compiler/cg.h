@@ -89,7 +89,7 @@ typedef struct CgRtFn {
 
 enum { CG_RT_INT, CG_RT_REAL, CG_RT_PARAM, CG_RT_GRAD, CG_RT_STATE, CG_RT_WORKSPACE,
        CG_RT_EPOCH_BEGIN, CG_RT_BATCH, CG_RT_BATCH_END, CG_RT_EPOCH_END, CG_RT_PARALLEL,
-       CG_NRT };
+       CG_RT_GMAX, CG_RT_UPDATE_SAFE, CG_NRT };
 
 /* What is true inside one generated function. Frames nest as the functions are emitted:
  * a task's kernel (cg_task.c) is emitted in a frame of its own while its caller's waits,
@@ -278,8 +278,13 @@ LLVMValueRef cg_check_slot(Cg *g);
 LLVMValueRef cg_scan(Cg *g, LLVMValueRef p, LLVMValueRef size, LLVMValueRef chk);
 /* The slot's verdict: 0, or NaN when some element was not finite. */
 LLVMValueRef cg_check_sum(Cg *g, LLVMValueRef chk);
-/* 0 when p[0..size) is finite, else NaN. */
-LLVMValueRef cg_nonfinite(Cg *g, LLVMValueRef p, long long size);
+/* 0 when p[0..size) is finite, else NaN; its max |x| (a double) is stored to max unless
+ * that is NULL. */
+LLVMValueRef cg_nonfinite(Cg *g, LLVMValueRef p, long long size, LLVMValueRef max);
+/* nnc_rt_gmax(run) as a double*, and the address of param i's entry (runtime/nnc_rt.h:
+ * where a step that checks its gradients reports their max |g| for the update guard). */
+LLVMValueRef cg_gmax(Cg *g, LLVMValueRef run);
+LLVMValueRef cg_gmax_at(Cg *g, LLVMValueRef gmax, int i);
 
 /* ---- kernels (cg_kernels.c dispatches; cg_mm.c, cg_gemm.c) ---- */
 

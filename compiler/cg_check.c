@@ -85,9 +85,23 @@ LLVMValueRef cg_check_sum(Cg *g, LLVMValueRef chk)
     return LLVMBuildExtractElement(g->b, cg_vsums(g, &v, 1, g->lanes), cg_i32(g, 0), "");
 }
 
-LLVMValueRef cg_nonfinite(Cg *g, LLVMValueRef p, long long size)
+LLVMValueRef cg_nonfinite(Cg *g, LLVMValueRef p, long long size, LLVMValueRef max)
 {
     LLVMValueRef chk = cg_check_slot(g);
-    cg_scan(g, p, cg_i64(g, size), chk);
+    LLVMValueRef m = cg_scan(g, p, cg_i64(g, size), chk);
+    if (max)
+        LLVMBuildStore(g->b, m, max);
     return cg_check_sum(g, chk);
+}
+
+LLVMValueRef cg_gmax(Cg *g, LLVMValueRef run)
+{
+    LLVMValueRef p = cg_call_rt(g, CG_RT_GMAX, &run, 1);
+    return LLVMBuildBitCast(g->b, p, LLVMPointerType(g->f64, 0), "gmax");
+}
+
+LLVMValueRef cg_gmax_at(Cg *g, LLVMValueRef gmax, int i)
+{
+    LLVMValueRef at = cg_i64(g, i);
+    return LLVMBuildInBoundsGEP2(g->b, g->f64, gmax, &at, 1, "");
 }

@@ -38,6 +38,8 @@ static void declare_runtime(Cg *g)
     LLVMTypeRef task_ptr = LLVMPointerType(LLVMFunctionType(g->voidt, task, 3, 0), 0);
     LLVMTypeRef par[] = {g->i8p, g->i64, g->f64, task_ptr, g->i8p};
     declare_rt(g, CG_RT_PARALLEL, "nnc_rt_parallel", g->voidt, par, 5);
+    declare_rt(g, CG_RT_GMAX, "nnc_rt_gmax", g->i8p, &g->i8p, 1);
+    declare_rt(g, CG_RT_UPDATE_SAFE, "nnc_rt_update_safe", g->i32, &g->i8p, 1);
 }
 
 void cg_init(Cg *g, LLVMContextRef ctx, LLVMModuleRef mod, const IrProgram *p, CgPlan *plan,

@@ -123,13 +123,15 @@ static void pass_tail_none(Cg *g, LLVMValueRef *args)
     args[6] = cg_real(g, 0);
 }
 
-/* *bad = the first param whose mean gradient is not finite, -1 none */
+/* *bad = the first param whose mean gradient is not finite, -1 none; each one's max |g|
+ * to nnc_rt_gmax for the update guard */
 static void check_grads(Cg *g, LLVMValueRef run, LLVMValueRef bad)
 {
     LLVMValueRef first = cg_i32(g, -1);
+    LLVMValueRef gmax = g->plan->nparams ? cg_gmax(g, run) : NULL;
     for (int i = g->plan->nparams - 1; i >= 0; i--) {
         LLVMValueRef grad = cg_rt_buffer(g, CG_RT_GRAD, run, i, 0);
-        LLVMValueRef f = cg_nonfinite(g, grad, shape_size(g->ir->params[i].shape));
+        LLVMValueRef f = cg_nonfinite(g, grad, shape_size(g->ir->params[i].shape), cg_gmax_at(g, gmax, i));
         LLVMValueRef is = LLVMBuildFCmp(g->b, LLVMRealUNO, f, f, "");
         first = LLVMBuildSelect(g->b, is, cg_i32(g, i), first, "");
     }
@@ -271,8 +273,20 @@ static void emit_batch(Cg *g, const TrainCtx *c, LLVMValueRef b)
     LLVMPositionBuilderAtEnd(g->b, quit);
     LLVMBuildRetVoid(g->b);
     LLVMPositionBuilderAtEnd(g->b, go);
-    if (!c->lr) /* else the step updated the weights itself */
+    if (!c->lr) {
         cg_optim_step(g, c->optim, c->run);
+        return;
+    }
+    /* sgd fused into the step: the optimizer step only where the step left the update */
+    LLVMValueRef one = cg_i64(g, 1);
+    LLVMValueRef updated = LLVMBuildLoad2(g->b, g->i32, LLVMBuildInBoundsGEP2(g->b, g->i32, c->bad, &one, 1, ""), "updated");
+    LLVMBasicBlockRef apply = cg_block(g, "apply");
+    LLVMBasicBlockRef next = cg_block(g, "applied");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, updated, cg_i32(g, 0), ""), apply, next);
+    LLVMPositionBuilderAtEnd(g->b, apply);
+    cg_optim_step(g, c->optim, c->run);
+    LLVMBuildBr(g->b, next);
+    LLVMPositionBuilderAtEnd(g->b, next);
 }
 
 static LLVMValueRef emit_train(Cg *g, LLVMValueRef step, CgOptim *optim, bool sgd)
@@ -288,7 +302,9 @@ static LLVMValueRef emit_train(Cg *g, LLVMValueRef step, CgOptim *optim, bool sg
     c.pred = ws_buffer(g, g->plan->pred_offset, true);
     c.xs = cg_slot(g, g->i8p, "xs");
     c.ts = cg_slot(g, g->i8p, "ts");
-    c.bad = cg_slot(g, g->i32, "bad");
+    /* bad[0]: the first param with a non-finite gradient; bad[1]: the step updated the
+     * weights itself (sgd fused into the step) */
+    c.bad = LLVMBuildBitCast(g->b, cg_slot(g, LLVMArrayType(g->i32, 2), "bad"), LLVMPointerType(g->i32, 0), "");
     cg_optim_begin(g, optim, c.run);
     if (sgd) {
         LLVMValueRef args[] = {c.run, cg_i32(g, NNC_LR)};

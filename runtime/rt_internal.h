@@ -100,6 +100,18 @@ void rt_pool_free(RtPool *p); /* stops and joins the workers; NULL is fine */
 void rt_parallel_copy(NncRun *run, long long ntasks, size_t bytes,
                       void (*fn)(void *ctx, long long lo, long long hi), void *ctx);
 
+/* ---- rt_guard.c: steps that would make weights non-finite are not applied ---- */
+
+typedef struct RtGuard RtGuard;
+/* After the weights are set, before training: the bounds from the weights. -1: no memory. */
+int rt_guard_start(NncRun *run);
+void rt_guard_free(NncRun *run);
+/* nnc_rt_batch_end: max |g| from the gradient buffers, for code that did not report it. */
+void rt_guard_gmax_from_grads(NncRun *run);
+/* Before the optimizer step (unless the step applied it): -1 when it leaves every weight
+ * and state finite, else the first param it would not. */
+int rt_guard_step(NncRun *run);
+
 /* ---- the run (rt_train.c, rt_report.c, rt_run.c) ---- */
 
 typedef struct RtBlock {
@@ -137,6 +149,7 @@ struct NncRun {
     int tty, shown, stopped, failed, epochs_done; /* shown: a progress line is up */
     RtPool *pool;        /* started by the first job worth splitting (rt_pool.c) */
     int pool_failed;     /* no threads could start: run jobs alone */
+    RtGuard *guard;      /* rt_guard.c */
 };
 
 /* Loss sum and correct count of a whole set through evaluate(), in batch-sized chunks. */

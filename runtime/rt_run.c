@@ -140,6 +140,8 @@ static int train_and_report(NncRun *run, const char *save_path)
         alloc_training(run);
         if (run->o.log && !run->gsum)
             return rt_error(run->o.prog, "out of memory"), 1;
+        if (rt_guard_start(run) != 0)
+            return rt_error(run->o.prog, "out of memory"), 1;
         run->m->train(run);
         if (run->stopped) {
             save(run, save_path);
@@ -219,6 +221,7 @@ static int free_run(NncRun *run)
     rt_free(run->bx);
     rt_free(run->bt);
     rt_free(run->pred);
+    rt_guard_free(run);
     int rc = 0;
     if (run->log && fclose(run->log) != 0) {
         rt_data_error(run->o.log, 0, "cannot write: %s", strerror(errno));
