@@ -80,6 +80,18 @@ typedef struct CgPlan {
 CgPlan *cg_plan(const IrProgram *p, Arena *a);
 long long cg_size(const CgNode *n);
 
+/* ---- the target (cg_target.c) ---- */
+
+/* The machine code is generated for: the host's CPU (cpu NULL or "native") or one named
+ * (x86-64-v3, znver3, ...), with features added or removed (--cpu-features: +a,-b). */
+typedef struct CgTarget {
+    const char *cpu;          /* LLVM's name */
+    const char *required;     /* comma-separated features the executable checks at start */
+    int vector_bytes;         /* the widest vector register: 64 (AVX-512), 32 (AVX), 16 */
+    int vector_regs;          /* vector registers: 32 with AVX-512, else 16 */
+    LLVMTargetMachineRef tm;  /* the caller disposes it */
+} CgTarget;
+
 /* ---- emission state: the module's (Cg) and the function's being emitted (CgFrame) ---- */
 
 typedef struct CgRtFn {
@@ -119,7 +131,8 @@ typedef struct Cg {
     LLVMBuilderRef b;
     LLVMTypeRef real, realp, i8p, i1, i32, i64, f64, voidt;
     int real_size;
-    int lanes; /* reals in the host's widest vector register */
+    int lanes; /* reals in the target's widest vector register */
+    int vregs; /* the target's vector registers: the kernels' blocks are sized for them */
     const IrProgram *ir;
     CgPlan *plan;
     Arena *arena;
@@ -132,7 +145,7 @@ typedef struct Cg {
 /* ---- the module and its functions (cg_frame.c) ---- */
 
 void cg_init(Cg *g, LLVMContextRef ctx, LLVMModuleRef mod, const IrProgram *p, CgPlan *plan,
-             int real_size, Arena *a);
+             int real_size, const CgTarget *t, Arena *a);
 void cg_dispose(Cg *g);
 /* An internal function of the module. */
 LLVMValueRef cg_add_function(Cg *g, const char *name, LLVMTypeRef type);
@@ -312,10 +325,8 @@ LLVMTypeRef cg_desc_type(LLVMContextRef ctx, LLVMTypeRef train_ptr, LLVMTypeRef 
 
 /* ---- target (cg_target.c), linking (cg_link.c), JIT (cg_jit.c) ---- */
 
-/* The host's target machine; NULL after printing an error. */
-LLVMTargetMachineRef cg_target_machine(int opt_level);
-/* Bytes in the host's widest vector register: 64 with avx512f, 32 with avx, else 16. */
-int cg_vector_bytes(void);
+/* False after printing an error (an unknown CPU or feature, no LLVM target). */
+bool cg_target_init(CgTarget *t, const char *cpu, const char *features, int opt_level, Arena *a);
 /* Sets the module's triple and data layout from tm. */
 void cg_target_module(LLVMModuleRef mod, LLVMTargetMachineRef tm);
 /* Verifies and optimises; false after printing an error. */

@@ -43,7 +43,7 @@ static void declare_runtime(Cg *g)
 }
 
 void cg_init(Cg *g, LLVMContextRef ctx, LLVMModuleRef mod, const IrProgram *p, CgPlan *plan,
-             int real_size, Arena *a)
+             int real_size, const CgTarget *t, Arena *a)
 {
     memset(g, 0, sizeof *g);
     g->ctx = ctx;
@@ -52,7 +52,8 @@ void cg_init(Cg *g, LLVMContextRef ctx, LLVMModuleRef mod, const IrProgram *p, C
     g->real_size = real_size;
     g->real = real_size == 8 ? LLVMDoubleTypeInContext(ctx) : LLVMFloatTypeInContext(ctx);
     g->realp = LLVMPointerType(g->real, 0);
-    g->lanes = cg_vector_bytes() / real_size;
+    g->lanes = t->vector_bytes / real_size;
+    g->vregs = t->vector_regs;
     g->i8p = LLVMPointerType(LLVMInt8TypeInContext(ctx), 0);
     g->i1 = LLVMInt1TypeInContext(ctx);
     g->i32 = LLVMInt32TypeInContext(ctx);

@@ -14,7 +14,23 @@
  * sum in a fixed order. */
 #include "cg.h"
 
-enum { DOT_R = 4, DOT_S = 4, AXPY_R = 4, AXPY_V = 4 };
+/* Register blocks, sized to the target's vector registers (Cg.vregs):
+ *   dot   R x S accumulators, and R + S vectors loaded a step:   R*S + R + S registers
+ *   axpy  R x V accumulators, V vectors of B and one broadcast:  R*V + V + 1
+ * 32 registers (AVX-512): dot 4 x 4 (24), axpy 4 x 4 (21). 16 (AVX2, SSE): dot 3 x 3 (15),
+ * axpy 6 x 2 (15, the shape of BLIS's Haswell kernel); 4 x 4 there would need 24 and 21,
+ * and the spills cost more than the larger block saves. Neither changes a result: each
+ * element of C has an accumulator of its own, summed in the same order whatever the block. */
+enum { MAX_R = 6, MAX_S = 4 }; /* the largest blocks: array sizes */
+
+typedef struct Blocks {
+    int dot_r, dot_s, axpy_r, axpy_v;
+} Blocks;
+
+static Blocks blocks_for(int vregs)
+{
+    return vregs >= 32 ? (Blocks){4, 4, 4, 4} : (Blocks){3, 3, 6, 2};
+}
 
 typedef enum { MM_DOT, MM_AXPY } MmKind;
 
@@ -38,6 +54,7 @@ typedef struct Mm {
     CgFuse fuse;          /* by_sample with one row a sample: what the epilogue also computes */
     int param;            /* a weight gradient whose sgd update is fused in (cg_sgd.c), or -1 */
     Update upd;           /* inside the kernel: that param's weights and lr */
+    Blocks bl;            /* the register blocks */
 } Mm;
 
 static LLVMValueRef i64c(Cg *g, long long v)
@@ -136,7 +153,7 @@ static void dot_step(Cg *g, const Mm *m, LLVMValueRef *acc, int R, int S, LLVMVa
                      LLVMValueRef n0, LLVMValueRef k0, int on)
 {
     int w = g->lanes;
-    LLVMValueRef av[DOT_R], bv[DOT_S];
+    LLVMValueRef av[MAX_R], bv[MAX_S];
     for (int r = 0; r < R; r++) {
         LLVMValueRef i = add(g, mul(g, add(g, m0, i64c(g, r)), m->a_rs), k0);
         av[r] = cg_vload(g, at(g, g->fs->base[m->a], i), w, on);
@@ -153,7 +170,7 @@ static void dot_step(Cg *g, const Mm *m, LLVMValueRef *acc, int R, int S, LLVMVa
 static void dot_block(Cg *g, const Mm *m, int R, int S, LLVMValueRef m0, LLVMValueRef n0)
 {
     int w = g->lanes;
-    LLVMValueRef acc[DOT_R * DOT_S];
+    LLVMValueRef acc[MAX_R * MAX_S];
     acc_init(g, acc, R * S, w);
     long long full = m->K / w, tail = m->K % w;
     CgLoop lk = cg_loop_begin(g, i64c(g, 0), i64c(g, full), "k");
@@ -162,7 +179,7 @@ static void dot_block(Cg *g, const Mm *m, int R, int S, LLVMValueRef m0, LLVMVal
     if (tail)
         dot_step(g, m, acc, R, S, m0, n0, i64c(g, full * w), (int)tail);
     for (int r = 0; r < R; r++) {
-        LLVMValueRef row[DOT_S];
+        LLVMValueRef row[MAX_S];
         for (int s = 0; s < S; s++)
             row[s] = acc_get(g, acc[r * S + s], w);
         LLVMValueRef v = cg_vsums(g, row, S, w);
@@ -176,7 +193,7 @@ static void axpy_block(Cg *g, const Mm *m, int R, int V, int last_on, LLVMValueR
                        LLVMValueRef n0)
 {
     int w = g->lanes;
-    LLVMValueRef acc[AXPY_R * AXPY_V], bv[AXPY_V];
+    LLVMValueRef acc[MAX_R * MAX_S], bv[MAX_S];
     acc_init(g, acc, R * V, w);
     CgLoop lk = cg_loop_begin(g, i64c(g, 0), k_of(g, m), "k");
     LLVMValueRef brow = add(g, mul(g, lk.i, m->b_rs), n0);
@@ -222,7 +239,7 @@ static long long macs_per_sample(const Mm *m)
 
 static void column_block(Cg *g, const Mm *m, Cols c, LLVMValueRef n0)
 {
-    int R = m->kind == MM_DOT ? DOT_R : AXPY_R;
+    int R = m->kind == MM_DOT ? m->bl.dot_r : m->bl.axpy_r;
     LLVMValueRef rows = rows_of(g, m);
     LLVMValueRef nrb = i64c(g, 0);
     if (macs_per_sample(m) >= SMALL) {
@@ -242,13 +259,13 @@ static void column_split(Cg *g, const Mm *m, Cols *full, Cols *tail, long long *
 {
     int w = g->lanes;
     if (m->kind == MM_DOT) {
-        int S = m->N < DOT_S ? (int)m->N : DOT_S;
+        int S = m->N < m->bl.dot_s ? (int)m->N : m->bl.dot_s;
         *per = S;
         *full = (Cols){S, 0};
         *tail = (Cols){(int)(m->N % S), 0};
     } else {
-        *per = (long long)AXPY_V * w;
-        *full = (Cols){AXPY_V, w};
+        *per = (long long)m->bl.axpy_v * w;
+        *full = (Cols){m->bl.axpy_v, w};
         long long rest = m->N % *per;
         *tail = (Cols){(int)((rest + w - 1) / w), (int)(rest - (rest + w - 1) / w * w + w)};
     }
@@ -293,12 +310,13 @@ static bool by_rows(const Mm *m)
 /* Rows [lo*R, hi*R) (clipped to C's rows) of the column block at n0. */
 static void row_block(Cg *g, const Mm *m, Cols c, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef n0)
 {
-    long long whole = m->rows_per / AXPY_R; /* blocks of AXPY_R rows; then single rows */
+    int R = m->bl.axpy_r;
+    long long whole = m->rows_per / R; /* blocks of R rows; then single rows */
     CgLoop lr = cg_loop_begin(g, lo, cg_imin(g, hi, i64c(g, whole)), "rb");
-    block(g, m, AXPY_R, c, mul(g, lr.i, AXPY_R), n0);
+    block(g, m, R, c, mul(g, lr.i, R), n0);
     cg_loop_end(g, &lr);
-    LLVMValueRef from = cg_imax(g, mul(g, lo, AXPY_R), i64c(g, whole * AXPY_R));
-    CgLoop lt = cg_loop_begin(g, from, cg_imin(g, mul(g, hi, AXPY_R), i64c(g, m->rows_per)), "r");
+    LLVMValueRef from = cg_imax(g, mul(g, lo, R), i64c(g, whole * R));
+    CgLoop lt = cg_loop_begin(g, from, cg_imin(g, mul(g, hi, R), i64c(g, m->rows_per)), "r");
     block(g, m, 1, c, lt.i, n0);
     cg_loop_end(g, &lt);
 }
@@ -324,7 +342,7 @@ static void emit_mm(Cg *g, Mm *m, int id)
     Cols full, tail;
     long long nfull, per;
     column_split(g, m, &full, &tail, &nfull, &per);
-    long long ntasks = by_rows(m) ? (m->rows_per + AXPY_R - 1) / AXPY_R : nfull + (tail.width > 0);
+    long long ntasks = by_rows(m) ? (m->rows_per + m->bl.axpy_r - 1) / m->bl.axpy_r : nfull + (tail.width > 0);
     /* work: M * N * K multiply-adds, in the caller */
     LLVMValueRef work = LLVMBuildSIToFP(g->b, rows_of(g, m), g->f64, "");
     work = LLVMBuildFMul(g->b, work, LLVMBuildSIToFP(g->b, k_of(g, m), g->f64, ""), "");
@@ -396,6 +414,7 @@ bool cg_mm_emit(Cg *g, int id)
     Mm m;
     if (!classify(g, id, &m))
         return false;
+    m.bl = blocks_for(g->vregs);
     const CgNode *c = node(g, id);
     m.param = g->fs->sgd && c->op == CG_BMEAN_OUTER && c->where == CG_AT_GRAD && g->fs->sgd->deferred[c->index]
             ? c->index : -1;

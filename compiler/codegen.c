@@ -14,15 +14,17 @@
 
 /* The module for p, verified and optimised for tm; NULL after printing an error. */
 static LLVMModuleRef build_module(const IrProgram *p, const Model *m, const CgOptions *o,
-                                  LLVMContextRef ctx, LLVMTargetMachineRef tm, Arena *a)
+                                  LLVMContextRef ctx, const CgTarget *t, Arena *a)
 {
     NncModelDesc desc;
     desc_build(&desc, p, m, o->real_size, o->source_path, a);
+    desc.cpu_features = t->required;
     CgPlan *plan = cg_plan(p, a);
     LLVMModuleRef mod = LLVMModuleCreateWithNameInContext(m->name, ctx);
+    LLVMTargetMachineRef tm = t->tm;
     cg_target_module(mod, tm);
     Cg g;
-    cg_init(&g, ctx, mod, p, plan, o->real_size, a);
+    cg_init(&g, ctx, mod, p, plan, o->real_size, t, a);
     LLVMValueRef train, evaluate;
     cg_emit_functions(&g, desc.opt, desc.momentum, &train, &evaluate);
     cg_emit_desc(&g, &desc, train, evaluate);
@@ -115,17 +117,19 @@ static bool write_output(LLVMModuleRef mod, LLVMTargetMachineRef tm, const CgOpt
 int cg_emit(const IrProgram *p, const Model *m, const CgOptions *o, Diag *d)
 {
     (void)d; /* the IR was checked before; what fails here has no source location */
-    LLVMTargetMachineRef tm = cg_target_machine(o->opt_level);
-    if (!tm)
-        return 1;
     Arena *a = arena_new();
+    CgTarget t;
+    if (!cg_target_init(&t, o->cpu, o->cpu_features, o->opt_level, a)) {
+        arena_free(a);
+        return 1;
+    }
     LLVMContextRef ctx = LLVMContextCreate();
-    LLVMModuleRef mod = build_module(p, m, o, ctx, tm, a);
-    bool ok = mod && write_output(mod, tm, o, output_path(o, m, a));
+    LLVMModuleRef mod = build_module(p, m, o, ctx, &t, a);
+    bool ok = mod && write_output(mod, t.tm, o, output_path(o, m, a));
     if (mod)
         LLVMDisposeModule(mod);
     LLVMContextDispose(ctx);
-    LLVMDisposeTargetMachine(tm);
+    LLVMDisposeTargetMachine(t.tm);
     arena_free(a);
     return ok ? 0 : 1;
 }
@@ -133,17 +137,19 @@ int cg_emit(const IrProgram *p, const Model *m, const CgOptions *o, Diag *d)
 int cg_run(const IrProgram *p, const Model *m, const CgOptions *o, Diag *d, int argc, char **argv)
 {
     (void)d;
-    LLVMTargetMachineRef tm = cg_target_machine(o->opt_level);
-    if (!tm)
-        return 1;
     Arena *a = arena_new();
+    CgTarget t;
+    if (!cg_target_init(&t, o->cpu, o->cpu_features, o->opt_level, a)) {
+        arena_free(a);
+        return 1;
+    }
     LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
-    LLVMModuleRef mod = build_module(p, m, o, LLVMOrcThreadSafeContextGetContext(tsc), tm, a);
+    LLVMModuleRef mod = build_module(p, m, o, LLVMOrcThreadSafeContextGetContext(tsc), &t, a);
     int status = 1;
-    if (mod)
-        status = cg_jit_run(tsc, mod, tm, m->name, argc, argv); /* takes mod and tm */
+    if (mod) /* nnc_main checks the CPU's features before the module's code runs */
+        status = cg_jit_run(tsc, mod, t.tm, m->name, argc, argv); /* takes mod and tm */
     else
-        LLVMDisposeTargetMachine(tm);
+        LLVMDisposeTargetMachine(t.tm);
     LLVMOrcDisposeThreadSafeContext(tsc);
     arena_free(a);
     return status;

@@ -14,6 +14,8 @@ typedef struct CgOptions {
     CgEmit emit;
     const char *out_path; /* NULL: text kinds to stdout */
     const char *source_path; /* the .nn file, for base_dir */
+    const char *cpu;         /* --cpu: NULL or "native" for the host's */
+    const char *cpu_features; /* --cpu-features: +a,-b, or NULL */
 } CgOptions;
 
 /* Writes the requested output whole or not at all. Returns the exit status. */

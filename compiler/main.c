@@ -28,6 +28,7 @@ static const char *const emit_names[] = {
 
 typedef struct Options {
     const char *input, *out, *model;
+    const char *cpu, *cpu_features; /* --cpu, --cpu-features */
     Emit emit;
     bool run, check, interp;
     int opt_level, real_size;
@@ -46,6 +47,10 @@ static const char usage[] =
     "  -O0 -O1 -O2 -O3       optimisation level (default -O2; -O0 also shows the raw\n"
     "                        chain-rule form in --emit=grad)\n"
     "  --precision=f32|f64   floating-point type of the generated code (default f32)\n"
+    "  --cpu=NAME            the CPU to generate code for: native (default), x86-64,\n"
+    "                        x86-64-v2, x86-64-v3, x86-64-v4, haswell, skylake-avx512,\n"
+    "                        znver3, znver4, ...\n"
+    "  --cpu-features=+a,-b  add or remove CPU features (avx2, fma, avx512f, ...)\n"
     "  -o FILE               output file\n"
     "  --help, --version\n";
 
@@ -102,6 +107,10 @@ static int parse_args(Options *o, int argc, char **argv)
             o->check = true;
         } else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3]) {
             o->opt_level = a[2] - '0';
+        } else if (strncmp(a, "--cpu=", 6) == 0) {
+            o->cpu = a + 6;
+        } else if (strncmp(a, "--cpu-features=", 15) == 0) {
+            o->cpu_features = a + 15;
         } else if (strcmp(a, "--precision=f32") == 0) {
             o->real_size = 4;
         } else if (strcmp(a, "--precision=f64") == 0) {
@@ -227,7 +236,8 @@ static int compile(const Options *o, Diag *d, Arena *a)
     if (o->interp)
         return interp_main(ir, m, o->input, o->real_size, o->run_argc, o->run_argv);
     CgOptions cg = {.opt_level = o->opt_level, .real_size = o->real_size,
-                    .out_path = o->out, .source_path = o->input};
+                    .out_path = o->out, .source_path = o->input,
+                    .cpu = o->cpu, .cpu_features = o->cpu_features};
     if (o->run)
         return cg_run(ir, m, &cg, d, o->run_argc, o->run_argv);
     switch (o->emit) {

@@ -71,6 +71,9 @@ typedef struct NncModelDesc {
     /* For trainers living in the nnc process (nnc --interp): their own state, found again
      * through nnc_rt_model(run)->ctx. NULL in generated code. */
     const void *ctx;
+    /* The CPU features the generated code was compiled for (LLVM's names, comma-separated),
+     * checked before it runs. */
+    const char *cpu_features;
 } NncModelDesc;
 
 /* ---- called by generated code ---- */
@@ -146,6 +149,9 @@ typedef struct NncData {
 int nnc_load_data(const NncSourceDesc *src, const char *base_dir, int in_size, int tgt_size,
                   int real_size, NncData *out);
 void nnc_free_data(NncData *d);
+
+/* Whether the runtime can check CPU feature `name` (LLVM's name: avx2, avx512f, ...). */
+int nnc_cpu_feature_known(const char *name);
 
 /* ---- the entry point: the executable's main() and `nnc --run` call this ---- */
 /* argv[0] is the program's name, as main() gets it; the flags follow. Returns the exit

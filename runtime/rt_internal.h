@@ -100,6 +100,12 @@ void rt_pool_free(RtPool *p); /* stops and joins the workers; NULL is fine */
 void rt_parallel_copy(NncRun *run, long long ntasks, size_t bytes,
                       void (*fn)(void *ctx, long long lo, long long hi), void *ctx);
 
+/* ---- rt_cpu.c ---- */
+
+/* 0 when this CPU has every feature of the comma-separated list, else -1 after a message
+ * naming the missing ones. */
+int rt_cpu_check(const char *prog, const char *needed);
+
 /* ---- rt_guard.c: steps that would make weights non-finite are not applied ---- */
 
 typedef struct RtGuard RtGuard;

@@ -240,7 +240,9 @@ int nnc_main(int argc, char **argv, const NncModelDesc *model)
     }
     run->m = model;
     run->rs = model->real_size;
-    int rc = rt_parse_args(&run->o, argc, argv, model);
+    int rc = rt_cpu_check(argc > 0 ? argv[0] : model->name, model->cpu_features) == 0 ? -1 : 1;
+    if (rc < 0)
+        rc = rt_parse_args(&run->o, argc, argv, model);
     if (rc < 0)
         rc = run_all(run);
     if (free_run(run) != 0)
