@@ -264,6 +264,10 @@ int cg_fuse_buffers(Cg *g, const CgFuse *f, int nodes[CG_FUSE_BUFFERS]);
 void cg_fuse_epilogue(Cg *g, const CgFuse *f, LLVMValueRef v, LLVMValueRef row, LLVMValueRef col,
                       int lanes, int on);
 
+/* The elementwise node first and the elementwise nodes after it that can share its loop
+ * nest, computed in one; marks them done. */
+void cg_fuse_run(Cg *g, int first);
+
 /* ---- plain sgd done by the step, fused into the weight-gradient products (cg_sgd.c) ---- */
 
 bool cg_sgd_fusable(int opt, double momentum, int nparams);

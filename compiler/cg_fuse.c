@@ -13,6 +13,7 @@
 #include "cg.h"
 
 #include <assert.h>
+#include <string.h>
 
 static bool simple_op(const CgNode *n)
 {
@@ -81,8 +82,11 @@ static int next_link(Cg *g, CgFuse *f, int tail)
     return -1;
 }
 
-/* Uses of id outside the chain: its live consumers, plus one if a function returns it. */
-static bool read_outside(Cg *g, const CgFuse *f, int id)
+/* Uses of id outside a group of nodes (in(group, u) says who is in it): its live
+ * consumers, plus one if a function returns it. */
+typedef bool InGroup(const void *group, int id);
+
+static bool read_outside(Cg *g, InGroup *in, const void *group, int id)
 {
     const CgPlan *pl = g->plan;
     if (id == pl->output || id == pl->loss)
@@ -91,11 +95,16 @@ static bool read_outside(Cg *g, const CgFuse *f, int id)
         if (pl->mean_grad[i] == id)
             return true;
     for (int u = id + 1; u < pl->nnodes; u++)
-        if (g->fs->readers[u] && !in_chain(f, u))
+        if (g->fs->readers[u] && !in(group, u))
             for (int k = 0; k < pl->nodes[u].nargs; k++)
                 if (pl->nodes[u].args[k] == id)
                     return true;
     return false;
+}
+
+static bool chain_has(const void *f, int id)
+{
+    return in_chain(f, id);
 }
 
 void cg_fuse_plan(Cg *g, int m, CgFuse *f)
@@ -107,9 +116,9 @@ void cg_fuse_plan(Cg *g, int m, CgFuse *f)
         assert(f->count < CG_FUSE_MAX);
         f->nodes[f->count++] = next;
     }
-    f->store_m = read_outside(g, f, m);
+    f->store_m = read_outside(g, chain_has, f, m);
     for (int i = 0; i < f->count; i++) {
-        f->store[i] = read_outside(g, f, f->nodes[i]);
+        f->store[i] = read_outside(g, chain_has, f, f->nodes[i]);
         g->fs->done[f->nodes[i]] = true;
     }
 }
@@ -188,4 +197,93 @@ void cg_fuse_epilogue(Cg *g, const CgFuse *f, LLVMValueRef v, LLVMValueRef row, 
         if (f->store[i])
             cg_vstore(g, t.val[i + 1], tile_ptr(g, f, f->nodes[i], &t), lanes, on);
     }
+}
+
+/* ---- a run of elementwise nodes in one loop nest ----
+ * Consecutive elementwise nodes (in the order the function computes them) of one size and
+ * one varying-ness, each reading values computed before the run, constants, scalars or
+ * nodes of the run, are computed in one `for b: for i` nest: one loop instead of one per
+ * node, which is what LLVM's optimiser and code generator pay for (a chain of 250
+ * statements was 500 loops, each vectorized with its own alias checks). A node is stored
+ * only when something outside the run reads it. The ops are cg_op_apply's, in the same
+ * order: the same bits as one nest per node. */
+
+enum { RUN_MAX = 256 }; /* nodes a run may hold: bounds one loop body */
+
+typedef struct Run {
+    int nodes[RUN_MAX];
+    LLVMValueRef val[RUN_MAX];
+    bool store[RUN_MAX];
+    int count;
+    bool *member; /* per plan node */
+} Run;
+
+static bool run_has(const void *r, int id)
+{
+    return ((const Run *)r)->member[id];
+}
+
+static bool elementwise(const CgNode *n)
+{
+    IrKind kind = n->op < IR_NUM_OPS ? ir_op_info(n->op)->kind : IR_KIND_OTHER;
+    return kind == IR_KIND_UNARY || kind == IR_KIND_BINARY || n->op == IR_RESHAPE;
+}
+
+/* Whether node id can join the run started by first. */
+static bool joins(Cg *g, const Run *r, int first, int id)
+{
+    const CgNode *f = &g->plan->nodes[first], *n = &g->plan->nodes[id];
+    if (!elementwise(n) || cg_size(n) != cg_size(f) || n->varying != f->varying)
+        return false;
+    for (int k = 0; k < n->nargs; k++) {
+        int a = n->args[k];
+        long long size = cg_size(&g->plan->nodes[a]);
+        if (!r->member[a] && a > first && !g->fs->done[a])
+            return false; /* computed after the run started, outside it */
+        if (size != 1 && size != cg_size(f))
+            return false;
+    }
+    return true;
+}
+
+static LLVMValueRef run_operand(Cg *g, const Run *r, int a, LLVMValueRef b, LLVMValueRef i)
+{
+    if (r->member[a])
+        for (int k = 0; k < r->count; k++)
+            if (r->nodes[k] == a)
+                return r->val[k];
+    return cg_load(g, a, b, cg_size(&g->plan->nodes[a]) == 1 ? cg_i64(g, 0) : i);
+}
+
+void cg_fuse_run(Cg *g, int first)
+{
+    const CgPlan *pl = g->plan;
+    Run *r = arena_alloc(g->arena, sizeof *r);
+    r->member = arena_alloc(g->arena, sizeof(bool) * (size_t)pl->nnodes);
+    memset(r->member, 0, sizeof(bool) * (size_t)pl->nnodes);
+    r->count = 0;
+    for (int id = first; id < pl->nnodes && r->count < RUN_MAX; id++) {
+        if (!g->fs->live[id] || g->fs->done[id])
+            continue;
+        if (id != first && !joins(g, r, first, id))
+            break;
+        r->nodes[r->count++] = id;
+        r->member[id] = true;
+    }
+    for (int k = 0; k < r->count; k++) {
+        r->store[k] = read_outside(g, run_has, r, r->nodes[k]);
+        g->fs->done[r->nodes[k]] = true;
+    }
+    CgLoop lb = cg_loop_begin(g, cg_i64(g, 0), cg_count(g, first), "b");
+    CgLoop li = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, cg_size(&pl->nodes[first])), "i");
+    for (int k = 0; k < r->count; k++) {
+        const CgNode *n = &pl->nodes[r->nodes[k]];
+        LLVMValueRef x = run_operand(g, r, n->args[0], lb.i, li.i);
+        LLVMValueRef y = n->nargs > 1 ? run_operand(g, r, n->args[1], lb.i, li.i) : NULL;
+        r->val[k] = cg_op_apply(g, n->op, n->num, x, y);
+        if (r->store[k])
+            cg_store(g, r->nodes[k], lb.i, li.i, r->val[k]);
+    }
+    cg_loop_end(g, &li);
+    cg_loop_end(g, &lb);
 }

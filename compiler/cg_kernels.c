@@ -19,22 +19,6 @@ static LLVMValueRef select_(Cg *g, LLVMValueRef c, LLVMValueRef t, LLVMValueRef 
     return LLVMBuildSelect(g->b, c, t, f, "");
 }
 
-/* out[b, i] = f(a[b, i], c[b, i]); a one-element side is read at 0 (rank-0 broadcast). */
-static void emit_elementwise(Cg *g, int id)
-{
-    const CgNode *n = &g->plan->nodes[id];
-    int a = n->args[0], c = n->nargs > 1 ? n->args[1] : -1;
-    bool a_one = cg_size(&g->plan->nodes[a]) == 1;
-    bool c_one = c >= 0 && cg_size(&g->plan->nodes[c]) == 1;
-    CgLoop lb = cg_loop_begin(g, zero64(g), cg_count(g, id), "b");
-    CgLoop li = cg_loop_begin(g, zero64(g), cg_i64(g, cg_size(n)), "i");
-    LLVMValueRef x = cg_load(g, a, lb.i, a_one ? zero64(g) : li.i);
-    LLVMValueRef y = c < 0 ? NULL : cg_load(g, c, lb.i, c_one ? zero64(g) : li.i);
-    cg_store(g, id, lb.i, li.i, cg_op_apply(g, n->op, n->num, x, y));
-    cg_loop_end(g, &li);
-    cg_loop_end(g, &lb);
-}
-
 /* ---- reductions ---- */
 
 static void acc_add(Cg *g, LLVMValueRef acc, LLVMValueRef v)
@@ -210,7 +194,7 @@ void cg_emit_node(Cg *g, int id)
     if (kind == IR_KIND_LEAF)
         return;
     if (kind == IR_KIND_UNARY || kind == IR_KIND_BINARY || op == IR_RESHAPE) {
-        emit_elementwise(g, id); /* a reshape is a copy: element i stays element i */
+        cg_fuse_run(g, id); /* with the elementwise nodes after it that can share its loop */
         return;
     }
     switch (op) {
