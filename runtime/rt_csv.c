@@ -158,7 +158,7 @@ int rt_load_csv(const NncSourceDesc *src, const char *path, int in_size, int tgt
         return -1;
     }
     size_t len;
-    char *buf = (char *)rt_read_file(path, &len);
+    char *buf = (char *)rt_read_data(path, &len);
     if (!buf)
         return -1;
     if (memchr(buf, 0, len)) {

@@ -25,7 +25,7 @@ static unsigned be32(const unsigned char *p)
 static int idx_open(Idx *f, const char *path, const char *what)
 {
     f->path = path;
-    f->buf = rt_read_file(path, &f->len);
+    f->buf = rt_read_data(path, &f->len);
     if (!f->buf)
         return -1;
     if (f->len < 4 || f->buf[0] || f->buf[1] || f->buf[2] != 0x08) {

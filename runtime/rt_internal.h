@@ -40,9 +40,13 @@ void rt_set(void *buf, size_t i, int real_size, double v);
 double rt_now(void);                    /* monotonic seconds */
 /* base_dir/path unless path is absolute or base_dir is NULL, empty or "."; malloc'd. */
 char *rt_join(const char *base_dir, const char *path);
-/* The whole file, decompressed when gzipped (zlib reads plain files too); malloc'd with a
- * NUL after the end. NULL with a message naming the file when it cannot be read. */
-unsigned char *rt_read_file(const char *path, size_t *len);
+/* The whole file, decompressed when gz and gzipped (zlib reads plain files too); malloc'd
+ * with a NUL after the end. Regular files and pipes only: a device such as /dev/zero never
+ * ends. More than max bytes: "too large: more than MAX bytes, LIMIT". NULL with a message
+ * naming the file when it cannot be read, also when gzip data is cut short. */
+unsigned char *rt_read_file(const char *path, size_t max, int gz, const char *limit, size_t *len);
+/* A data file (csv, idx) with rt_read_file: gzipped or not, at most the machine's memory. */
+unsigned char *rt_read_data(const char *path, size_t *len);
 /* "PROG: error: MSG" on stderr. */
 void rt_error(const char *prog, const char *fmt, ...) RT_PRINTF(2, 3);
 /* "FILE:ROW: error: MSG" (row > 0) or "FILE: error: MSG" on stderr. */

@@ -2,11 +2,15 @@
  * time, paths, whole-file reads through zlib, and the two message formats. */
 #define _DEFAULT_SOURCE /* madvise */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "rt_internal.h"
@@ -81,41 +85,123 @@ char *rt_join(const char *base_dir, const char *path)
     return out;
 }
 
-unsigned char *rt_read_file(const char *path, size_t *len)
+/* What a path that is neither a regular file nor a pipe is, for the message. */
+static const char *file_kind(mode_t mode)
 {
-    errno = 0;
-    gzFile f = gzopen(path, "rb");
-    if (!f) {
-        rt_data_error(path, 0, "cannot open: %s", errno ? strerror(errno) : "out of memory");
+    return S_ISDIR(mode) ? "a folder" : S_ISCHR(mode) ? "a character device"
+         : S_ISBLK(mode) ? "a block device" : S_ISSOCK(mode) ? "a socket" : "an unusual file";
+}
+
+/* Opens path for reading: regular files and pipes only, since a device such as /dev/zero
+ * never ends. -1 after a message. */
+static int open_input(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rt_data_error(path, 0, "cannot open: %s", strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        rt_data_error(path, 0, "cannot read: %s", strerror(errno));
+    else if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode))
+        rt_data_error(path, 0, "cannot read: it is %s, not a file", file_kind(st.st_mode));
+    else
+        return fd;
+    close(fd);
+    return -1;
+}
+
+/* Up to n bytes from the file, decompressed when gz is open. */
+static long read_some(int fd, gzFile gz, unsigned char *p, size_t n)
+{
+    if (n > 1u << 30)
+        n = 1u << 30;
+    if (gz)
+        return gzread(gz, p, (unsigned)n);
+    ssize_t got;
+    do
+        got = read(fd, p, n);
+    while (got < 0 && errno == EINTR);
+    return (long)got;
+}
+
+/* Why the read loop stopped, as a message: NULL for the end of the file. */
+static const char *read_failure(gzFile gz, long got, int *errnum)
+{
+    if (got >= 0 && gz) {
+        gzerror(gz, errnum);
+        /* zlib's Z_BUF_ERROR after the last byte: the stream stopped inside a gzip member */
+        return *errnum == Z_BUF_ERROR ? "the gzip data is cut short (truncated file)" : NULL;
+    }
+    if (got >= 0)
+        return NULL;
+    if (!gz)
+        return strerror(errno);
+    const char *why = gzerror(gz, errnum);
+    return *errnum == Z_ERRNO ? strerror(errno) : why;
+}
+
+/* The machine's memory in bytes: the most a data file, read whole, can hold. */
+static size_t memory_size(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0 || (unsigned long)pages > SIZE_MAX / 2 / (unsigned long)page)
+        return SIZE_MAX / 2;
+    return (size_t)pages * (size_t)page;
+}
+
+unsigned char *rt_read_file(const char *path, size_t max, int gz, const char *limit, size_t *len)
+{
+    int fd = open_input(path);
+    if (fd < 0)
+        return NULL;
+    gzFile f = NULL;
+    if (gz && !(f = gzdopen(fd, "rb"))) {
+        close(fd);
+        rt_data_error(path, 0, "cannot read: out of memory");
         return NULL;
     }
-    gzbuffer(f, 1 << 17);
-    size_t cap = 1 << 16, n = 0;
+    if (f)
+        gzbuffer(f, 1 << 17);
+    /* grows by doubling, never past max + 1: one byte more than allowed tells "too large" */
+    size_t cap = max < (1 << 16) ? max + 1 : 1 << 16, n = 0;
     unsigned char *buf = malloc(cap + 1);
-    int got = 0;
-    while (buf && (got = gzread(f, buf + n, (unsigned)(cap - n))) > 0) {
+    long got = 0;
+    while (buf && n <= max && (got = read_some(fd, f, buf + n, cap - n)) > 0) {
         n += (size_t)got;
-        if (n == cap) {
-            unsigned char *more = realloc(buf, (cap *= 2) + 1);
+        if (n == cap && n <= max) {
+            cap = cap > max / 2 ? max + 1 : cap * 2;
+            unsigned char *more = realloc(buf, cap + 1);
             if (!more)
                 free(buf);
             buf = more;
         }
     }
     int errnum = 0;
-    const char *why = got < 0 ? gzerror(f, &errnum) : NULL;
-    if (got < 0)
-        rt_data_error(path, 0, "cannot read: %s", errnum == Z_ERRNO ? strerror(errno) : why);
+    const char *why = buf && n <= max ? read_failure(f, got, &errnum) : NULL;
+    if (why)
+        rt_data_error(path, 0, "cannot read: %s", why);
     else if (!buf)
         rt_data_error(path, 0, "cannot read: out of memory");
-    gzclose(f);
-    if (got < 0 || !buf) {
+    else if (n > max)
+        rt_data_error(path, 0, "too large: more than %zu bytes, %s", max, limit);
+    if (f)
+        gzclose(f); /* closes fd too */
+    else
+        close(fd);
+    if (why || !buf || n > max) {
         free(buf);
         return NULL;
     }
     buf[n] = 0;
     *len = n;
     return buf;
+}
+
+unsigned char *rt_read_data(const char *path, size_t *len)
+{
+    return rt_read_file(path, memory_size(), 1, "this machine's memory (data files are read whole)", len);
 }
 
 void rt_error(const char *prog, const char *fmt, ...)

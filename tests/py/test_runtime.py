@@ -11,7 +11,9 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -337,6 +339,113 @@ def test_bad_npz(d):
     bad(d, "logic", ["--log", "no/such/dir/l.csv"], "no/such/dir/l.csv", "cannot create", what="bad log path")
     bad(d, "logic", ["--save", "no/such/dir/w.npz"], "no/such/dir/w.npz", "cannot write", what="bad save path")
     check(not os.path.exists(os.path.join(d, "no")), "no partial output")
+
+
+def npy(a):
+    b = io.BytesIO()
+    np.save(b, a)
+    return b.getvalue()
+
+
+def zip_bytes(entries, extra=b"", csize=None, size=None, offset=None, pad_to=0):
+    """A stored zip of (name, data) entries like nnc's; the last central record gets `extra`
+    and the given csize/size/offset fields. Bytes are put before the central directory to
+    make the file pad_to long (so that a read past its end leaves the allocation)."""
+    out, central = b"", b""
+    for k, (name, data) in enumerate(entries):
+        n, c = name.encode(), zlib.crc32(data)
+        off = len(out)
+        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 0x21, c, len(data), len(data),
+                           len(n), 0) + n + data
+        last = k == len(entries) - 1
+        x = extra if last else b""
+        fields = [len(data), len(data), off]
+        if last:
+            fields = [v if o is None else o for v, o in zip(fields, (csize, size, offset))]
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 0, 0, 0x21, c,
+                               fields[0], fields[1], len(n), len(x), 0, 0, 0, 0o644 << 16,
+                               fields[2]) + n + x
+    out += b"\0" * max(0, pad_to - len(out) - len(central) - 22)
+    return out + central + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(entries), len(entries),
+                                       len(central), len(out), 0)
+
+
+def logic_entries():
+    return [("W.npy", npy(np.array([[0.5, -1.5]], np.float32))),
+            ("h.b.npy", npy(np.array([0.25], np.float32))), ("s.npy", npy(np.float32(2)))]
+
+
+def test_npz_hostile(d):
+    """Zip fields that point outside the file, or past 2^64 when added, are errors."""
+    z64 = bytearray(50)
+    z64[8:28] = struct.pack("<IIQI", 0x07064B50, 0, 0x100000000000, 1)
+    z64[28:50] = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 0xFFFF, 0xFFFF, 0, 0xFFFFFFFF, 0)
+    e = logic_entries()
+    cases = [("z64_locator.npz", bytes(z64), ["zip64"]),
+             ("long_extra.npz", zip_bytes(e, struct.pack("<HH", 1, 0xFFFF), 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF,
+                                          pad_to=4096), ["offset"]),
+             ("far_offset.npz", zip_bytes(e, struct.pack("<HHQ", 1, 8, 2**64 - 16), offset=0xFFFFFFFF),
+              ["local file header"]),
+             ("huge_entry.npz", zip_bytes(e, struct.pack("<HHQ", 1, 8, 0xFFFFFFFFFFFF), size=0xFFFFFFFF),
+              ["s.npy", "281474976710655 bytes"]),
+             ("cut.npz", zip_bytes(e)[:150], ["offset"]),
+             ("good.npz", zip_bytes(e), None)]
+    for name, data, needles in cases:
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
+        if needles is None:
+            out = ok("logic", "--epochs", "0", "--load", name, "--save", "back.npz", cwd=d)
+            w = np.load(os.path.join(d, "back.npz"))
+            check(w["W"].tolist() == [[0.5, -1.5]] and float(w["s"]) == 2, "the crafted zip loads")
+        else:
+            bad(d, "logic", ["--epochs", "0", "--load", name], name + ": error: ", *needles,
+                what=f"--load {name}")
+
+
+def test_npz_crc(d):
+    """One flipped bit in a weight's data is found (numpy finds it too)."""
+    ok("logic", "--epochs", "0", "--save", "w.npz", cwd=d)
+    raw = bytearray(open(os.path.join(d, "w.npz"), "rb").read())
+    with zipfile.ZipFile(os.path.join(d, "w.npz")) as z:
+        info = z.getinfo("W.npy")
+    last = info.header_offset + 30 + len(info.filename) + len(info.extra) + info.file_size - 1
+    raw[last] ^= 0x10
+    with open(os.path.join(d, "flip.npz"), "wb") as f:
+        f.write(raw)
+    with zipfile.ZipFile(os.path.join(d, "flip.npz")) as z:
+        check(z.testzip() == "W.npy", "the flipped bit is in W.npy's data")
+    bad(d, "logic", ["--epochs", "0", "--load", "flip.npz"], "flip.npz: error: W.npy: CRC mismatch",
+        what="a flipped bit")
+
+
+def feed_fifo(path, source):
+    """A thread that writes `source` into the FIFO at path until the reader goes away."""
+    def feed():
+        try:
+            with open(path, "wb") as f, open(source, "rb") as src:
+                while f.write(src.read(1 << 16)):
+                    pass
+        except (BrokenPipeError, OSError):
+            pass
+    os.mkfifo(path)
+    t = threading.Thread(target=feed, daemon=True)
+    t.start()
+    return t
+
+
+def test_unending_files(d):
+    """Devices that never end are refused; a pipe is read, up to a limit."""
+    setup_reg(d)
+    bad(d, "logic", ["--epochs", "0", "--load", "/dev/zero"], "/dev/zero: error: ",
+        "character device", what="--load /dev/zero")
+    bad(d, "reg", ["--data", "/dev/zero"], "/dev/zero: error: ", "character device", what="--data /dev/zero")
+    bad(d, "reg", ["--test", "data"], "data: error: ", "folder", what="--test FOLDER")
+    feed_fifo(os.path.join(d, "zeros"), "/dev/zero")
+    bad(d, "logic", ["--epochs", "0", "--load", "zeros"], "zeros: error: too large", "model logic",
+        what="--load from an endless pipe")
+    feed_fifo(os.path.join(d, "csv_pipe"), os.path.join(d, "data", "lin.csv"))
+    out = ok("reg", "--data", "csv_pipe", "--epochs", "1", cwd=d)
+    check(len(epoch_losses(out)) == 1, "a csv through a pipe trains")
 
 
 def test_nan_stop(d):
