@@ -322,6 +322,53 @@ def test_bad_data(d):
     bad(d, "cls", ["--data", "i.gz"], "IMAGES,LABELS", what="idx flag needs two files")
 
 
+def test_data_limits(d):
+    """A cut gzip stream, numbers beyond the model's reals and IDX dims that multiply to
+    nonsense are errors with the right numbers."""
+    setup_reg(d)
+    rng = np.random.RandomState(4)
+    rows = "a,b,c,t1,t2\n" + "".join(",".join(f"{v:.6f}" for v in r) + "\n"
+                                     for r in rng.uniform(-1, 1, (256, 5)))
+    z = gzip.compress(rows.encode(), mtime=0)
+
+    def cut_mid_number(n):  # what zlib gives back of the first n bytes ends inside a last column
+        text = zlib.decompressobj(31).decompress(z[:n]).decode()
+        return text.count("\n") < 257 and len(text.rsplit("\n", 1)[-1].split(",")) == 5 \
+            and text[-1] not in ",-."
+    cut = next(n for n in range(len(z) * 7 // 8, 0, -1) if cut_mid_number(n))
+    for name, data in (("full.csv.gz", z), ("cut.csv.gz", z[:cut])):
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
+    ok("reg", "--data", "full.csv.gz", "--epochs", "1", cwd=d)
+    bad(d, "reg", ["--data", "cut.csv.gz", "--epochs", "1"], "cut.csv.gz: error: ", "cut short",
+        what="a truncated gzipped csv")
+
+    def csv(name, text):
+        with open(os.path.join(d, name), "w") as f:
+            f.write(text)
+    csv("big32.csv", "a,b,c,t1,t2\n1,2,3,4,5\n1,2,-3.5e38,4,5\n")
+    bad(d, "reg", ["--data", "big32.csv"], "big32.csv:3: error: ", "'-3.5e38' in column 3",
+        "beyond the range of f32", what="a number beyond f32")
+    csv("fits32.csv", "a,b,c,t1,t2\n1,2,3.4e38,4,5\n")
+    ok("reg", "--data", "fits32.csv", "--epochs", "0", "--save", "x.npz", cwd=d)
+    csv("big64.csv", "1,2,1e39\n0,1,1e309\n")
+    bad(d, "logic64", ["--data", "big64.csv"], "big64.csv:2: error: ", "'1e309' in column 3",
+        "beyond the range of f64", what="a number beyond f64")
+
+    def idx(name, dims, data=b""):
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(bytes([0, 0, 8, len(dims)]) + b"".join(struct.pack(">I", v) for v in dims) + data)
+    idx("lab", [0])
+    idx("none", [0, 28, 28])
+    bad(d, "cls", ["--data", "none,lab"], "none: error: ", "28x28 = 784 values", "input has 4",
+        what="IDX dims with no images")
+    idx("wide", [3, 100000, 100000], b"\0" * 100)
+    bad(d, "cls", ["--data", "wide,lab"], "wide: error: ", "the 30000000000 bytes of data",
+        what="IDX size past the file")
+    idx("huge", [2, 65536, 65536, 65536, 65536], b"\0" * 100)
+    bad(d, "cls", ["--data", "huge,lab"], "huge: error: ", "more than 2^64", what="IDX size past 2^64")
+
+
 def test_bad_npz(d):
     ok("logic", "--epochs", "0", cwd=d)
     good = dict(np.load(os.path.join(d, "logic.npz")))
