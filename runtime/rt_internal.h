@@ -49,6 +49,8 @@ unsigned char *rt_read_file(const char *path, size_t max, int gz, const char *li
 unsigned char *rt_read_data(const char *path, size_t *len);
 /* "PROG: error: MSG" on stderr. */
 void rt_error(const char *prog, const char *fmt, ...) RT_PRINTF(2, 3);
+/* "PROG: note: MSG" on stderr: a flag's value was changed, the run goes on. */
+void rt_note(const char *prog, const char *fmt, ...) RT_PRINTF(2, 3);
 /* "FILE:ROW: error: MSG" (row > 0) or "FILE: error: MSG" on stderr. */
 void rt_data_error(const char *file, long row, const char *fmt, ...) RT_PRINTF(3, 4);
 

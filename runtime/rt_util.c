@@ -204,14 +204,27 @@ unsigned char *rt_read_data(const char *path, size_t *len)
     return rt_read_file(path, memory_size(), 1, "this machine's memory (data files are read whole)", len);
 }
 
+static void message(const char *prog, const char *kind, const char *fmt, va_list ap)
+{
+    fflush(stdout); /* progress first, then the message, when both go to one place */
+    fprintf(stderr, "%s: %s: ", prog, kind);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 void rt_error(const char *prog, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fflush(stdout); /* progress first, then the error, when both go to one place */
-    fprintf(stderr, "%s: error: ", prog);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    message(prog, "error", fmt, ap);
+    va_end(ap);
+}
+
+void rt_note(const char *prog, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    message(prog, "note", fmt, ap);
     va_end(ap);
 }
 

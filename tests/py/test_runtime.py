@@ -29,9 +29,9 @@ def check(cond, what):
         print("FAIL:", what)
 
 
-def run(model, *args, cwd):
+def run(model, *args, cwd, env=None):
     p = subprocess.run([os.path.join(BIN, model), *args], cwd=cwd, capture_output=True,
-                       text=True, timeout=120)
+                       text=True, timeout=120, env=env)
     return p.returncode, p.stdout, p.stderr
 
 
@@ -513,6 +513,7 @@ def test_flags(d):
     for args, needle in [(["--frob"], "unknown option '--frob'"), (["--epochs", "-1"], "--epochs"),
                          (["--epochs"], "needs a value"), (["--batch", "0"], "--batch"),
                          (["--lr", "abc"], "--lr"), (["--lr", "0"], "--lr"), (["--seed", "x"], "--seed"),
+                         (["--seed", "-1"], "--seed: '-1' is not an integer >= 0"),
                          (["stray"], "unexpected argument")]:
         bad(d, "logic", args, needle, what=f"flag {args}")
     ok("logic", "--batch", "5", "--save", "b5.npz", cwd=d)
@@ -522,6 +523,21 @@ def test_flags(d):
     out = ok("logic", "--quiet", "--epochs=5", cwd=d)
     check(out.splitlines() == [l for l in out.splitlines() if l.startswith("train: ")] and out,
           f"--quiet prints only the final lines: {out!r}")
+
+
+def test_threads_cap(d):
+    """--threads beyond 4 a core is capped, with a note; the pool starts that many."""
+    env = dict(os.environ, FAKE_SLICES="1")
+    cores = os.cpu_count()
+    rc, out, err = run("logic", "--epochs", "1", "--threads", "3", cwd=d, env=env)
+    check(rc == 0 and "slices 3" in out and "note" not in err, f"--threads 3: {out!r} {err!r}")
+    rc, out, err = run("logic", "--epochs", "1", "--threads", "3000", cwd=d, env=env)
+    most = 4 * min(cores, 256)
+    check(rc == 0 and f"slices {most}\n" in out, f"--threads 3000 starts {most}: {out!r}")
+    check(f"logic: note: --threads 3000 is more than 4 a core ({cores} core" in err and
+          f"using {most}" in err, f"the cap is said: {err!r}")
+    rc, out, err = run("logic", "--epochs", "1", "--threads", "3000", "--quiet", cwd=d, env=env)
+    check(rc == 0 and err == "", f"--quiet keeps the note quiet: {err!r}")
 
 
 def main():
