@@ -47,6 +47,12 @@ char *rt_join(const char *base_dir, const char *path);
 unsigned char *rt_read_file(const char *path, size_t max, int gz, const char *limit, size_t *len);
 /* A data file (csv, idx) with rt_read_file: gzipped or not, at most the machine's memory. */
 unsigned char *rt_read_data(const char *path, size_t *len);
+/* PATH.tmpPID: where a save writes before renaming into place; malloc'd, NULL. */
+char *rt_temp_name(const char *path);
+/* Before any work, whether path can be written: not a folder, and its folder takes a new
+ * file (a probe, created and removed, finds what access() does not: a read-only file
+ * system, a missing folder, root in a folder it may not write). -1 after a message. */
+int rt_check_writable(const char *path);
 /* "PROG: error: MSG" on stderr. */
 void rt_error(const char *prog, const char *fmt, ...) RT_PRINTF(2, 3);
 /* "PROG: note: MSG" on stderr: a flag's value was changed, the run goes on. */
@@ -70,8 +76,10 @@ int rt_data_has_accuracy(const NncData *d);
 
 /* ---- rt_npz.c ---- */
 
-/* Writes every param to path (via a temporary, renamed into place). 0 or -1 with a message. */
-int rt_npz_save(const char *path, const NncModelDesc *m, void *const *params);
+/* Writes every param to path (via a temporary, renamed into place). 0 or -1 with a message.
+ * guard: a SIGINT, SIGTERM or SIGHUP during the save removes the temporary, then acts as
+ * before (the executable's saves; a library saving in threads must leave signals alone). */
+int rt_npz_save(const char *path, const NncModelDesc *m, void *const *params, int guard);
 /* Reads every param from path, converting f32/f64 to the model's real type. */
 int rt_npz_load(const char *path, const NncModelDesc *m, void *const *params);
 
@@ -138,9 +146,10 @@ struct NncRun {
     long seen, correct;
     double **gsum;       /* per-param gradient sums when logging */
     void *pred;          /* evaluation buffer: batch * out_size reals */
-    FILE *log;
+    FILE *log;           /* written with write(2) on its fd only (rt_report.c) */
+    size_t log_size;     /* bytes of the log's whole rows */
     const char *save_path;
-    int tty, shown, stopped, failed, epochs_done; /* shown: a progress line is up */
+    int tty, shown, stopped, epochs_done; /* shown: a progress line is up */
     RtPool *pool;        /* started by the first job worth splitting (rt_pool.c) */
     int pool_failed;     /* no threads could start: run jobs alone */
 };

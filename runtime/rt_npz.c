@@ -15,6 +15,7 @@
  * by subtraction from what remains (see fits()), and it is fuzzed (tests/fuzz/fuzz_npz.c). */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -183,14 +184,61 @@ static int archive(Buf *out, const NncModelDesc *m, void *const *params, const c
     return rc;
 }
 
-static int write_whole(const char *path, const Buf *b)
+/* ---- a kill during a save removes the temporary ---- */
+
+static const int guarded[3] = {SIGINT, SIGTERM, SIGHUP};
+static struct sigaction guard_before[3];
+static int guard_set[3];
+static const char *volatile guard_tmp; /* prepared before the handlers are installed */
+
+/* Async-signal-safe: unlink, sigaction and raise only. The signal is blocked while this
+ * runs, so the raised one is taken, as before the save, once it returns. */
+static void on_kill(int sig)
 {
-    size_t n = strlen(path);
-    char *tmp = malloc(n + 32);
-    if (!tmp)
+    const char *tmp = guard_tmp;
+    if (tmp)
+        unlink(tmp);
+    for (int i = 0; i < 3; i++)
+        if (guarded[i] == sig)
+            sigaction(sig, &guard_before[i], NULL);
+    raise(sig);
+}
+
+static void guard_begin(const char *tmp)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_kill;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < 3; i++)
+        sigaddset(&sa.sa_mask, guarded[i]);
+    guard_tmp = tmp;
+    for (int i = 0; i < 3; i++) {
+        /* an ignored signal stays ignored (nohup): it cannot interrupt the save */
+        guard_set[i] = sigaction(guarded[i], NULL, &guard_before[i]) == 0 &&
+                       guard_before[i].sa_handler != SIG_IGN &&
+                       sigaction(guarded[i], &sa, NULL) == 0;
+    }
+}
+
+static void guard_end(void)
+{
+    for (int i = 0; i < 3; i++)
+        if (guard_set[i])
+            sigaction(guarded[i], &guard_before[i], NULL);
+    guard_tmp = NULL;
+}
+
+static int write_whole(const char *path, const Buf *b, int guard)
+{
+    char *tmp = rt_temp_name(path);
+    if (!tmp) {
+        rt_data_error(path, 0, "out of memory");
         return -1;
-    snprintf(tmp, n + 32, "%s.tmp%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    }
+    if (guard)
+        guard_begin(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     int ok = fd >= 0;
     for (size_t at = 0; ok && at < b->len;) {
         ssize_t w = write(fd, b->p + at, b->len - at);
@@ -208,21 +256,22 @@ static int write_whole(const char *path, const Buf *b)
         ok = 0;
         saved = errno;
     }
-    if (!ok) {
-        if (fd >= 0)
-            unlink(tmp);
+    if (!ok && fd >= 0)
+        unlink(tmp);
+    if (guard)
+        guard_end();
+    if (!ok)
         rt_data_error(path, 0, "cannot write: %s", strerror(saved));
-    }
     free(tmp);
     return ok ? 0 : -1;
 }
 
-int rt_npz_save(const char *path, const NncModelDesc *m, void *const *params)
+int rt_npz_save(const char *path, const NncModelDesc *m, void *const *params, int guard)
 {
     Buf b = {0};
     int rc = archive(&b, m, params, path);
     if (rc == 0)
-        rc = write_whole(path, &b);
+        rc = write_whole(path, &b, guard);
     free(b.p);
     return rc;
 }

@@ -199,6 +199,44 @@ unsigned char *rt_read_file(const char *path, size_t max, int gz, const char *li
     return buf;
 }
 
+char *rt_temp_name(const char *path)
+{
+    size_t n = strlen(path) + 32;
+    char *tmp = malloc(n);
+    if (tmp)
+        snprintf(tmp, n, "%s.tmp%ld", path, (long)getpid());
+    return tmp;
+}
+
+int rt_check_writable(const char *path)
+{
+    struct stat st;
+    int exists = stat(path, &st) == 0;
+    if (exists && S_ISDIR(st.st_mode)) {
+        rt_data_error(path, 0, "cannot write: it is a folder");
+        return -1;
+    }
+    if (exists && !S_ISREG(st.st_mode))
+        return 0; /* a device or a pipe: opened when written */
+    char *tmp = rt_temp_name(path);
+    if (!tmp) {
+        rt_data_error(path, 0, "out of memory");
+        return -1;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666), saved = errno;
+    if (fd >= 0) {
+        close(fd);
+        unlink(tmp);
+    }
+    free(tmp);
+    /* EEXIST: something has the temporary's name, so the probe cannot tell; the save will */
+    if (fd < 0 && saved != EEXIST) {
+        rt_data_error(path, 0, "cannot write: %s", strerror(saved));
+        return -1;
+    }
+    return 0;
+}
+
 unsigned char *rt_read_data(const char *path, size_t *len)
 {
     return rt_read_file(path, memory_size(), 1, "this machine's memory (data files are read whole)", len);

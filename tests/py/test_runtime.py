@@ -6,12 +6,15 @@ import gzip
 import io
 import os
 import re
+import resource
 import shutil
+import signal
 import struct
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import zipfile
 import zlib
 
@@ -29,9 +32,9 @@ def check(cond, what):
         print("FAIL:", what)
 
 
-def run(model, *args, cwd, env=None):
+def run(model, *args, cwd, **kw):
     p = subprocess.run([os.path.join(BIN, model), *args], cwd=cwd, capture_output=True,
-                       text=True, timeout=120, env=env)
+                       text=True, timeout=120, **kw)
     return p.returncode, p.stdout, p.stderr
 
 
@@ -383,7 +386,7 @@ def test_bad_npz(d):
         f.write(b"not a zip at all, surely" * 4)
     bad(d, "logic", ["--epochs", "0", "--load", "junk.npz"], "junk.npz", what="--load junk")
     bad(d, "logic", ["--epochs", "0", "--load", "none.npz"], "none.npz", "cannot open", what="--load missing")
-    bad(d, "logic", ["--log", "no/such/dir/l.csv"], "no/such/dir/l.csv", "cannot create", what="bad log path")
+    bad(d, "logic", ["--log", "no/such/dir/l.csv"], "no/such/dir/l.csv", "cannot write", what="bad log path")
     bad(d, "logic", ["--save", "no/such/dir/w.npz"], "no/such/dir/w.npz", "cannot write", what="bad save path")
     check(not os.path.exists(os.path.join(d, "no")), "no partial output")
 
@@ -538,6 +541,79 @@ def test_threads_cap(d):
           f"using {most}" in err, f"the cap is said: {err!r}")
     rc, out, err = run("logic", "--epochs", "1", "--threads", "3000", "--quiet", cwd=d, env=env)
     check(rc == 0 and err == "", f"--quiet keeps the note quiet: {err!r}")
+
+
+def test_outputs_first(d):
+    """Output paths that cannot be written are found before training, not after it."""
+    os.mkdir(os.path.join(d, "folder"))
+    for args, needles in [(["--save", "no/dir/w.npz"], ["no/dir/w.npz: error: cannot write: No such file"]),
+                          (["--save", "folder"], ["folder: error: cannot write: it is a folder"]),
+                          (["--log", "folder"], ["folder: error: cannot write: it is a folder"]),
+                          (["--log", "/dev/full"], ["/dev/full: error: cannot write: No space left"])]:
+        rc, out, err = run("logic", *args, cwd=d)
+        check(rc == 1 and out == "", f"{args}: exit {rc}, trained first: {out[:200]!r}")
+        for n in needles:
+            check(n in err, f"{args}: {n!r} not in {err!r}")
+    check(sorted(os.listdir(d)) == ["folder"] and not os.listdir(os.path.join(d, "folder")),
+          f"nothing written: {os.listdir(d)}")
+    # only evaluating loaded weights saves nothing, so no save path is checked
+    ok("logic", "--epochs", "0", "--save", "w.npz", cwd=d)
+    out = ok("logic", "--epochs", "0", "--load", "w.npz", cwd=d)
+    check("saved" not in out, "--epochs 0 --load saves nothing")
+
+
+def no_bigger_than(n):
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past it fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (n, n))
+    return limit
+
+
+def test_log_full(d):
+    """A log that cannot be written mid-training stops it as a NaN does: weights saved, the
+    log cut back to its whole rows."""
+    rc, out, err = run("logic", "--log", "run.csv", cwd=d, preexec_fn=no_bigger_than(1200))
+    m = re.search(r"^run.csv: error: cannot write: File too large; training stopped after epoch "
+                  r"(\d+), saving the weights to logic.npz$", err, re.M)
+    check(rc == 1 and m, f"log failure: exit {rc}, {err!r}")
+    check("saved logic.npz" in out, f"the weights are saved: {out[-200:]!r}")
+    saved = os.path.exists(os.path.join(d, "logic.npz"))
+    check(saved and sorted(np.load(os.path.join(d, "logic.npz")).files) == ["W", "h.b", "s"],
+          "a whole .npz")
+    text = open(os.path.join(d, "run.csv")).read()
+    rows = text.splitlines()
+    check(text.endswith("\n") and all(len(r.split(",")) == 9 for r in rows),
+          f"only whole rows: {rows[-2:]}")
+    check(m and len(rows) == int(m.group(1)) and rows[-1].startswith(f"{int(m.group(1)) - 1},"),
+          f"a row for each epoch before the failing one: {rows[-1]}")
+
+
+def test_kill_during_save(d):
+    """SIGTERM while the weights are written removes the temporary (here a FIFO, so that the
+    save waits in open() until the signal comes)."""
+    exe = os.path.join(BIN, "logic")
+    p = subprocess.Popen(["sh", "-c", 'kill -STOP $$; exec "$0" --save w.npz --quiet', exe], cwd=d,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    state = lambda: open(f"/proc/{p.pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    for _ in range(3000):
+        if state() == "T":
+            break
+        time.sleep(0.01)
+    tmp = os.path.join(d, f"w.npz.tmp{p.pid}")
+    os.mkfifo(tmp)
+    os.kill(p.pid, signal.SIGCONT)
+    waiting = False
+    for _ in range(3000):  # openat(2) of the FIFO, waiting for a reader
+        waiting = open(f"/proc/{p.pid}/syscall").read().split()[0] == "257" and state() == "S"
+        if waiting or p.poll() is not None:
+            break
+        time.sleep(0.01)
+    check(waiting, f"the save waits in open(): {p.poll()}")
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=60)
+    err = p.stderr.read().decode()
+    check(p.returncode == -signal.SIGTERM, f"killed by SIGTERM: {p.returncode}, {err!r}")
+    check(sorted(os.listdir(d)) == [], f"no temporary left: {os.listdir(d)}")
 
 
 def main():
