@@ -87,16 +87,18 @@ static int parse_field(CsvCtx *c, char **s, int col, double *v)
     while (*after == ' ' || *after == '\t' || *after == '\r')
         after++;
     int len = field_len(start), rs = c->out->real_size;
+    char text[4 * 40 + 1];
+    rt_printable(text, sizeof text, start, (size_t)len);
     if (end != start && (*after == ',' || *after == 0) && beyond_range(*v, range_error, rs)) {
-        rt_data_error(c->path, c->line, "number '%.*s' in column %d is beyond the range of f%d "
-                      "(the model's precision)", len, start, col, rs * 8);
+        rt_data_error(c->path, c->line, "number '%s' in column %d is beyond the range of f%d "
+                      "(the model's precision)", text, col, rs * 8);
         return -1;
     }
     if (end == start || (*after != ',' && *after != 0) || !isfinite(*v)) {
         if (len == 0)
             rt_data_error(c->path, c->line, "missing value in column %d", col);
         else
-            rt_data_error(c->path, c->line, "bad number '%.*s' in column %d", len, start, col);
+            rt_data_error(c->path, c->line, "bad number '%s' in column %d", text, col);
         return -1;
     }
     *s = *after == ',' ? after + 1 : after;

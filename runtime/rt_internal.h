@@ -47,6 +47,9 @@ char *rt_join(const char *base_dir, const char *path);
 unsigned char *rt_read_file(const char *path, size_t max, int gz, const char *limit, size_t *len);
 /* A data file (csv, idx) with rt_read_file: gzipped or not, at most the machine's memory. */
 unsigned char *rt_read_data(const char *path, size_t *len);
+/* n bytes of a file's text for a message, in cap bytes: control bytes, backslashes and
+ * non-ASCII bytes as \xNN, so that a file cannot write to the terminal through us. */
+void rt_printable(char *dst, size_t cap, const char *src, size_t n);
 /* PATH.tmpPID: where a save writes before renaming into place; malloc'd, NULL. */
 char *rt_temp_name(const char *path);
 /* Before any work, whether path can be written: not a folder, and its folder takes a new

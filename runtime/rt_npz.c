@@ -376,7 +376,8 @@ static int zip_entry(const Zip *z, size_t *at, ZipEntry *e)
     zip64_extra(c + 46 + nlen, xlen, &size, &csize, &off);
     e->method = (int)get16(c + 10);
     e->crc = get32(c + 16);
-    snprintf(e->name, sizeof e->name, "%.*s", (int)nlen, (const char *)c + 46);
+    /* escaped for messages; a name with an escape matches no param anyway */
+    rt_printable(e->name, sizeof e->name, (const char *)c + 46, nlen);
     *at = rec + 46 + nlen + xlen + clen;
     if (!fits(z->len, off, 30))
         return zip_bad(z, rec, "local file header outside the file");
@@ -440,7 +441,12 @@ static unsigned char *entry_bytes(const Zip *z, const ZipEntry *e)
     else
         bad = "unsupported zip compression";
     char crc_msg[96];
-    if (!bad && crc_of(out, e->size) != e->crc) {
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+    int crc_checked = 0; /* a fuzzer cannot forge CRCs: let it on to the .npy headers */
+#else
+    int crc_checked = 1;
+#endif
+    if (!bad && crc_of(out, e->size) != e->crc && crc_checked) {
         snprintf(crc_msg, sizeof crc_msg, "CRC mismatch: the data is damaged (CRC-32 %08x, the zip "
                  "says %08x)", (unsigned)crc_of(out, e->size), (unsigned)e->crc);
         bad = crc_msg;
@@ -490,8 +496,10 @@ static size_t npy_header(const Zip *z, const char *name, const unsigned char *p,
     const char *s = dict_value(hdr, "'shape'");
     *dsize = !d ? 0 : strncmp(d, "'<f4'", 5) == 0 ? 4 : strncmp(d, "'<f8'", 5) == 0 ? 8 : 0;
     if (!*dsize) {
-        rt_data_error(z->path, 0, "%s: unsupported array type %.12s (nnc reads float32 and "
-                      "float64: '<f4' or '<f8')", name, d ? d : "(none)");
+        char type[64];
+        rt_printable(type, sizeof type, d ? d : "(none)", d ? strnlen(d, 12) : 6);
+        rt_data_error(z->path, 0, "%s: unsupported array type %s (nnc reads float32 and "
+                      "float64: '<f4' or '<f8')", name, type);
         return 0;
     }
     if (!f || strncmp(f, "False", 5) != 0 || !s || *s != '(') {

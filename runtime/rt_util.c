@@ -93,8 +93,8 @@ static const char *file_kind(mode_t mode)
 }
 
 /* Opens path for reading: regular files and pipes only, since a device such as /dev/zero
- * never ends. -1 after a message. */
-static int open_input(const char *path)
+ * never ends. *size: a regular file's size, else 0. -1 after a message. */
+static int open_input(const char *path, off_t *size)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -106,8 +106,10 @@ static int open_input(const char *path)
         rt_data_error(path, 0, "cannot read: %s", strerror(errno));
     else if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode))
         rt_data_error(path, 0, "cannot read: it is %s, not a file", file_kind(st.st_mode));
-    else
+    else {
+        *size = S_ISREG(st.st_mode) ? st.st_size : 0;
         return fd;
+    }
     close(fd);
     return -1;
 }
@@ -138,8 +140,10 @@ static const char *read_failure(gzFile gz, long got, int *errnum)
         return NULL;
     if (!gz)
         return strerror(errno);
-    const char *why = gzerror(gz, errnum);
-    return *errnum == Z_ERRNO ? strerror(errno) : why;
+    const char *why = gzerror(gz, errnum), *colon = strstr(why, ": ");
+    if (*errnum == Z_ERRNO)
+        return strerror(errno);
+    return colon ? colon + 2 : why; /* zlib's "<fd:N>: " before its message */
 }
 
 /* The machine's memory in bytes: the most a data file, read whole, can hold. */
@@ -151,9 +155,31 @@ static size_t memory_size(void)
     return (size_t)pages * (size_t)page;
 }
 
+/* Reads until the end, an error (*got < 0) or max + 1 bytes: one more than allowed tells
+ * "too large". The buffer grows by doubling, never past that; NULL when memory runs out. */
+static unsigned char *read_all(int fd, gzFile f, size_t max, size_t *n, long *got)
+{
+    size_t cap = max < (1 << 16) ? max + 1 : 1 << 16;
+    unsigned char *buf = malloc(cap + 1);
+    *n = 0;
+    *got = 0;
+    while (buf && *n <= max && (*got = read_some(fd, f, buf + *n, cap - *n)) > 0) {
+        *n += (size_t)*got;
+        if (*n == cap && *n <= max) {
+            cap = cap > max / 2 ? max + 1 : cap * 2;
+            unsigned char *more = realloc(buf, cap + 1);
+            if (!more)
+                free(buf);
+            buf = more;
+        }
+    }
+    return buf;
+}
+
 unsigned char *rt_read_file(const char *path, size_t max, int gz, const char *limit, size_t *len)
 {
-    int fd = open_input(path);
+    off_t size;
+    int fd = open_input(path, &size);
     if (fd < 0)
         return NULL;
     gzFile f = NULL;
@@ -162,22 +188,11 @@ unsigned char *rt_read_file(const char *path, size_t max, int gz, const char *li
         rt_data_error(path, 0, "cannot read: out of memory");
         return NULL;
     }
-    if (f)
-        gzbuffer(f, 1 << 17);
-    /* grows by doubling, never past max + 1: one byte more than allowed tells "too large" */
-    size_t cap = max < (1 << 16) ? max + 1 : 1 << 16, n = 0;
-    unsigned char *buf = malloc(cap + 1);
-    long got = 0;
-    while (buf && n <= max && (got = read_some(fd, f, buf + n, cap - n)) > 0) {
-        n += (size_t)got;
-        if (n == cap && n <= max) {
-            cap = cap > max / 2 ? max + 1 : cap * 2;
-            unsigned char *more = realloc(buf, cap + 1);
-            if (!more)
-                free(buf);
-            buf = more;
-        }
-    }
+    if (f) /* zlib's 8 KB buffer for small files: large buffers cost more than they save */
+        gzbuffer(f, size > 0 && size < 1 << 17 ? 8192 : 1 << 17);
+    size_t n;
+    long got;
+    unsigned char *buf = read_all(fd, f, max, &n, &got);
     int errnum = 0;
     const char *why = buf && n <= max ? read_failure(f, got, &errnum) : NULL;
     if (why)
@@ -197,6 +212,20 @@ unsigned char *rt_read_file(const char *path, size_t max, int gz, const char *li
     buf[n] = 0;
     *len = n;
     return buf;
+}
+
+void rt_printable(char *dst, size_t cap, const char *src, size_t n)
+{
+    size_t at = 0;
+    for (size_t i = 0; i < n && at + 5 <= cap; i++) {
+        unsigned char ch = (unsigned char)src[i];
+        if (ch >= 0x20 && ch < 0x7f && ch != '\\')
+            dst[at++] = (char)ch;
+        else
+            at += (size_t)snprintf(dst + at, cap - at, "\\x%02x", ch);
+    }
+    if (cap)
+        dst[at < cap ? at : cap - 1] = 0;
 }
 
 char *rt_temp_name(const char *path)

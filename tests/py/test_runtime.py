@@ -265,7 +265,8 @@ def bad(d, model, args, *needles, what):
     check(rc == 1, f"{what}: exit {rc}")
     for n in needles:
         check(n in err, f"{what}: {n!r} not in {err!r}")
-    check("Traceback" not in err and "Sanitizer" not in err, f"{what}: clean failure")
+    check("Traceback" not in err and "Sanitizer" not in err and "\x1b" not in err,
+          f"{what}: clean failure")
 
 
 def test_bad_data(d):
@@ -358,6 +359,14 @@ def test_data_limits(d):
     bad(d, "logic64", ["--data", "big64.csv"], "big64.csv:2: error: ", "'1e309' in column 3",
         "beyond the range of f64", what="a number beyond f64")
 
+    csv("esc.csv", "a,b,c,t1,t2\n1,\x1b[31mred,3,4,5\n")
+    bad(d, "reg", ["--data", "esc.csv"], "esc.csv:2: error: bad number '\\x1b[31mred' in column 2",
+        what="control bytes of a file are escaped in messages")
+    with open(os.path.join(d, "badgz.csv"), "wb") as f:
+        f.write(b"\x1f\x8b\x09\x00junkjunkjunk")
+    bad(d, "reg", ["--data", "badgz.csv"], "badgz.csv: error: cannot read: unknown compression method",
+        what="zlib's message without its own file name")
+
     def idx(name, dims, data=b""):
         with open(os.path.join(d, name), "wb") as f:
             f.write(bytes([0, 0, 8, len(dims)]) + b"".join(struct.pack(">I", v) for v in dims) + data)
@@ -439,6 +448,7 @@ def test_npz_hostile(d):
              ("huge_entry.npz", zip_bytes(e, struct.pack("<HHQ", 1, 8, 0xFFFFFFFFFFFF), size=0xFFFFFFFF),
               ["s.npy", "281474976710655 bytes"]),
              ("cut.npz", zip_bytes(e)[:150], ["offset"]),
+             ("esc.npz", zip_bytes(e[:2] + [("\x1b[2Js.npy", e[2][1])]), ["holds '\\x1b[2Js.npy'"]),
              ("good.npz", zip_bytes(e), None)]
     for name, data, needles in cases:
         with open(os.path.join(d, name), "wb") as f:
