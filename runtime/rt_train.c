@@ -76,7 +76,7 @@ static void shuffle(NncRun *run)
 
 int nnc_rt_epoch_begin(NncRun *run, int epoch)
 {
-    if (run->stopped || run->failed)
+    if (run->stopped)
         return 0;
     run->epoch = epoch;
     run->loss_sum = 0;
@@ -191,7 +191,7 @@ int nnc_rt_batch_end(NncRun *run, int b, double loss_sum, const void *pred, int 
 
 int nnc_rt_batch_end_checked(NncRun *run, int b, double loss_sum, const void *pred, int n, int bad)
 {
-    if (run->stopped || run->failed)
+    if (run->stopped)
         return 1;
     if (!isfinite(loss_sum))
         return stop(run, b, isnan(loss_sum) ? "the loss became nan" : "the loss became infinite");
@@ -222,7 +222,7 @@ int nnc_rt_batch_end_checked(NncRun *run, int b, double loss_sum, const void *pr
 
 void nnc_rt_epoch_end(NncRun *run, int epoch)
 {
-    if (run->stopped || run->failed)
+    if (run->stopped)
         return;
     double seconds = rt_now() - run->t0;
     clear_progress(run);
