@@ -140,6 +140,7 @@ typedef struct Cg {
     LLVMValueRef scan_fn;   /* nnc_scan (cg_check.c) */
     LLVMTypeRef scan_type;
     CgFrame *fs;            /* the function being emitted */
+    struct CgKernel *kernels; /* emitted task kernels by signature (cg_task.c) */
 } Cg;
 
 /* ---- the module and its functions (cg_frame.c) ---- */
@@ -232,7 +233,12 @@ typedef struct CgTask {
     LLVMTypeRef type;  /* the record: {i64 n, real *buffers..., extras...} */
     LLVMValueRef rec, kernel, lo, hi; /* lo, hi: the task range, inside the kernel */
     CgFrame frame;     /* the kernel's */
+    const char *signature; /* set before cg_task_end: later calls with it reuse the kernel */
 } CgTask;
+/* A kernel emitted before with this signature: packs this call's record and runs it
+ * (true); false when there is none. */
+bool cg_task_reuse(Cg *g, const char *signature, const int *nodes, int nnodes,
+                   LLVMValueRef *extra, int nextra, LLVMValueRef ntasks, LLVMValueRef work);
 /* Starts kernel NAME in a frame of its own: inside it base[nodes[i]] and n are valid, and
  * extra[] (values of the caller of any type: buffers, reals, flags) are replaced by their
  * copies, fields of the record of the same types. */

@@ -333,6 +333,58 @@ static void emit_row_tasks(Cg *g, Mm *m, CgTask *t)
         row_block(g, m, tail, t->lo, t->hi, i64c(g, nfull * per));
 }
 
+/* ---- one kernel per distinct product ----
+ * Kernels of the same shape, kind, blocks, fused chain and buffer layout are the same code
+ * on other buffers (which the record carries): the first is emitted, the others call it.
+ * A stack of 40 equal layers then has a handful of kernels instead of 120, and LLVM
+ * optimises and compiles each once. The signature is everything the emission reads:
+ * the product's numbers, each buffer's varying-ness and size, and the chain's ops, their
+ * numbers and where each operand comes from (a buffer's position, a constant, C itself). */
+
+static int position(const int *nodes, int nnodes, int id)
+{
+    for (int i = 0; i < nnodes; i++)
+        if (nodes[i] == id)
+            return i;
+    return -1;
+}
+
+static const char *operand_code(Cg *g, const Mm *m, const int *nodes, int nnodes, int id)
+{
+    const CgNode *n = &g->plan->nodes[id];
+    if (id == m->c)
+        return "C";
+    for (int i = 0; i < m->fuse.count; i++)
+        if (m->fuse.nodes[i] == id)
+            return arena_printf(g->arena, "L%d", i);
+    if (n->where == CG_AT_CONST)
+        return arena_printf(g->arena, "K%.17g", n->num);
+    return arena_printf(g->arena, "B%d", position(nodes, nnodes, id));
+}
+
+static const char *signature(Cg *g, const Mm *m, const int *nodes, int nnodes, int nextra)
+{
+    Arena *a = g->arena;
+    char *s = arena_printf(a, "%d %lld %d %lld %lld %lld %lld %lld %lld %d %d %d %d %d %d %d|",
+                           m->kind, m->rows_per, m->by_sample, m->N, m->K, m->a_rs, m->a_ks,
+                           m->b_rs, m->c_rs, m->mean, m->param >= 0, nextra, m->bl.dot_r,
+                           m->bl.dot_s, m->bl.axpy_r, m->bl.axpy_v);
+    for (int i = 0; i < nnodes; i++) {
+        const CgNode *n = &g->plan->nodes[nodes[i]];
+        s = arena_printf(a, "%s%d,%lld,%d;", s, n->varying, cg_size(n), g->fs->base[nodes[i]] != NULL);
+    }
+    const CgFuse *f = &m->fuse;
+    s = arena_printf(a, "%s|%d %lld %d", s, f->count, f->size, f->store_m);
+    for (int i = 0; i < f->count; i++) {
+        const CgNode *n = &g->plan->nodes[f->nodes[i]];
+        s = arena_printf(a, "%s;%d %.17g %d %s", s, n->op, n->num, f->store[i],
+                         operand_code(g, m, nodes, nnodes, f->nodes[i]));
+        for (int k = 0; k < n->nargs; k++)
+            s = arena_printf(a, "%s %s", s, operand_code(g, m, nodes, nnodes, n->args[k]));
+    }
+    return s;
+}
+
 static void emit_mm(Cg *g, Mm *m, int id)
 {
     if (m->by_sample && m->rows_per == 1)
@@ -359,7 +411,11 @@ static void emit_mm(Cg *g, Mm *m, int id)
         extra[2] = g->fs->sgd->update;
         nextra = 3;
     }
+    const char *sig = signature(g, m, nodes, nnodes, nextra);
+    if (cg_task_reuse(g, sig, nodes, nnodes, extra, nextra, i64c(g, ntasks), work))
+        return;
     cg_task_begin(g, &t, name ? name : "mm", nodes, nnodes, extra, nextra);
+    t.signature = sig;
     if (m->param >= 0)
         m->upd = (Update){extra[0], cg_splat(g, extra[1], g->lanes), g->fs->base[m->c], extra[2]};
     if (by_rows(m))

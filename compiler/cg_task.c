@@ -11,6 +11,7 @@
  * the tasks are split between threads. */
 #include "cg.h"
 
+#include <assert.h>
 #include <string.h>
 
 static LLVMValueRef field(Cg *g, LLVMTypeRef type, LLVMValueRef rec, int i)
@@ -45,15 +46,52 @@ static LLVMValueRef kernel(Cg *g, const char *name)
     return fn;
 }
 
-void cg_task_begin(Cg *g, CgTask *t, const char *name, const int *nodes, int nnodes,
-                   LLVMValueRef *extra, int nextra)
+/* A kernel by its signature: the module's list (a handful of distinct products). */
+typedef struct CgKernel {
+    struct CgKernel *next;
+    const char *signature;
+    LLVMValueRef fn;
+    LLVMTypeRef type;
+} CgKernel;
+
+/* The record's values: the nodes' buffers (NULL where one has none), then the extras. */
+static LLVMValueRef *values(Cg *g, const int *nodes, int nnodes, LLVMValueRef *extra, int nextra)
 {
-    int nvals = nnodes + nextra;
-    LLVMValueRef *vals = arena_alloc(g->arena, sizeof *vals * (size_t)(nvals + 1));
+    LLVMValueRef *vals = arena_alloc(g->arena, sizeof *vals * (size_t)(nnodes + nextra + 1));
     for (int i = 0; i < nnodes; i++)
         vals[i] = g->fs->base[nodes[i]] ? g->fs->base[nodes[i]] : LLVMConstNull(g->realp);
     for (int i = 0; i < nextra; i++)
         vals[nnodes + i] = extra[i];
+    return vals;
+}
+
+static void run_tasks(Cg *g, LLVMValueRef kernel, LLVMValueRef rec, LLVMValueRef ntasks, LLVMValueRef work)
+{
+    LLVMValueRef args[] = {g->fs->run, ntasks, work, kernel, LLVMBuildBitCast(g->b, rec, g->i8p, "")};
+    cg_call_rt(g, CG_RT_PARALLEL, args, 5);
+}
+
+bool cg_task_reuse(Cg *g, const char *signature, const int *nodes, int nnodes,
+                   LLVMValueRef *extra, int nextra, LLVMValueRef ntasks, LLVMValueRef work)
+{
+    CgKernel *k = g->kernels;
+    while (k && strcmp(k->signature, signature) != 0)
+        k = k->next;
+    if (!k)
+        return false;
+    CgTask t;
+    LLVMValueRef rec = pack(g, &t, values(g, nodes, nnodes, extra, nextra), nnodes + nextra);
+    assert(t.type == k->type); /* the same signature makes the same record */
+    run_tasks(g, k->fn, rec, ntasks, work);
+    return true;
+}
+
+void cg_task_begin(Cg *g, CgTask *t, const char *name, const int *nodes, int nnodes,
+                   LLVMValueRef *extra, int nextra)
+{
+    int nvals = nnodes + nextra;
+    LLVMValueRef *vals = values(g, nodes, nnodes, extra, nextra);
+    t->signature = NULL;
     t->rec = pack(g, t, vals, nvals);
     t->kernel = kernel(g, name);
 
@@ -80,7 +118,10 @@ void cg_task_end(Cg *g, CgTask *t, LLVMValueRef ntasks, LLVMValueRef work)
 {
     LLVMBuildRetVoid(g->b);
     cg_frame_close(g);
-    LLVMValueRef args[] = {g->fs->run, ntasks, work, t->kernel,
-                           LLVMBuildBitCast(g->b, t->rec, g->i8p, "")};
-    cg_call_rt(g, CG_RT_PARALLEL, args, 5);
+    if (t->signature) {
+        CgKernel *k = arena_alloc(g->arena, sizeof *k);
+        *k = (CgKernel){g->kernels, t->signature, t->kernel, t->type};
+        g->kernels = k;
+    }
+    run_tasks(g, t->kernel, t->rec, ntasks, work);
 }
