@@ -56,6 +56,10 @@ char *rt_temp_name(const char *path);
  * file (a probe, created and removed, finds what access() does not: a read-only file
  * system, a missing folder, root in a folder it may not write). -1 after a message. */
 int rt_check_writable(const char *path);
+/* Where writing `path` goes: the file its symbolic links finally name (malloc'd), and
+ * *direct = 1 when that is a device, a pipe or a socket, which is written through rather
+ * than replaced by a renamed temporary. */
+char *rt_output_target(const char *path, int *direct);
 /* "PROG: error: MSG" on stderr. */
 void rt_error(const char *prog, const char *fmt, ...) RT_PRINTF(2, 3);
 /* "PROG: note: MSG" on stderr: a flag's value was changed, the run goes on. */

@@ -229,16 +229,22 @@ static void guard_end(void)
     guard_tmp = NULL;
 }
 
-static int write_whole(const char *path, const Buf *b, int guard)
+/* Into a temporary beside the file the path's links name, renamed over it when whole;
+ * a device or a pipe (/dev/null) is written through, never replaced. */
+static int write_whole(const char *given, const Buf *b, int guard)
 {
-    char *tmp = rt_temp_name(path);
-    if (!tmp) {
-        rt_data_error(path, 0, "out of memory");
+    int direct;
+    char *path = rt_output_target(given, &direct);
+    char *tmp = path && !direct ? rt_temp_name(path) : NULL;
+    if (!path || (!direct && !tmp)) {
+        rt_data_error(given, 0, "out of memory");
+        free(path);
         return -1;
     }
-    if (guard)
+    if (guard && tmp)
         guard_begin(tmp);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    int fd = direct ? open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
+                    : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     int ok = fd >= 0;
     for (size_t at = 0; ok && at < b->len;) {
         ssize_t w = write(fd, b->p + at, b->len - at);
@@ -252,17 +258,18 @@ static int write_whole(const char *path, const Buf *b, int guard)
         ok = 0;
         saved = errno;
     }
-    if (ok && rename(tmp, path) != 0) {
+    if (ok && tmp && rename(tmp, path) != 0) {
         ok = 0;
         saved = errno;
     }
-    if (!ok && fd >= 0)
+    if (!ok && fd >= 0 && tmp)
         unlink(tmp);
-    if (guard)
+    if (guard && tmp)
         guard_end();
     if (!ok)
-        rt_data_error(path, 0, "cannot write: %s", strerror(saved));
+        rt_data_error(given, 0, "cannot write: %s", strerror(saved));
     free(tmp);
+    free(path);
     return ok ? 0 : -1;
 }
 

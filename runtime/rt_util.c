@@ -237,7 +237,61 @@ char *rt_temp_name(const char *path)
     return tmp;
 }
 
-int rt_check_writable(const char *path)
+static int check_writable(const char *path);
+
+/* The file a symbolic link finally names (its target may not exist yet); malloc'd. */
+static char *follow_links(const char *path)
+{
+    char *cur = strdup(path);
+    for (int hops = 0; cur && hops < 40; hops++) {
+        struct stat st;
+        if (lstat(cur, &st) != 0 || !S_ISLNK(st.st_mode))
+            return cur;
+        char link[4096];
+        ssize_t n = readlink(cur, link, sizeof link - 1);
+        if (n < 0)
+            return cur;
+        link[n] = 0;
+        const char *slash = strrchr(cur, '/');
+        char *next;
+        if (link[0] == '/' || !slash) {
+            next = strdup(link);
+        } else { /* relative to the link's folder */
+            size_t dir = (size_t)(slash - cur) + 1;
+            next = malloc(dir + (size_t)n + 1);
+            if (next) {
+                memcpy(next, cur, dir);
+                memcpy(next + dir, link, (size_t)n + 1);
+            }
+        }
+        free(cur);
+        cur = next;
+    }
+    return cur;
+}
+
+char *rt_output_target(const char *path, int *direct)
+{
+    char *target = follow_links(path);
+    struct stat st;
+    *direct = target && stat(target, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
+    return target;
+}
+
+int rt_check_writable(const char *given)
+{
+    int direct;
+    char *path = rt_output_target(given, &direct);
+    if (!path) {
+        rt_data_error(given, 0, "out of memory");
+        return -1;
+    }
+    int rc = check_writable(path);
+    free(path);
+    return rc;
+}
+
+static int check_writable(const char *path)
 {
     struct stat st;
     int exists = stat(path, &st) == 0;

@@ -572,6 +572,37 @@ def test_outputs_first(d):
     check("saved" not in out, "--epochs 0 --load saves nothing")
 
 
+def test_save_through_links_and_devices(d):
+    """--save follows symbolic links to the file they name (the link stays a link) and
+    writes through a pipe or a device instead of renaming a temporary over it."""
+    ok("logic", "--epochs", "0", "--save", "plain.npz", cwd=d)
+    want = open(os.path.join(d, "plain.npz"), "rb").read()
+    os.mkdir(os.path.join(d, "real"))
+    os.symlink("real/w.npz", os.path.join(d, "link.npz"))  # dangling until the save
+    os.symlink("link.npz", os.path.join(d, "link2.npz"))   # a link to a link
+    for name in ("link.npz", "link2.npz"):
+        ok("logic", "--epochs", "0", "--save", name, cwd=d)
+        check(os.path.islink(os.path.join(d, name)), f"--save {name}: the link was replaced")
+        check(open(os.path.join(d, "real", "w.npz"), "rb").read() == want,
+              f"--save {name}: the link's file does not hold the weights")
+    fifo = os.path.join(d, "pipe.npz")
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
+    reader.start()
+    ok("logic", "--epochs", "0", "--save", "pipe.npz", cwd=d)
+    reader.join(10)
+    import stat as st
+    check(st.S_ISFIFO(os.lstat(fifo).st_mode), "--save over a pipe replaced it")
+    check(got == [want], "the pipe's reader did not get the weights")
+    if os.geteuid() == 0:  # a null device of our own (never the system's /dev/null)
+        null = os.path.join(d, "null")
+        os.mknod(null, 0o666 | st.S_IFCHR, os.makedev(1, 3))
+        ok("logic", "--epochs", "0", "--save", "null", cwd=d)
+        check(st.S_ISCHR(os.lstat(null).st_mode), "--save over a device replaced it with a file")
+    check(not [f for f in os.listdir(d) if ".tmp" in f], f"temporaries left: {os.listdir(d)}")
+
+
 def no_bigger_than(n):
     def limit():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past it fails with EFBIG instead
