@@ -195,7 +195,7 @@ def compile_table(nnc, out, reps):
                 f.write(make(n))
             what = f"{n}-layer stack" if name == "stack" else f"{n}-statement chain"
             models.append((what, path))
-    rows = ["| model | -O2 compile s (median) | peak MB |", "|---|---:|---:|"]
+    rows = ["| model | -O2 compile s (median) | peak MB (nnc or its linker) |", "|---|---:|---:|"]
     for what, path in models:
         try:
             runs = [timed([nnc, "-O2", path, "-o", os.path.join(out, "compile", "exe")])
