@@ -96,3 +96,10 @@ bench: build
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
+
+# Random generated programs through the whole compiler until stopped (tests/gen/gen.py),
+# GEN_JOBS at a time, niced; each failure is reduced into tests/gen/cases.
+GEN_JOBS ?= 1
+.PHONY: fuzz-deep
+fuzz-deep: build
+	nice -n 10 /usr/bin/python3 tests/gen/gen.py forever --jobs $(GEN_JOBS) --nnc $(BUILD)/nnc

@@ -122,9 +122,15 @@ static int rule_leaky_relu(Ad *ad, int y, int d, int i)
     return bin(ad, IR_MUL, d, ir_unary_num(ad->p, IR_LEAKY_STEP, arg(ad, y, i), alpha, ad->loc));
 }
 
+/* a^0 is 1 everywhere (0^0 too, as pow has it): its derivative is 0, not 0 * a^-1,
+ * which is NaN at a = 0 where the simplifier (off at -O0) does not fold it away. */
 static int rule_pow(Ad *ad, int y, int d, int i)
 {
     double c = N(ad, y)->num;
+    if (c == 0) {
+        say(ad, y, i, "0 (%1$s^0 = 1)");
+        return bin(ad, IR_MUL, d, num(ad, 0));
+    }
     say(ad, y, i, arena_printf(ad->p->arena, "%g * %%1$s^%g", c, c - 1));
     int xc = ir_unary_num(ad->p, IR_POW, arg(ad, y, i), c - 1, ad->loc);
     return bin(ad, IR_MUL, bin(ad, IR_MUL, d, num(ad, c)), xc);

@@ -2,8 +2,11 @@
 anything: the C reference trainer (bench/ref_trainer.c) is built in plain-loop mode and
 trained on a small synthetic IDX data set; it must learn (loss falls, accuracy far above
 chance), be deterministic for a seed, fail cleanly on bad input, and print what
-bench/run.py parses. Where OpenBLAS or PyTorch is installed, the BLAS back end must follow
-the same maths and the PyTorch peer must learn too; otherwise those parts are skipped.
+bench/run.py parses. The nnc under test (--nnc) compiles the three workloads
+(bench/mlp_*.nn) the way bench/run.py does, and each trains one epoch on the synthetic set
+through the harness's own run_nnc, which parses its epoch and test lines. Where OpenBLAS or
+PyTorch is installed, the BLAS back end must follow the same maths and the PyTorch peer
+must learn too; otherwise those parts are skipped.
 Run: /usr/bin/python3 test_bench_smoke.py --nnc NNC --build BUILD"""
 import argparse
 import gzip
@@ -98,10 +101,12 @@ def test_loops(exe, train_set, test_set, harness):
     seconds, acc = harness.parse_peer(out)
     check(seconds >= 0, f"seconds parsed as {seconds}")
     check(acc > 60, f"test accuracy {acc}% is near chance (10%)")
-    rc, again, _ = train(exe, *args)
+    rc, again, err = train(exe, *args)
+    check(rc == 0 and err == "", f"the rerun: exit {rc}, stderr {err!r}")
     check(without_seconds(again) == without_seconds(out), "the same seed gave another run")
-    rc, other, _ = train(exe, *args[:-1], "4")
-    check(epochs(other) != epochs(out), "another seed gave the same run")
+    rc, other, err = train(exe, *args[:-1], "4")
+    check(rc == 0 and err == "", f"the run with another seed: exit {rc}, stderr {err!r}")
+    check(len(epochs(other)) == 4 and epochs(other) != epochs(out), "another seed gave the same run")
     return epochs(out)
 
 
@@ -166,6 +171,32 @@ def test_blas(folder, train_set, test_set, loops_epochs, loops_exe):
         check(abs(a - b) <= 1e-3 * max(1, abs(b)), f"blas loss {a} vs loops loss {b}")
 
 
+class NncContext:
+    """What bench/run.py's run_nnc reads of its context."""
+
+    def __init__(self, out, train_set):
+        self.out = out
+        self.data = {k: tuple(train_set.split(",")) for k in "abc"}
+        self.nnc_args = []
+
+
+def test_nnc(nnc, folder, train_set, test_set, harness):
+    """The nnc under test compiles each workload as the harness does and trains it one
+    epoch on the synthetic set; the harness parses the epoch and test lines."""
+    harness.TEST = tuple(test_set.split(","))  # run_nnc's test set: the synthetic one
+    ctx = NncContext(folder, train_set)
+    for k in "abc":
+        try:
+            harness.compile_seconds(nnc, os.path.join(BENCH, f"mlp_{k}.nn"),
+                                    os.path.join(folder, f"mlp_{k}"))
+            seconds, acc = harness.run_nnc(ctx, k, 1, None)
+        except RuntimeError as e:  # the harness's run(): a nonzero exit or a missing line
+            check(False, f"nnc workload {k}: {e}")
+            continue
+        check(seconds > 0, f"nnc workload {k}: {seconds} s an epoch")
+        check(acc > 30, f"nnc workload {k}: test accuracy {acc}% is near chance (10%)")
+
+
 def test_torch(folder, train_set, test_set, harness):
     probe = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True)
     if probe.returncode != 0:
@@ -186,9 +217,10 @@ def test_torch(folder, train_set, test_set, harness):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--nnc")
+    ap.add_argument("--nnc", required=True)
     ap.add_argument("--build")
-    ap.parse_args()
+    args = ap.parse_args()
+    nnc = os.path.abspath(args.nnc)
     harness = load_harness()
     with tempfile.TemporaryDirectory() as folder:
         train_set = make_set(folder, "train", 512, 1)
@@ -201,6 +233,7 @@ def main():
             test_subset(exe, folder, train_set, harness)
             test_errors(exe, folder, train_set)
             test_blas(folder, train_set, test_set, loops, exe)
+        test_nnc(nnc, folder, train_set, test_set, harness)
         test_torch(folder, train_set, test_set, harness)
     print("FAILED" if FAILS else "ok", len(FAILS) or "")
     return 1 if FAILS else 0

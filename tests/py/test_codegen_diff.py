@@ -9,6 +9,13 @@ Models without data in a train block get a small random csv with --data; the bat
 leaves a short last batch. tests/codegen (models written to cover every op, rank-0
 broadcasts, all matmul shapes, softmax on rank 2, fused losses, momentum and adam) is also
 compared at -O0 vs -O2 and, outside sanitizer builds, in f32 through `nnc --run`.
+
+The test cannot pass by leaving things out: a model of tests/grad or tests/check is left
+out only when `--emit=ir` says the file defines no model (a case whose RUN line runs
+another file), any other compile error fails, and at least MIN_SHARE of each folder (and
+MIN_MODELS models) must take part. A run that exits nonzero fails even when the other
+side fails the same way, unless the model is listed in EXPECTED_ERRORS with the message
+both must print.
 """
 import argparse
 import concurrent.futures
@@ -24,6 +31,14 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLES = ["xor", "curve", "weight_decay", "spirals", "deep_relu", "deep_sigmoid"]
+MIN_SHARE = 0.75
+MIN_MODELS = {"grad": 30, "check": 8}
+NO_MODEL = "error: the file defines no model"
+# Models whose training is meant to stop with an error: relative path -> a piece of the
+# message both sides must print.
+EXPECTED_ERRORS = {
+    "tests/check/missing_data.nn": "no_such_file.csv: error: cannot open",
+}
 
 
 class Failure(Exception):
@@ -131,6 +146,7 @@ def check(nnc, case, prec, opt, how, seed):
         ref = run([nnc, "--interp", "--precision=" + prec, case.path, "--"]
                   + train_args(case, tmp, ref_save), tmp, (0, 1))
         got, save = compiled(nnc, case, tmp, "gen", prec, opt, how)
+        both_failed(case, got, ref)
         if got.returncode != ref.returncode:
             raise Failure(f"exit {got.returncode}, interpreter {ref.returncode}:\n{got.stderr}\n{ref.stderr}")
         tol = 1e-9 if prec == "f64" else 1e-4
@@ -140,7 +156,8 @@ def check(nnc, case, prec, opt, how, seed):
         if os.path.exists(ref_save):
             compare_weights(save, ref_save, tol, 1e-12 if prec == "f64" else 1e-5)
         if opt == 2 and how == "exe" and case.name.startswith("tests/codegen"):
-            _, save0 = compiled(nnc, case, tmp, "o0", prec, 0, how)
+            got0, save0 = compiled(nnc, case, tmp, "o0", prec, 0, how)
+            both_failed(case, got0, got)
             compare_weights(save0, save, 1e-12, 1e-14)
         return None
     except Failure as e:
@@ -157,13 +174,55 @@ def sanitized(build):
         return False
 
 
-def models_that_compile(nnc, paths):
-    ok = []
+def both_failed(case, got, ref):
+    """Two runs that fail alike do not agree, unless the failure is the expected one."""
+    if got.returncode == 0 and ref.returncode == 0:
+        return
+    want = EXPECTED_ERRORS.get(case.name)
+    if want and got.returncode == ref.returncode == 1 and want in got.stderr and want in ref.stderr:
+        return
+    raise Failure(f"exit {got.returncode}, interpreter {ref.returncode}"
+                  + (f" (expected exit 1 with {want!r} on both)" if want else "")
+                  + f":\n{got.stdout}{got.stderr}\n--- interpreter\n{ref.stdout}{ref.stderr}")
+
+
+def models_that_compile(nnc, folder):
+    """The models of tests/FOLDER; a failure unless each compiles or defines no model."""
+    paths = sorted(glob.glob(os.path.join(ROOT, "tests", folder, "*.nn")))
+    ok, bad = [], []
     for path in paths:
         p = subprocess.run([nnc, "--emit=ir", path], capture_output=True, text=True)
         if p.returncode == 0:
             ok.append(path)
+        elif NO_MODEL not in p.stderr:
+            bad.append(f"{os.path.relpath(path, ROOT)}: {p.stderr.strip()}")
+    if bad:
+        sys.exit("FAIL: models that do not compile:\n" + "\n".join(bad))
+    floor = max(MIN_MODELS[folder], int(MIN_SHARE * len(paths)))
+    if len(ok) < floor:
+        sys.exit(f"FAIL: only {len(ok)} of {len(paths)} models of tests/{folder} compile "
+                 f"(at least {floor} must)")
     return ok
+
+
+class FakeRun:
+    def __init__(self, code, out, err):
+        self.returncode, self.stdout, self.stderr = code, out, err
+
+
+def self_test():
+    """The comparison fails what it must: two runs failing alike, an exit status apart."""
+    case = Case(os.path.join(ROOT, "examples", "xor.nn"), 1)
+    crash = FakeRun(1, "", "xor: error: cannot open data.csv\n")
+    for got, ref, what in ((crash, crash, "two identical failures"),
+                           (FakeRun(139, "", ""), FakeRun(139, "", ""), "two identical crashes"),
+                           (FakeRun(0, "", ""), crash, "a failure on one side")):
+        try:
+            both_failed(case, got, ref)
+            if got.returncode == ref.returncode:
+                sys.exit(f"FAIL: self-test: {what} count as agreement")
+        except Failure:
+            pass
 
 
 def main():
@@ -173,9 +232,10 @@ def main():
     ap.add_argument("-j", type=int, default=max(2, os.cpu_count() or 2))
     args = ap.parse_args()
     nnc = os.path.abspath(args.nnc)
+    self_test()
 
-    grad = models_that_compile(nnc, sorted(glob.glob(os.path.join(ROOT, "tests", "grad", "*.nn"))))
-    checks = models_that_compile(nnc, sorted(glob.glob(os.path.join(ROOT, "tests", "check", "*.nn"))))
+    grad = models_that_compile(nnc, "grad")
+    checks = models_that_compile(nnc, "check")
     own = sorted(glob.glob(os.path.join(ROOT, "tests", "codegen", "*.nn")))
     examples = [os.path.join(ROOT, "examples", e + ".nn") for e in EXAMPLES]
     if len(own) < 5:
