@@ -56,7 +56,7 @@ static bool ready(Cg *g, CgFuse *f, int x, int depth)
     long long size = cg_size(n);
     if (size != 1 && size != f->size)
         return false;
-    if (x < f->m && n->where != CG_AT_NONE)
+    if (x < f->m && n->where != CG_AT_NONE && g->fs->base[x]) /* computed, and bound here */
         return true;
     return n->varying && inline_operand(g, f, x, depth);
 }
