@@ -209,6 +209,9 @@ static int compile(const Options *o, Diag *d, Arena *a)
     Model *m = sema_pick_model(prog, o->model, d);
     if (!m)
         return 1;
+    /* --check computes in f64 whatever --precision says */
+    if (!sema_check_inits(m, o->check ? 8 : o->real_size, d))
+        return 1;
     IrProgram *ir = lower_model(m, a, d);
     if (!ir)
         return 1;
