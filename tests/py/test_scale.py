@@ -5,7 +5,8 @@
 1. A chain of 10 000 params (h_i = h_(i-1) + p_i * x, so one gradient passes along the
    whole chain and collects 10 000 names) through --emit=grad: lowering, differentiation
    and simplification peak under 300 MB (quadratic growth took 3.6 GB); 20 000 params
-   go through --emit=ir.
+   go through --emit=ir. 20 000 models: a duplicate found, the choice asked for with a
+   short list of names, all well under 300 MB.
 2. Under an address-space limit (ulimit -v), from the smallest at which --emit=ir works up
    to one where LLVM's code generation fits too, every run of --emit=llvm either succeeds
    or ends with `nnc: error: out of memory` and exit status 1: never a std::bad_alloc
@@ -76,6 +77,28 @@ def test_linear_memory(nnc, tmp):
     print(f"20000 params, --emit=ir: peak {peak:.0f} MB")
 
 
+def test_many_models(nnc, tmp):
+    """20 000 models: duplicate names found through a table, and the message that asks
+    for --model lists a few names, not a list rebuilt per model (quadratic: 6 GB)."""
+    path = os.path.join(tmp, "many.nn")
+    with open(path, "w") as f:
+        for i in range(20000):
+            f.write(f"model m{i} {{ input x[2] param p[2] loss = sum(p * x) output x }}\n")
+        f.write("model m7 { input x[2] param p[2] loss = sum(p * x) output x }\n")
+    code, err, peak = limited(nnc, ["--emit=ir", path], tmp, 2048)
+    if code != 1 or "model 'm7' is already defined on line 8" not in err:
+        fail(f"a second model m7: exit {code}\n{err[-2000:]}")
+    with open(path, "r+") as f:
+        f.truncate(f.read().rindex("model m7 {"))
+    code, err, peak = limited(nnc, ["--emit=ir", path], tmp, 2048)
+    want = "several models ('m0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7' and 19992 more)"
+    if code != 1 or want not in err or (peak > 300 and not sanitized(nnc)):
+        fail(f"20000 models without --model: exit {code}, peak {peak:.0f} MB\n{err[-2000:]}")
+    code, err, peak = limited(nnc, ["--emit=ir", "--model=m19999", path], tmp, 2048)
+    if code != 0:
+        fail(f"--model=m19999 of 20000 models: exit {code}\n{err[-2000:]}")
+
+
 def smallest_limit(nnc, args, tmp):
     lo, hi = 32, 2048  # MB: lo fails (the shared libraries alone need more), hi works
     if limited(nnc, args, tmp, hi)[0] != 0:
@@ -110,4 +133,4 @@ def test_out_of_memory(nnc, tmp):
 
 
 if __name__ == "__main__":
-    main("nnc-scale-", [test_linear_memory, test_out_of_memory])
+    main("nnc-scale-", [test_linear_memory, test_many_models, test_out_of_memory])
