@@ -2,13 +2,14 @@
 
 For a program (its .nn text, data files and trainer flags) in a fresh folder:
 
-  emit     `nnc --emit=ast`, `--emit=ir` and `--emit=grad -O0` exit 0 with some output
+  emit     `nnc --emit=grad -O0`, `--emit=ast` and `--emit=ir` exit 0 with some output
+           (emit1: the first only)
   check    `nnc --check` exits 0: every symbolic gradient matches central differences
            (elements whose step crosses a kink are skipped by the checker itself)
   interp   `nnc --interp`: the reference (f64 maths through the same runtime); it may only
            exit 0, or 1 for a NaN/inf stop
   O0, O2   the executable at -O0 and -O2, with --threads 1
-  run      `nnc --run` (the JIT, default -O2)
+  run      `nnc --run` (the JIT; at -O2 or the program's run_opt)
   threads  the -O0 and -O2 executables again with --threads 2: the same .npz bytes, the
            same report
 
@@ -45,7 +46,10 @@ import numpy as np
 import genprint
 
 STAGES = ("emit", "check", "interp", "O0", "O2", "run", "threads")
-EMITS = (["--emit=ast"], ["--emit=ir"], ["--emit=grad", "-O0"])
+EMITS = (["--emit=grad", "-O0"], ["--emit=ast"], ["--emit=ir"])
+# Each nnc process costs ~0.07 s of CPU to start (libLLVM): the suite's batch of small
+# programs prints only the raw gradient (which lowers and differentiates too).
+QUICK_STAGES = ("emit1",) + STAGES[1:]
 TIMEOUT = 120
 # The largest weight difference seen, as a share of the tolerance, by precision: how
 # much room the tolerance leaves (gen.py prints it).
@@ -298,8 +302,8 @@ def same_threads(s, exe, tag, p1):
         raise Failure("threads", "bytes", "%s: .npz bytes differ between --threads 1 and 2" % tag)
 
 
-def emit_stage(nnc, s):
-    for flags in EMITS:
+def emit_stage(nnc, s, count):
+    for flags in EMITS[:count]:
         p = run([nnc] + s.sel + flags + [s.src], s.tmp, "emit")
         if p.code != 0 or not p.out:
             raise Failure("emit", "rejected" if p.code else "no output",
@@ -339,7 +343,9 @@ def exe_stage(nnc, s, ref, opt, threads):
 
 
 def run_stage(nnc, s, ref):
-    p = run([nnc] + s.sel + s.prec + ["--run", s.src, "--"] + s.args("jit"), s.tmp, "run")
+    opt = s.job.run.get("run_opt")
+    flags = s.prec + (["-O%d" % opt] if opt is not None else [])
+    p = run([nnc] + s.sel + flags + ["--run", s.src, "--"] + s.args("jit"), s.tmp, "run")
     agree(s, p, ref, "jit", "run")
 
 
@@ -354,8 +360,8 @@ def check_job(nnc, job, stages=STAGES):
     try:
         s = Setup(job, tmp)
         try:
-            if "emit" in stages:
-                emit_stage(nnc, s)
+            if "emit" in stages or "emit1" in stages:
+                emit_stage(nnc, s, len(EMITS) if "emit" in stages else 1)
             if "check" in stages:
                 check_stage(nnc, s)
             ref = interp_stage(nnc, s)
