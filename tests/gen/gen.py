@@ -5,7 +5,8 @@
     gen.py batch --nnc NNC [--seed S] [--count N] [--shard I/K]
                                              programs S:0 .. S:N-1 (this shard's share);
                                              a failure is reduced and reported
-    gen.py cases --nnc NNC [CASE.nn ...]     re-run the kept cases (tests/gen/cases)
+    gen.py cases --nnc NNC [CASE.nn ...]     re-run the kept cases (tests/gen/cases), after
+                                             a self-test of the oracle's comparisons
     gen.py forever --nnc NNC [--jobs J]      random seeds until stopped, printing counts;
                                              the first failure of each signature (stage
                                              and kind) reduced into tests/gen/cases
@@ -88,6 +89,10 @@ def batch(args):
 
 
 def cases(args):
+    """The kept cases, after the oracle's own checks."""
+    broken = oracle.self_test()
+    for what in broken:
+        print("FAIL: the oracle's self-test: %s" % what)
     nnc = os.path.abspath(args.nnc)
     paths = args.files or sorted(os.path.join(CASES, f) for f in os.listdir(CASES) if f.endswith(".nn"))
     bad = 0
@@ -100,7 +105,7 @@ def cases(args):
             print("%s %s%s" % ("xfail" if xfail else "ok", os.path.basename(path),
                                " (a known bug: %s)" % xfail if xfail else ""))
     print("%d of %d kept cases pass" % (len(paths) - bad, len(paths)))
-    return 1 if bad else 0
+    return 1 if bad or broken else 0
 
 
 def status(done, failed, start):
