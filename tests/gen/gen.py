@@ -5,9 +5,11 @@
     gen.py batch --nnc NNC [--seed S] [--count N] [--shard I/K]
                                              programs S:0 .. S:N-1 (this shard's share);
                                              a failure is reduced and reported
-    gen.py cases --nnc NNC [CASE.nn ...]     re-run the kept cases (tests/gen/cases)
+    gen.py cases --nnc NNC [CASE.nn ...]     re-run the kept cases (tests/gen/cases), after
+                                             a self-test of the oracle's comparisons
     gen.py forever --nnc NNC [--jobs J]      random seeds until stopped, printing counts;
-                                             failures reduced into tests/gen/cases
+                                             the first failure of each signature (stage
+                                             and kind) reduced into tests/gen/cases
     gen.py reduce --nnc NNC SEED             reduce the program of a seed and keep it
 
 Programs come from gendraw.py (what is drawn, as genprog.py structures), genprint.py (the
@@ -19,6 +21,7 @@ import argparse
 import concurrent.futures
 import os
 import random
+import signal
 import sys
 import time
 
@@ -62,7 +65,7 @@ def one(nnc, seed, tiny=False):
         prog = gendraw.generate(seed, tiny)
     except Exception as e:  # a generator bug: reported as a failure, not a crash of the run
         return genprog.Program(seed), oracle.Failure("gen", "exception", repr(e))
-    return prog, oracle.check_program(nnc, prog)
+    return prog, oracle.check_program(nnc, prog, oracle.QUICK_STAGES if tiny else oracle.STAGES)
 
 
 def batch(args):
@@ -86,6 +89,10 @@ def batch(args):
 
 
 def cases(args):
+    """The kept cases, after the oracle's own checks."""
+    broken = oracle.self_test()
+    for what in broken:
+        print("FAIL: the oracle's self-test: %s" % what)
     nnc = os.path.abspath(args.nnc)
     paths = args.files or sorted(os.path.join(CASES, f) for f in os.listdir(CASES) if f.endswith(".nn"))
     bad = 0
@@ -98,7 +105,7 @@ def cases(args):
             print("%s %s%s" % ("xfail" if xfail else "ok", os.path.basename(path),
                                " (a known bug: %s)" % xfail if xfail else ""))
     print("%d of %d kept cases pass" % (len(paths) - bad, len(paths)))
-    return 1 if bad else 0
+    return 1 if bad or broken else 0
 
 
 def status(done, failed, start):
@@ -107,7 +114,12 @@ def status(done, failed, start):
             "of the tolerance" % (done, failed, time.time() - start, w["f64"], w["f32"]))
 
 
+def stop_on_term(signum, frame):
+    raise KeyboardInterrupt
+
+
 def forever(args):
+    signal.signal(signal.SIGTERM, stop_on_term)   # kill prints the counts too
     nnc = os.path.abspath(args.nnc)
     rng = random.Random()
     done = failed = 0
@@ -124,7 +136,7 @@ def forever(args):
                 if f:
                     failed += 1
                     print("FAIL seed %d (%s): %s" % (prog.seed, prog.precision, str(f)[:2000]), flush=True)
-                    if f.signature() not in seen or not args.dedupe:
+                    if f.signature() not in seen or args.reduce_all:
                         seen.add(f.signature())
                         reduce_and_keep(nnc, prog, f, args.out, args.budget)
                 if done % 50 == 0:
@@ -164,7 +176,8 @@ def main():
     ap.add_argument("--budget", type=float, default=600, help="seconds a reduction may take")
     ap.add_argument("--no-reduce", dest="reduce", action="store_false")
     ap.add_argument("--tiny", action="store_true", help="small programs (the suite's batch)")
-    ap.add_argument("--dedupe", action="store_true", help="reduce one failure per signature")
+    ap.add_argument("--reduce-all", action="store_true",
+                    help="forever: reduce every failure, not one per signature (stage and kind)")
     args = ap.parse_intermixed_args()
     if args.command == "batch":
         args.seed = args.base

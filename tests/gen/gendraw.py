@@ -31,6 +31,7 @@ import random
 from genprog import KINK_FNS, Expr, Let, Model, Param, Program, fmt_num, num, prune, ref
 
 BOUND = 30.0          # values beyond this are squashed
+PRED_MAX = 5.0        # predictions beyond this are squashed
 EXP_MAX = 8.0         # largest argument exp gets
 POS_MIN = 0.05        # smallest value log, sqrt, 1/x and x^-c get
 SMOOTH_FNS = ("sigmoid", "tanh", "exp", "log", "sqrt", "softplus")
@@ -38,7 +39,7 @@ INITS = ("zeros", "ones", "const", "uniform", "normal", "xavier", "he", None)
 DENSE_ACTS = (None, "sigmoid", "tanh", "softplus", "exp", "relu", "abs", "leaky_relu",
               "softmax", "log_softmax")
 MAX_ELEMS = 4096      # largest tensor, except in a program drawn big
-BIG_ELEMS = 65536
+BIG_ELEMS = 131072    # (a matrix of 300 x 300 and a batch of 3 or more: threads start)
 
 
 def pick(rng, weighted):
@@ -125,7 +126,7 @@ class Gen:
         self.rng = random.Random(seed)
         self.p = Program(seed)
         self.tiny = tiny
-        self.big = self.rng.random() < 0.04 and not tiny
+        self.big = self.rng.random() < (0.02 if tiny else 0.05)
         self.cap = BIG_ELEMS if self.big else MAX_ELEMS
         self.bridging = False
 
@@ -301,12 +302,12 @@ class Gen:
 
     # -- keeping values in range --
 
-    def squash(self, e, iv):
-        if iv.mag() <= BOUND:
+    def squash(self, e, iv, bound=BOUND):
+        if iv.mag() <= bound:
             return e, iv
         if self.rng.random() < 0.6:
             return Expr("call", [e], e.shape, "tanh"), unary_iv("tanh", iv)
-        c = 10 ** -math.ceil(math.log10(iv.mag() / 4))
+        c = 10 ** -math.ceil(math.log10(iv.mag() / bound))
         return Expr("*", [e, num(c)], e.shape), iv * Iv(c, c)
 
     def bounded_exp_arg(self, e, iv):
@@ -564,16 +565,21 @@ class Gen:
         return [n for n, v in self.vals.items() if len(v[0]) == rank and v[2] and "." not in n]
 
     def prediction(self, shape, name):
-        """A let of the given shape that depends on the input, if one can be drawn."""
+        """A let of the given shape that depends on the input, if one can be drawn, within
+        [-PRED_MAX, PRED_MAX]: the loss stays small enough for the finite differences of
+        --check (their rounding error grows with the loss: ~1e-10 * |loss|)."""
         for _ in range(8):
             e, iv = self.gen(shape, self.rng.randint(1, 3))
             if e.refs() & {n for n, v in self.vals.items() if v[2]}:
-                return self.let(name, e, iv)
+                return self.let(name, *self.squash(e, iv, PRED_MAX))
         x = self.m.input[0]
-        e, iv = self.gen(shape, 1)
-        xs = self.vals[x][0]
-        s = Expr("call", [ref(x, xs)], (), "sum")
-        return self.let(name, Expr("+", [e, s], shape), iv + self.vals[x][1].scale(self.p.size(xs)))
+        e, iv = self.squash(*self.gen(shape, 1), PRED_MAX - 1)
+        s = Expr("call", [ref(x, self.vals[x][0])], (), "mean")
+        return self.let(name, Expr("+", [e, s], shape), iv + self.vals[x][1])
+
+    def reduction(self, shape):
+        """sum for a few elements, else mean: a loss term stays small."""
+        return "sum" if self.p.size(shape) <= 16 and self.rng.random() < 0.5 else "mean"
 
     # -- the loss --
 
@@ -612,13 +618,15 @@ class Gen:
             y, _ = self.prediction(ts, "y")
             m.output = "y"
             d = Expr("-", [y, tref], ts)
+            if r.random() < 0.3:    # the target in a statement of its own, not only in the loss
+                d = self.let("d", Expr("call", [d], ts, "tanh"), Iv(-1, 1))[0]
             if self.kinks_ok and r.random() < 0.3:
                 return Expr("call", [Expr("call", [d], ts, "abs")], (), "mean"), "signed"
-            return Expr("call", [Expr("^", [d], ts, (2, "2"))], (), r.choice(["mean", "sum"])), "signed"
+            return Expr("call", [Expr("^", [d], ts, (2, "2"))], (), self.reduction(ts)), "signed"
         y, iv = self.prediction(ts, "y")
         m.output = "y"
-        s, _ = self.gen((), 2)
-        return Expr("+", [Expr("call", [Expr("*", [y, tref], ts)], (), "sum"),
+        s, _ = self.squash(*self.gen((), 2), PRED_MAX)
+        return Expr("+", [Expr("call", [Expr("*", [y, tref], ts)], (), self.reduction(ts)),
                           Expr("^", [s], (), (2, "2"))], ()), "signed"
 
     def dense_to(self, ts, act, src):
@@ -646,7 +654,7 @@ class Gen:
             return loss
         for name in r.sample(params, min(len(params), r.randint(1, 3))):
             s = self.vals[name][0]
-            fn, inner = r.choice([("sum", "sq"), ("mean", "sq")] + ([("sum", "abs")] if self.kinks_ok else []))
+            fn, inner = self.reduction(s), r.choice(["sq", "sq", "abs"] if self.kinks_ok else ["sq"])
             v = ref(name, s)
             v = Expr("^", [v], s, (2, "2")) if inner == "sq" else Expr("call", [v], s, "abs")
             c = r.choice([1e-4, 0.001, 0.01])
@@ -698,7 +706,9 @@ class Gen:
         r = self.rng
         kind = pick(r, [(55, "inline"), (35, "csv"), (10, "idx")])
         n = pick(r, [(50, r.randint(1, 6)), (40, r.randint(7, 12)), (10, r.randint(13, 40))])
-        if self.big or self.tiny:
+        if self.big:
+            n = r.randint(4, 6 if self.tiny else 12)
+        elif self.tiny:
             n = min(n, 6)
         return {"kind": kind, "n": n, "header": r.random() < 0.4, "label": r.random() < 0.4,
                 "gz": r.random() < 0.5, "nest": r.random() < 0.3, "bare": r.random() < 0.3}
@@ -728,7 +738,9 @@ class Gen:
         if r.random() < 0.7:
             t["epochs"] = str(r.randint(0, 3) if r.random() < 0.9 else 10)
         if r.random() < 0.7:
-            t["batch"] = str(r.randint(1, 8))
+            # the thread pool takes a product of 2^18 multiply-adds or more: in a big
+            # program, one of a batch of 3 or more
+            t["batch"] = str(r.randint(3 if self.big else 1, 8))
         if r.random() < 0.6:
             t["seed"] = str(r.randint(0, 10 ** 6))
         if r.random() < 0.4:
@@ -756,20 +768,26 @@ def generate(seed, tiny=False):
     if r.random() < 0.1:
         p.models.append(g.model(names[1], r.randint(0, 2)))
         p.chosen = r.randrange(2)
-    p.run = run_options(r, p)
+    p.run = run_options(r, p, g.big, tiny)
     p.style = {"semi": r.random() < 0.1, "comments": r.random() < 0.2,
                "parens": r.random() < 0.1, "interleave": r.random() < 0.3}
     return p
 
 
-def run_options(r, p):
-    """Flags the runner gives every trainer (interpreter and compiled alike)."""
+def run_options(r, p, big, tiny):
+    """Flags the runner gives every trainer (interpreter and compiled alike), and the -O
+    of `nnc --run` (run_opt; none: the default -O2). The executable is built at -O0 and
+    -O2 for every program; in the suite's quick batch (tiny) most --run are -O0, since
+    each -O2 compilation costs ~0.5 s of CPU and the -O2 pipeline is the executable's."""
     m = p.model
     run = {}
+    opt = pick(r, [(25, None), (75, 0)] if tiny else [(70, None), (15, 0), (10, 1), (5, 3)])
+    if opt is not None:
+        run["run_opt"] = opt
     if r.random() < 0.8:
         run["epochs"] = pick(r, [(20, 1), (50, 2), (25, 3), (5, 0)])
     if r.random() < 0.2:
-        run["batch"] = r.randint(1, 5)
+        run["batch"] = r.randint(3 if big else 1, 5)
     if r.random() < 0.15:
         run["lr"] = r.choice([0.003, 0.03])
     if r.random() < 0.15:

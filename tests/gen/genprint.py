@@ -89,14 +89,22 @@ def first_user(m, name):
 
 
 def block(kind, name, lines, style, rng):
+    """A block, one statement a line, or (style semi) some joined by ';'; (style comments)
+    with comment lines and trailing // comments, after which nothing is joined."""
     out = ["%s %s {" % (kind, name)]
+    joinable = False
     for line in lines:
         if style.get("comments") and rng.random() < 0.15:
             out.append("    # " + rng.choice(["a comment", "-> [1] @ x", "loss = 0"]))
-        if style.get("semi") and rng.random() < 0.3 and len(out) > 1 and not out[-1].lstrip().startswith("#"):
+            joinable = False
+        if style.get("semi") and joinable and rng.random() < 0.3:
             out[-1] += "; " + line
         else:
-            out.append("    " + line + (" // why" if style.get("comments") and rng.random() < 0.1 else ""))
+            out.append("    " + line)
+            joinable = True
+        if style.get("comments") and rng.random() < 0.1:
+            out[-1] += " // why"
+            joinable = False
     out.append("}")
     return "\n".join(out) + "\n"
 

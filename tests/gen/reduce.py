@@ -24,8 +24,8 @@ import oracle
 from genprog import Expr, Param, ref
 
 # What to run to see a failure of each stage again (the interpreter always runs).
-STAGES_FOR = {"emit": ("emit",), "check": ("check",), "interp": (), "O0": ("O0",), "O2": ("O2",), "run": ("run",),
-              "threads": ("O0", "O2", "threads")}
+STAGES_FOR = {"emit": ("emit",), "check": ("check",), "interp": (), "O0": ("O0",),
+              "O2": ("O2",), "run": ("run",), "threads": ("O0", "O2", "threads")}
 LOSS_CALLS = ("mse", "bce", "cross_entropy")
 
 
