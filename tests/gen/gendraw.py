@@ -265,7 +265,7 @@ class Gen:
         if k == 0:
             o, io = self.other(shape)
             return Expr("*", [o, v] if r.random() < 0.5 else [v, o], shape), io * iv
-        if len(shape) <= 2 and k <= 2 and s[-1] != s[0] and len(shape) == 2 and s == (shape[1], shape[0]):
+        if len(shape) == 2 and k == 2 and s == (shape[1], shape[0]):
             return Expr("call", [v], shape, "transpose"), iv
         mm = self.bridge_matmul(v, iv, s, shape)
         if mm:
@@ -298,7 +298,7 @@ class Gen:
         os, v_left = self.rng.choice(forms)
         o, io = self.other(os)
         args = [v, o] if v_left else [o, v]
-        return Expr("@", args, shape), (iv * io).scale(self.p.dims[s[0] if v_left else s[-1]])
+        return Expr("@", args, shape), (iv * io).scale(self.p.dims[s[-1] if v_left else s[0]])
 
     # -- keeping values in range --
 
@@ -330,14 +330,14 @@ class Gen:
         c = r.choice([0.1, 0.5, 1])
         if kind in ("sigmoid", "exp", "softmax"):
             e, iv = self.squash_to(e, iv, 10)
-            if kind == "exp":
-                v = Expr("call", [e], shape, "exp")
-                return v, unary_iv("exp", iv)
             v = Expr("call", [e], shape, kind)
-            lo = sigmoid(iv.lo) if kind == "sigmoid" else math.exp(iv.lo - iv.hi) / self.p.size(shape)
-            if lo >= POS_MIN:
-                return v, Iv(lo, 1)
-            return Expr("+", [v, num(c)], shape), Iv(lo + c, 1 + c)
+            if kind == "softmax":
+                piv = Iv(math.exp(iv.lo - iv.hi) / self.p.dims[shape[-1]], 1)
+            else:
+                piv = unary_iv(kind, iv)
+            if piv.lo >= POS_MIN:
+                return v, piv
+            return Expr("+", [v, num(c)], shape), piv + Iv(c, c)
         if kind == "square":
             v = Expr("^", [e], shape, (2, "2"))
             piv = power_iv(iv, 2)
@@ -373,12 +373,10 @@ class Gen:
             a, iv = self.positive(a, iv)
         alpha = None
         if fn == "leaky_relu":
+            # (alpha, its text, named as alpha = ...), or the default 0.01
             alpha = self.rng.choice([None, (0.2, "0.2", False), (0.1, "0.1", True),
-                                     (0.125, "1/8", False), (0.5, "alpha = 0.5", True)])
-            a_val = alpha[0] if alpha else 0.01
-            if alpha and alpha[1].startswith("alpha"):
-                alpha = (0.5, "0.5", True)
-            return Expr("call", [a], shape, fn, alpha), unary_iv(fn, iv, a_val)
+                                     (0.125, "1/8", False), (0.5, "0.5", True)])
+            return Expr("call", [a], shape, fn, alpha), unary_iv(fn, iv, alpha[0] if alpha else 0.01)
         return Expr("call", [a], shape, fn), unary_iv(fn, iv)
 
     def _op_softmax(self, shape, depth):
