@@ -5,7 +5,8 @@ Three workloads (Fashion-MNIST, relu, softmax cross-entropy, plain SGD, one epoc
   a  784-128-10      batch 64   lr 0.1   the 60 000 training images
   b  784-256-128-10  batch 128  lr 0.1   the 60 000 training images
   c  784-128-10      batch 1    lr 0.01  the first 10 000 training images (overhead-bound)
-Each is trained by nnc's executable (bench/mlp_X.nn) and by its peers: the C reference
+Each is trained by nnc's executable (bench/mlp_X.nn; on an AVX-512 host also compiled with
+--cpu=x86-64-v3, beside OpenBLAS held to its AVX2 kernels) and by its peers: the C reference
 trainer (bench/ref_trainer.c) on OpenBLAS sgemm with 2 threads and on plain loops (1
 thread), and PyTorch (bench/torch_peer.py) with 1 and with 2 threads. The OpenBLAS and PyTorch
 peers run twice: with the environment as it is, and with OPENBLAS_CORETYPE and
@@ -132,20 +133,78 @@ def prepare_data(out):
     return {"a": TRAIN, "b": TRAIN, "c": sub}
 
 
-def compile_seconds(nnc, model, exe):
+def compile_seconds(nnc, model, exe, *flags):
     t0 = time.perf_counter()
-    run([nnc, "-O2", model, "-o", exe])
+    run([nnc, "-O2", *flags, model, "-o", exe])
     return time.perf_counter() - t0
 
 
+def has_avx512():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return " avx512f" in f.read()
+    except OSError:
+        return False
+
+
 def build_models(nnc, out, workloads):
-    """nnc's executables; returns the median -O2 compile time of examples/fashion_mlp.nn."""
+    """nnc's executables: for the host, and on an AVX-512 host also for x86-64-v3 (AVX2)."""
     for k in workloads:
-        compile_seconds(nnc, os.path.join(HERE, f"mlp_{k}.nn"), os.path.join(out, f"mlp_{k}"))
-    fashion = os.path.join(ROOT, "examples", "fashion_mlp.nn")
-    times = [compile_seconds(nnc, fashion, os.path.join(out, "fashion_mlp"))
-             for _ in range(3)]
-    return statistics.median(times)
+        model = os.path.join(HERE, f"mlp_{k}.nn")
+        compile_seconds(nnc, model, os.path.join(out, f"mlp_{k}"))
+        if has_avx512():
+            compile_seconds(nnc, model, os.path.join(out, f"mlp_{k}_v3"), "--cpu=x86-64-v3")
+
+
+# ---- compile time: nnc on models of growing size ----
+
+def stack_model(n):
+    """n dense layers of 64 on x[64]: one product shape, n times."""
+    layers = "".join(f"    h{i} = dense(h{i - 1}, 64, relu)\n" for i in range(1, n + 1))
+    return (f"model stack{n} {{\n    input x[64]\n    target t[64]\n    h0 = x * 1\n{layers}"
+            f"    loss = mse(h{n}, t)\n}}\n")
+
+
+def chain_model(n):
+    """n elementwise statements h{i} = h{i-1} * 0.5 + x on x[2]."""
+    body = "".join(f"    h{i} = h{i - 1} * 0.5 + x\n" for i in range(1, n + 1))
+    return (f"model chain{n} {{\n    input x[2]\n    target t[2]\n    param w[2] = ones\n"
+            f"    h0 = w * x\n{body}    loss = mse(h{n}, t)\n}}\n")
+
+
+def timed(cmd):
+    """(wall seconds, peak memory in MB) of one run of cmd."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(p.pid, 0)
+    seconds = time.perf_counter() - t0
+    if status != 0:
+        raise RuntimeError(f"exit {status}: {' '.join(cmd)}\n{p.stderr.read().decode()[:300]}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def compile_table(nnc, out, reps):
+    """nnc -O2 to an executable: seconds (median of reps) and peak memory, per model."""
+    models = [("examples/fashion_mlp.nn", os.path.join(ROOT, "examples", "fashion_mlp.nn"))]
+    os.makedirs(os.path.join(out, "compile"), exist_ok=True)
+    for name, make, sizes in (("stack", stack_model, (10, 20, 40, 80)),
+                              ("chain", chain_model, (125, 250, 500, 1000))):
+        for n in sizes:
+            path = os.path.join(out, "compile", f"{name}{n}.nn")
+            with open(path, "w") as f:
+                f.write(make(n))
+            what = f"{n}-layer stack" if name == "stack" else f"{n}-statement chain"
+            models.append((what, path))
+    rows = ["| model | -O2 compile s (median) | peak MB (nnc or its linker) |", "|---|---:|---:|"]
+    for what, path in models:
+        try:
+            runs = [timed([nnc, "-O2", path, "-o", os.path.join(out, "compile", "exe")])
+                    for _ in range(reps)]
+            rows.append(f"| {what} | {statistics.median(s for s, _ in runs):.2f} | "
+                        f"{max(m for _, m in runs):.0f} |")
+        except RuntimeError as e:
+            rows.append(f"| {what} | failed: {failure_text(e)} | |")
+    return rows
 
 
 # ---- the peers: each returns (seconds of the epoch's loop, test accuracy %) ----
@@ -154,14 +213,18 @@ def pair(files):
     return ",".join(files)
 
 
-def run_nnc(ctx, k, seed, env):
+def run_nnc(ctx, k, seed, env, suffix=""):
     w = WORKLOADS[k]
-    out = run([os.path.join(ctx.out, f"mlp_{k}"), "--data", pair(ctx.data[k]),
+    out = run([os.path.join(ctx.out, f"mlp_{k}{suffix}"), "--data", pair(ctx.data[k]),
                "--test", pair(TEST), "--epochs", "1", "--seed", str(seed),
                "--save", os.path.join(ctx.out, "weights.npz"), *ctx.nnc_args],
               env=env, cwd=ctx.out)
     rate = find(r"^epoch 1 .* ([0-9.]+) samples/s", out, "nnc epoch line")
     return w["samples"] / rate, find(r"^test: .*acc ([0-9.]+)%", out, "nnc test line")
+
+
+def run_nnc_v3(ctx, k, seed, env):
+    return run_nnc(ctx, k, seed, env, "_v3")
 
 
 def ref_args(ctx, k, seed):
@@ -233,9 +296,14 @@ class Peer:
 def make_peers(args, has_blas, has_torch):
     asis, unset = dict(os.environ), unset_env()
     peers = [Peer("nnc", run_nnc, asis)]
+    if has_avx512():
+        peers.append(Peer("nnc --cpu=x86-64-v3", run_nnc_v3, asis))
     if has_blas:
         peers += [Peer("C + OpenBLAS, 2 thr", run_blas, asis),
                   Peer("C + OpenBLAS, 2 thr, OPENBLAS_* unset", run_blas, unset)]
+        if has_avx512():  # OpenBLAS held to its AVX2 kernels: the yardstick of the v3 row
+            peers.append(Peer("C + OpenBLAS, 2 thr, OPENBLAS_CORETYPE=Haswell", run_blas,
+                              dict(unset, OPENBLAS_CORETYPE="Haswell")))
     peers.append(Peer("C plain loops, 1 thr", run_loops, asis))
     if has_torch:
         for t in [int(x) for x in args.torch_threads.split(",")]:
@@ -266,7 +334,8 @@ def machine():
         flags = find_text(r"^Flags:\s*(.+)$", out)
     except (RuntimeError, OSError):
         pass
-    wide = [f for f in ("avx2", "fma", "avx512f", "avx512bw", "avx512vl") if f in flags.split()]
+    wide = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512dq",
+                        "avx512vl", "avx512_vnni", "avx512_bf16") if f in flags.split()]
     return f"{model}, {cores} cores, flags: {' '.join(wide) or '?'}"
 
 
@@ -323,6 +392,13 @@ def bar_report(peers, workloads):
                          f"{'met' if x >= need else 'MISSED'})")
         if parts:
             lines.append(f"bar ({k}): nnc is " + "; ".join(parts))
+        v3 = next((p for p in peers if p.name == "nnc --cpu=x86-64-v3"), None)
+        hw = next((p for p in peers if p.name.endswith("OPENBLAS_CORETYPE=Haswell")), None)
+        if k in "ab" and v3 and hw and v3.median(k) and hw.median(k):
+            x = v3.median(k) / hw.median(k)
+            lines.append(f"bar ({k}), AVX2 on this AVX-512 host: nnc --cpu=x86-64-v3 takes {x:.2f}x "
+                         f"the time of OpenBLAS held to its AVX2 kernels (bar 1.1x: "
+                         f"{'met' if x <= 1.1 else 'MISSED'})")
     return lines
 
 
@@ -404,7 +480,7 @@ def measure_all(ctx, peers, workloads, reps):
         print(f"repetition {rep + 1}/{reps} done", file=sys.stderr, flush=True)
 
 
-def report(a, peers, compile_s, load0, seconds):
+def report(a, peers, compile_rows, load0, seconds):
     """The run's report, as lines of Markdown (a table among plain lines)."""
     env = ", ".join(f"{v}={os.environ.get(v, '(unset)')}" for v in OPENBLAS_VARS)
     load = f"{load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
@@ -419,7 +495,9 @@ def report(a, peers, compile_s, load0, seconds):
             table(peers, a.workloads), "",
             "(peer s / nnc s above 1: nnc is faster by that factor; min: the fastest repetition)",
             "", *bar_report(peers, a.workloads), "",
-            f"nnc -O2 compile time of examples/fashion_mlp.nn: {compile_s:.3f} s (median of 3)",
+            "compile time (nnc -O2 to an executable, median of 3; bars: fashion_mlp 0.5 s, "
+            "40-layer stack 2 s, 1000-statement chain 5 s and 500 MB):", "",
+            *compile_rows, "",
             f"benchmark wall time: {seconds:.0f} s"]
 
 
@@ -449,10 +527,11 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     ref, has_blas = build_ref(a.out)
     ctx = Context(a.out, ref, prepare_data(a.out), a)
-    compile_s = build_models(a.nnc, a.out, a.workloads)
+    build_models(a.nnc, a.out, a.workloads)
+    compile_rows = compile_table(a.nnc, a.out, 1 if a.quick else 3)
     peers = make_peers(a, has_blas, torch_available())
     measure_all(ctx, peers, a.workloads, a.reps)
-    lines = report(a, peers, compile_s, load0, time.perf_counter() - t0)
+    lines = report(a, peers, compile_rows, load0, time.perf_counter() - t0)
     print(*lines, sep="\n")
     if a.results:
         write_results(a.results, lines)

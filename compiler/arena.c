@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct Chunk {
     struct Chunk *next;
@@ -18,13 +19,30 @@ struct Arena {
 
 enum { CHUNK_SIZE = 64 * 1024 };
 
+/* exit, not _exit: atexit handlers remove temporary files (outfile.c). Should exiting
+ * itself run out of memory, the second call ends at once. */
+void arena_out_of_memory(void)
+{
+    static volatile int dying;
+    if (dying++)
+        _exit(1);
+    fputs("nnc: error: out of memory\n", stderr);
+    exit(1);
+}
+
+void *arena_xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        arena_out_of_memory();
+    return p;
+}
+
 static void *xmalloc(size_t n)
 {
     void *p = malloc(n);
-    if (!p) {
-        fputs("nnc: out of memory\n", stderr);
-        exit(1);
-    }
+    if (!p)
+        arena_out_of_memory();
     return p;
 }
 

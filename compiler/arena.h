@@ -6,6 +6,12 @@
 
 typedef struct Arena Arena;
 
+/* Prints "nnc: error: out of memory" and exits 1: where every failed allocation of the
+ * compiler ends (a message, never a crash). */
+_Noreturn void arena_out_of_memory(void);
+/* calloc for memory freed before the arena is (per-pass tables); never returns NULL. */
+void *arena_xcalloc(size_t n, size_t size);
+
 Arena *arena_new(void);
 void arena_free(Arena *a);
 /* Zeroed, aligned for any type; aborts with a message when memory runs out. */

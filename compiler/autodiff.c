@@ -368,7 +368,7 @@ static const AdRule rules[IR_NUM_OPS] = {
 static void find_path(Ad *ad)
 {
     IrProgram *p = ad->p;
-    bool *reach = calloc((size_t)p->nforward + 1, sizeof *reach);
+    bool *reach = arena_xcalloc((size_t)p->nforward + 1, sizeof *reach);
     for (int id = 0; id < p->nforward; id++) {
         const IrNode *n = N(ad, id);
         ad->on_path[id] = n->op == IR_PARAM;
@@ -492,8 +492,8 @@ bool ad_differentiate(IrProgram *p, Diag *d)
         return false;
     }
     Ad ad = {.p = p, .d = d};
-    ad.on_path = calloc((size_t)p->nforward + 1, sizeof *ad.on_path);
-    ad.adj = malloc(((size_t)p->nforward + 1) * sizeof *ad.adj);
+    ad.on_path = arena_xcalloc((size_t)p->nforward + 1, sizeof *ad.on_path);
+    ad.adj = arena_xcalloc((size_t)p->nforward + 1, sizeof *ad.adj);
     for (int i = 0; i < p->nforward; i++)
         ad.adj[i] = -1;
     find_path(&ad);

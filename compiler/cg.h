@@ -3,9 +3,17 @@
  * The IR describes one sample. The code generator first builds a plan (cg_plan.c): a copy of
  * the IR's nodes plus the nodes that take gradients' means over the batch, which buffer
  * holds each node's value, and which nodes each generated function must compute. Then it
- * emits LLVM IR (kernels in cg_kernels.c and cg_gemm.c, functions in cg_train.c, the
- * descriptor in cg_desc.c) and hands the module to the target (cg_target.c, cg_link.c,
- * cg_jit.c). */
+ * emits LLVM IR and hands the module to the target. The files form layers, each calling
+ * only those below it (docs/design.md draws them):
+ *   cg_train.c            the generated functions
+ *   cg_sgd.c              the step's own sgd update
+ *   cg_optim.c            the optimizer step
+ *   cg_kernels.c          a node's kernel: products (cg_mm.c, else cg_gemm.c) or a loop nest
+ *   cg_mm.c, cg_gemm.c    products; cg_mm.c's epilogues fuse nodes (cg_fuse.c)
+ *   cg_fuse.c, cg_task.c, cg_check.c
+ *   cg_ops.c              what each element op computes, on reals and vectors
+ *   cg_vec.c, cg_util.c, cg_frame.c   vectors, builders, the module and its function frames
+ * beside them: cg_plan.c (before), cg_desc.c, cg_target.c, cg_link.c, cg_jit.c (after). */
 #ifndef NNC_CG_H
 #define NNC_CG_H
 
@@ -72,7 +80,19 @@ typedef struct CgPlan {
 CgPlan *cg_plan(const IrProgram *p, Arena *a);
 long long cg_size(const CgNode *n);
 
-/* ---- emission state ---- */
+/* ---- the target (cg_target.c) ---- */
+
+/* The machine code is generated for: the host's CPU (cpu NULL or "native") or one named
+ * (x86-64-v3, znver3, ...), with features added or removed (--cpu-features: +a,-b). */
+typedef struct CgTarget {
+    const char *cpu;          /* LLVM's name */
+    const char *required;     /* comma-separated features the executable checks at start */
+    int vector_bytes;         /* the widest vector register: 64 (AVX-512), 32 (AVX), 16 */
+    int vector_regs;          /* vector registers: 32 with AVX-512, else 16 */
+    LLVMTargetMachineRef tm;  /* the caller disposes it */
+} CgTarget;
+
+/* ---- emission state: the module's (Cg) and the function's being emitted (CgFrame) ---- */
 
 typedef struct CgRtFn {
     LLVMValueRef fn;
@@ -81,7 +101,29 @@ typedef struct CgRtFn {
 
 enum { CG_RT_INT, CG_RT_REAL, CG_RT_PARAM, CG_RT_GRAD, CG_RT_STATE, CG_RT_WORKSPACE,
        CG_RT_EPOCH_BEGIN, CG_RT_BATCH, CG_RT_BATCH_END, CG_RT_EPOCH_END, CG_RT_PARALLEL,
-       CG_NRT };
+       CG_RT_GMAX, CG_RT_UPDATE_SAFE, CG_NRT };
+
+/* What is true inside one generated function. Frames nest as the functions are emitted:
+ * a task's kernel (cg_task.c) is emitted in a frame of its own while its caller's waits,
+ * and closing the kernel's frame puts the builder back where the caller was. */
+typedef struct CgFrame {
+    struct CgFrame *prev;   /* the enclosing function's frame, NULL at the top */
+    LLVMBasicBlockRef resume; /* where the builder was in prev's function */
+    LLVMValueRef fn;
+    LLVMBasicBlockRef entry;
+    LLVMValueRef *base;     /* per plan node: its buffer (real*), NULL for constants */
+    LLVMValueRef n;         /* the batch's sample count, i64 */
+    LLVMValueRef nreal;     /* the same as a real */
+    LLVMValueRef inv_n;     /* 1 / n: batch means multiply by it (one division per kernel) */
+    LLVMValueRef ws;        /* the workspace, real* (a pass's frame only) */
+    LLVMValueRef batch_cap; /* nnc_rt_int(run, NNC_BATCH), i64: varying buffers hold this many */
+    LLVMValueRef run;       /* the NncRun* (NULL in a task's kernel: the pool's threads hold none) */
+    /* which nodes the pass computes (now), whose reads count (cg_fuse.c), which were
+     * computed already in another node's kernel; a kernel's frame shares its caller's */
+    const bool *live, *readers;
+    bool *done;
+    struct CgSgd *sgd;      /* in a step with sgd fused in (cg_sgd.c), else NULL */
+} CgFrame;
 
 typedef struct Cg {
     LLVMContextRef ctx;
@@ -89,52 +131,60 @@ typedef struct Cg {
     LLVMBuilderRef b;
     LLVMTypeRef real, realp, i8p, i1, i32, i64, f64, voidt;
     int real_size;
-    int lanes; /* reals in the host's widest vector register */
+    int lanes; /* reals in the target's widest vector register */
+    int vregs; /* the target's vector registers: the kernels' blocks are sized for them */
     const IrProgram *ir;
     CgPlan *plan;
     Arena *arena;
     CgRtFn rt[CG_NRT];
-    /* the function being emitted */
-    LLVMValueRef fn;
-    LLVMBasicBlockRef entry;
-    LLVMValueRef *base; /* per plan node: its buffer (real*), NULL for constants */
-    LLVMValueRef n;     /* the batch's sample count, i64 */
-    LLVMValueRef nreal; /* the same as a real */
-    LLVMValueRef inv_n; /* 1 / n: batch means multiply by it (one division per kernel) */
-    LLVMValueRef ws;    /* the workspace, real* */
-    LLVMValueRef batch_cap; /* nnc_rt_int(run, NNC_BATCH), i64: varying buffers hold this many */
-    LLVMValueRef run;       /* the NncRun* of the function being emitted (not in tasks) */
-    const bool *live;       /* the nodes the function computes (now) */
-    const bool *readers;    /* the nodes whose reads count: live, or more (cg_fuse.c) */
-    bool *done;             /* computed already, in another node's kernel (cg_fuse.c) */
-    struct CgSgd *sgd;      /* in a step with sgd fused in (cg_sgd.c), else NULL */
     LLVMValueRef scan_fn;   /* nnc_scan (cg_check.c) */
     LLVMTypeRef scan_type;
+    CgFrame *fs;            /* the function being emitted */
+    struct CgKernel *kernels; /* emitted task kernels by signature (cg_task.c) */
 } Cg;
 
+/* ---- the module and its functions (cg_frame.c) ---- */
+
 void cg_init(Cg *g, LLVMContextRef ctx, LLVMModuleRef mod, const IrProgram *p, CgPlan *plan,
-             int real_size, Arena *a);
+             int real_size, const CgTarget *t, Arena *a);
 void cg_dispose(Cg *g);
+/* An internal function of the module. */
+LLVMValueRef cg_add_function(Cg *g, const char *name, LLVMTypeRef type);
+/* Opens f for fn (its entry block, the builder there) inside the current frame; the
+ * fields the caller's frame shares with a kernel's (live, readers, done, sgd) are copied
+ * when share is true. cg_frame_close goes back to the enclosing frame where it was. */
+void cg_frame_open(Cg *g, CgFrame *f, LLVMValueRef fn, bool share);
+void cg_frame_close(Cg *g);
+/* A stack slot in the entry block (promoted to a register by the optimiser). */
+LLVMValueRef cg_slot(Cg *g, LLVMTypeRef type, const char *name);
+LLVMValueRef cg_call_rt(Cg *g, int which, LLVMValueRef *args, unsigned nargs);
+LLVMValueRef cg_real_ptr(Cg *g, LLVMValueRef p);
+/* nnc_rt_int(run, which) as an i64 */
+LLVMValueRef cg_rt_int(Cg *g, LLVMValueRef run, int which);
+/* nnc_rt_param/grad (k ignored) or nnc_rt_state(run, i, k), as real* */
+LLVMValueRef cg_rt_buffer(Cg *g, int which, LLVMValueRef run, int i, int k);
+/* Adds the attribute (nounwind, noinline, ...) to fn. */
+void cg_fn_attr(Cg *g, LLVMValueRef fn, const char *name);
 
 /* ---- helpers (cg_util.c) ---- */
 
 LLVMValueRef cg_i64(Cg *g, long long v);
 LLVMValueRef cg_i32(Cg *g, int v);
 LLVMValueRef cg_real(Cg *g, double v);
-LLVMValueRef cg_binary(Cg *g, int op, LLVMValueRef x, LLVMValueRef y);
-LLVMValueRef cg_call_rt(Cg *g, int which, LLVMValueRef *args, unsigned nargs);
-/* A stack slot in the entry block (promoted to a register by the optimiser). */
-LLVMValueRef cg_slot(Cg *g, LLVMTypeRef type, const char *name);
+/* The constant v of x's type: a real, or a vector of v in every lane. */
+LLVMValueRef cg_const_like(Cg *g, LLVMValueRef x, double v);
 LLVMValueRef cg_gep(Cg *g, LLVMValueRef ptr, LLVMValueRef index);
 LLVMValueRef cg_load_at(Cg *g, LLVMValueRef ptr, LLVMValueRef index);
 void cg_store_at(Cg *g, LLVMValueRef ptr, LLVMValueRef index, LLVMValueRef v);
-/* A math function of one real: exp log sqrt fabs (intrinsics), tanh log1p (libm). */
+/* A math function of one real or, for the intrinsics, a vector of reals: exp log sqrt
+ * fabs (intrinsics), tanh log1p (libm, reals only). */
 LLVMValueRef cg_math(Cg *g, const char *fn, LLVMValueRef x);
-LLVMValueRef cg_pow(Cg *g, LLVMValueRef x, double c);
 /* An overloaded intrinsic (llvm.pow, llvm.exp, ...) on one type. */
 LLVMValueRef cg_intrinsic(Cg *g, const char *name, LLVMTypeRef type, LLVMValueRef *args,
                           unsigned nargs);
 
+/* A new basic block at the end of the current function. */
+LLVMBasicBlockRef cg_block(Cg *g, const char *name);
 /* Loops from `from` to `to` (i64), the body between begin and end. */
 typedef struct CgLoop {
     LLVMBasicBlockRef head, exit;
@@ -154,6 +204,8 @@ LLVMValueRef cg_imax(Cg *g, LLVMValueRef a, LLVMValueRef b);
 
 /* ---- explicit vectors (cg_vec.c) ---- */
 
+enum { CG_MAX_LANES = 64 }; /* lanes a vector built here may have (an AVX-512 byte vector) */
+
 LLVMTypeRef cg_vec_type(Cg *g, int lanes);
 LLVMValueRef cg_splat(Cg *g, LLVMValueRef x, int lanes);
 LLVMValueRef cg_vzero(Cg *g, int lanes);
@@ -164,18 +216,32 @@ LLVMValueRef cg_vfma(Cg *g, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c);
 /* count vectors of `lanes` -> one vector of count lanes: their sums, in a fixed order. */
 LLVMValueRef cg_vsums(Cg *g, LLVMValueRef *acc, int count, int lanes);
 
+/* ---- what each element op computes (cg_ops.c) ---- */
+
+/* Whether op has a vector form (cg_op_apply on vectors): the ops a product's epilogue can
+ * compute in registers. The others call libm or need more than a few instructions. */
+bool cg_op_vector(int op, double num);
+/* The element op on x (and y, for the binary ones): reals, or vectors where cg_op_vector
+ * says so. Every kernel builds an op through here, so fused or not, the same bits. */
+LLVMValueRef cg_op_apply(Cg *g, int op, double num, LLVMValueRef x, LLVMValueRef y);
+/* The numerically safe forms the fused losses use too. */
+LLVMValueRef cg_op_softplus(Cg *g, LLVMValueRef x);
+
 /* ---- outlined kernels run by the thread pool (cg_task.c) ---- */
 
-enum { CG_TASK_MAX = 16 }; /* buffers a task may see */
 typedef struct CgTask {
-    LLVMTypeRef type;
+    LLVMTypeRef type;  /* the record: {i64 n, real *buffers..., extras...} */
     LLVMValueRef rec, kernel, lo, hi; /* lo, hi: the task range, inside the kernel */
-    /* the caller's state, restored by cg_task_end */
-    LLVMValueRef fn, *base, n, nreal, inv_n;
-    LLVMBasicBlockRef entry, block;
+    CgFrame frame;     /* the kernel's */
+    const char *signature; /* set before cg_task_end: later calls with it reuse the kernel */
 } CgTask;
-/* Starts kernel NAME; inside it g->base[nodes[i]] and g->n are valid, and extra[] (more
- * real* values of the caller) are replaced by their copies. */
+/* A kernel emitted before with this signature: packs this call's record and runs it
+ * (true); false when there is none. */
+bool cg_task_reuse(Cg *g, const char *signature, const int *nodes, int nnodes,
+                   LLVMValueRef *extra, int nextra, LLVMValueRef ntasks, LLVMValueRef work);
+/* Starts kernel NAME in a frame of its own: inside it base[nodes[i]] and n are valid, and
+ * extra[] (values of the caller of any type: buffers, reals, flags) are replaced by their
+ * copies, fields of the record of the same types. */
 void cg_task_begin(Cg *g, CgTask *t, const char *name, const int *nodes, int nnodes,
                    LLVMValueRef *extra, int nextra);
 /* Ends the kernel and, back in the caller, runs tasks [0, ntasks) through
@@ -184,7 +250,9 @@ void cg_task_end(Cg *g, CgTask *t, LLVMValueRef ntasks, LLVMValueRef work);
 
 /* ---- elementwise nodes fused into a product's epilogue (cg_fuse.c) ---- */
 
-enum { CG_FUSE_MAX = 12 };
+/* Nodes a chain may hold, and so the buffers its epilogue may touch (each node and its two
+ * operands); a chain that would grow past it stops, and the rest runs unfused. */
+enum { CG_FUSE_MAX = 12, CG_FUSE_BUFFERS = 3 * CG_FUSE_MAX };
 typedef struct CgFuse {
     int m;                  /* the product: a varying [size] node, one row of C a sample */
     long long size;
@@ -196,36 +264,32 @@ typedef struct CgFuse {
 void cg_fuse_plan(Cg *g, int m, CgFuse *f);
 /* No chain: the product alone, stored. */
 void cg_fuse_none(Cg *g, int m, CgFuse *f);
-/* The buffers the epilogue reads or writes besides m's: up to max node ids. */
-int cg_fuse_buffers(Cg *g, const CgFuse *f, int *nodes, int max);
+/* The buffers the epilogue reads or writes besides m's (at most CG_FUSE_BUFFERS). */
+int cg_fuse_buffers(Cg *g, const CgFuse *f, int nodes[CG_FUSE_BUFFERS]);
 /* Stores v, C[row, col .. col+lanes) (the first `on` lanes valid), and the chain's values. */
 void cg_fuse_epilogue(Cg *g, const CgFuse *f, LLVMValueRef v, LLVMValueRef row, LLVMValueRef col,
                       int lanes, int on);
+
+/* The elementwise node first and the elementwise nodes after it that can share its loop
+ * nest, computed in one; marks them done. */
+void cg_fuse_run(Cg *g, int first);
 
 /* ---- plain sgd done by the step, fused into the weight-gradient products (cg_sgd.c) ---- */
 
 bool cg_sgd_fusable(int opt, double momentum, int nparams);
 typedef struct CgOptim CgOptim;
 typedef struct CgSgd {
-    LLVMValueRef lr;   /* real */
-    LLVMValueRef *w;   /* per param: nnc_rt_param's buffer */
-    bool *deferred;    /* per param: its gradient's product runs after the checks */
-    LLVMValueRef mode; /* real slot: 1 the deferred products update w, 0 they store g */
-    CgOptim *optim;    /* its sgd rule, for the other params */
+    LLVMValueRef lr;     /* real */
+    LLVMValueRef *w;     /* per param: nnc_rt_param's buffer */
+    bool *deferred;      /* per param: its gradient's product runs after the checks */
+    LLVMValueRef update; /* i1: the deferred products update w (else they store g) */
+    CgOptim *optim;      /* its sgd rule, for the other params */
 } CgSgd;
-/* In the step, before its nodes: sets g->sgd and marks the deferred products done. */
+/* In the step, before its nodes: sets the frame's sgd and marks the deferred products done. */
 void cg_sgd_step_begin(Cg *g, LLVMValueRef run, LLVMValueRef lr, CgOptim *optim);
 /* After the nodes and the loss: the checks, then the update (fast or slow path); stores
  * the first param with a non-finite gradient, -1 none, into bad. */
 void cg_sgd_step_end(Cg *g, LLVMValueRef run, LLVMValueRef bad, LLVMValueRef loss);
-/* A kernel's view of one param: its weights, lr splat, the gradient buffer, and the
- * mode (i1: update the weights, else store the gradient). */
-typedef struct CgSgdKernel {
-    LLVMValueRef w, lr, grad, update;
-} CgSgdKernel;
-/* v: the mean gradient's vector at element `at` of the param: w[at..] -= lr * v, or
- * grad[at..] = v. */
-void cg_sgd_epilogue(Cg *g, const CgSgdKernel *k, LLVMValueRef v, LLVMValueRef at, int lanes, int on);
 
 /* ---- finiteness checks (cg_check.c) ---- */
 
@@ -237,25 +301,23 @@ LLVMValueRef cg_check_slot(Cg *g);
 LLVMValueRef cg_scan(Cg *g, LLVMValueRef p, LLVMValueRef size, LLVMValueRef chk);
 /* The slot's verdict: 0, or NaN when some element was not finite. */
 LLVMValueRef cg_check_sum(Cg *g, LLVMValueRef chk);
-/* 0 when p[0..size) is finite, else NaN. */
-LLVMValueRef cg_nonfinite(Cg *g, LLVMValueRef p, long long size);
+/* 0 when p[0..size) is finite, else NaN; its max |x| (a double) is stored to max unless
+ * that is NULL. */
+LLVMValueRef cg_nonfinite(Cg *g, LLVMValueRef p, long long size, LLVMValueRef max);
+/* nnc_rt_gmax(run) as a double*, and the address of param i's entry (runtime/nnc_rt.h:
+ * where a step that checks its gradients reports their max |g| for the update guard). */
+LLVMValueRef cg_gmax(Cg *g, LLVMValueRef run);
+LLVMValueRef cg_gmax_at(Cg *g, LLVMValueRef gmax, int i);
 
-/* ---- kernels (cg_kernels.c, cg_gemm.c) ---- */
+/* ---- kernels (cg_kernels.c dispatches; cg_mm.c, cg_gemm.c) ---- */
 
 void cg_emit_node(Cg *g, int node);
-void cg_emit_matmul(Cg *g, int node);
-void cg_emit_outer(Cg *g, int node);
 /* The batch's products in register-blocked form (cg_mm.c); false: not one of its shapes. */
 bool cg_mm_emit(Cg *g, int node);
+/* Any product (matmul, outer and their batch means) as one strided loop nest (cg_gemm.c). */
+void cg_gemm_emit(Cg *g, int node);
 
-/* ---- functions (cg_train.c) and the descriptor (cg_desc.c) ---- */
-
-/* An internal function, and the builder at the start of its body. */
-LLVMValueRef cg_add_function(Cg *g, const char *name, LLVMTypeRef type);
-void cg_begin_function(Cg *g, LLVMValueRef fn);
-LLVMValueRef cg_real_ptr(Cg *g, LLVMValueRef p);
-/* nnc_rt_param/grad (k ignored) or nnc_rt_state(run, i, k), as real* */
-LLVMValueRef cg_rt_buffer(Cg *g, int which, LLVMValueRef run, int i, int k);
+/* ---- functions (cg_train.c), the optimizer (cg_optim.c), the descriptor (cg_desc.c) ---- */
 
 /* The optimizer step (cg_optim.c): helpers made before train's body, hyper-parameters
  * read at train's start, one step after each batch. */
@@ -273,10 +335,8 @@ LLVMTypeRef cg_desc_type(LLVMContextRef ctx, LLVMTypeRef train_ptr, LLVMTypeRef 
 
 /* ---- target (cg_target.c), linking (cg_link.c), JIT (cg_jit.c) ---- */
 
-/* The host's target machine; NULL after printing an error. */
-LLVMTargetMachineRef cg_target_machine(int opt_level);
-/* Bytes in the host's widest vector register: 64 with avx512f, 32 with avx, else 16. */
-int cg_vector_bytes(void);
+/* False after printing an error (an unknown CPU or feature, no LLVM target). */
+bool cg_target_init(CgTarget *t, const char *cpu, const char *features, int opt_level, Arena *a);
 /* Sets the module's triple and data layout from tm. */
 void cg_target_module(LLVMModuleRef mod, LLVMTargetMachineRef tm);
 /* Verifies and optimises; false after printing an error. */

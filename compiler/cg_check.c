@@ -44,9 +44,9 @@ void cg_check_helpers(Cg *g)
     LLVMTypeRef params[] = {g->realp, g->i64, g->realp};
     g->scan_type = LLVMFunctionType(g->f64, params, 3, 0);
     g->scan_fn = cg_add_function(g, "nnc_scan", g->scan_type);
-    unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
-    LLVMAddAttributeAtIndex(g->scan_fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(g->ctx, noinline, 0));
-    cg_begin_function(g, g->scan_fn);
+    cg_fn_attr(g, g->scan_fn, "noinline");
+    CgFrame frame;
+    cg_frame_open(g, &frame, g->scan_fn, false);
     int w = g->lanes;
     LLVMValueRef p = LLVMGetParam(g->scan_fn, 0), size = LLVMGetParam(g->scan_fn, 1);
     LLVMValueRef chk = vec_slot(g, LLVMGetParam(g->scan_fn, 2));
@@ -63,6 +63,7 @@ void cg_check_helpers(Cg *g)
     cg_loop_end(g, &lt);
     LLVMValueRef m = max_lane(g, LLVMBuildLoad2(g->b, cg_vec_type(g, w), mx, ""));
     LLVMBuildRet(g->b, g->real_size == 4 ? LLVMBuildFPExt(g->b, m, g->f64, "") : m);
+    cg_frame_close(g);
 }
 
 LLVMValueRef cg_check_slot(Cg *g)
@@ -84,9 +85,23 @@ LLVMValueRef cg_check_sum(Cg *g, LLVMValueRef chk)
     return LLVMBuildExtractElement(g->b, cg_vsums(g, &v, 1, g->lanes), cg_i32(g, 0), "");
 }
 
-LLVMValueRef cg_nonfinite(Cg *g, LLVMValueRef p, long long size)
+LLVMValueRef cg_nonfinite(Cg *g, LLVMValueRef p, long long size, LLVMValueRef max)
 {
     LLVMValueRef chk = cg_check_slot(g);
-    cg_scan(g, p, cg_i64(g, size), chk);
+    LLVMValueRef m = cg_scan(g, p, cg_i64(g, size), chk);
+    if (max)
+        LLVMBuildStore(g->b, m, max);
     return cg_check_sum(g, chk);
+}
+
+LLVMValueRef cg_gmax(Cg *g, LLVMValueRef run)
+{
+    LLVMValueRef p = cg_call_rt(g, CG_RT_GMAX, &run, 1);
+    return LLVMBuildBitCast(g->b, p, LLVMPointerType(g->f64, 0), "gmax");
+}
+
+LLVMValueRef cg_gmax_at(Cg *g, LLVMValueRef gmax, int i)
+{
+    LLVMValueRef at = cg_i64(g, i);
+    return LLVMBuildInBoundsGEP2(g->b, g->f64, gmax, &at, 1, "");
 }

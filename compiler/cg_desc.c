@@ -34,6 +34,7 @@ static DescTypes desc_types(LLVMContextRef ctx, LLVMTypeRef train_ptr, LLVMTypeR
         t.f64, t.f64, t.f64, t.f64, t.f64,     /* lr, momentum, beta1, beta2, eps */
         t.i64, t.i32, t.source, t.source,      /* seed, shuffle, data, test */
         train_ptr, eval_ptr, t.i8p,            /* train, evaluate, ctx */
+        t.i8p,                                 /* cpu_features */
     };
     t.model = LLVMStructTypeInContext(ctx, model, sizeof model / sizeof *model, 0);
     return t;
@@ -133,7 +134,7 @@ void cg_emit_desc(Cg *g, const NncModelDesc *d, LLVMValueRef train, LLVMValueRef
         f64c(&t, d->eps),
         LLVMConstInt(t.i64, (unsigned long long)d->seed, 1), i32c(&t, d->shuffle),
         source(g, &t, &d->data, d), source(g, &t, &d->test, d),
-        train, evaluate, LLVMConstNull(t.i8p),
+        train, evaluate, LLVMConstNull(t.i8p), str(g, &t, d->cpu_features),
     };
     LLVMValueRef gv = LLVMAddGlobal(g->mod, t.model, "nnc_model");
     LLVMSetInitializer(gv, LLVMConstNamedStruct(t.model, f, sizeof f / sizeof *f));

@@ -72,7 +72,7 @@ static void emit_gemm(Cg *g, const Gemm *m)
     accumulate_row(g, m, lb.i, lr.i, crow);
     cg_loop_end(g, &lb);
     CgLoop lj = cg_loop_begin(g, zero, cg_i64(g, m->cols), "j");
-    cg_store_at(g, crow, lj.i, LLVMBuildFMul(g->b, cg_load_at(g, crow, lj.i), g->inv_n, ""));
+    cg_store_at(g, crow, lj.i, LLVMBuildFMul(g->b, cg_load_at(g, crow, lj.i), g->fs->inv_n, ""));
     cg_loop_end(g, &lj);
     cg_loop_end(g, &lr);
 }
@@ -80,14 +80,12 @@ static void emit_gemm(Cg *g, const Gemm *m)
 static GemmOperand operand(Cg *g, int node, long long sb, long long s1, long long s2)
 {
     bool varies = g->plan->nodes[node].varying;
-    return (GemmOperand){g->base[node], varies ? sb : 0, s1, s2};
+    return (GemmOperand){g->fs->base[node], varies ? sb : 0, s1, s2};
 }
 
 /* a's last dim contracted with b's first: [m,k]@[k], [m,k]@[k,p], [k]@[k,p], [k]@[k]. */
-void cg_emit_matmul(Cg *g, int id)
+static void emit_matmul(Cg *g, int id)
 {
-    if (cg_mm_emit(g, id))
-        return;
     const CgNode *n = &g->plan->nodes[id];
     Shape sa = g->plan->nodes[n->args[0]].shape, sb = g->plan->nodes[n->args[1]].shape;
     long long m = sa.rank == 2 ? sa.dims[0] : 1, k = sa.dims[sa.rank - 1];
@@ -95,7 +93,7 @@ void cg_emit_matmul(Cg *g, int id)
     Gemm gm = {.nb = cg_count(g, id), .rows = cg_i64(g, m), .k = k, .cols = p};
     gm.reduce = n->op == CG_BMEAN_MATMUL;
     if (gm.reduce)
-        gm.nb = g->n;
+        gm.nb = g->fs->n;
     gm.a = operand(g, n->args[0], m * k, k, 1);
     gm.b = operand(g, n->args[1], k * p, p, 1);
     gm.c = operand(g, id, m * p, p, 1);
@@ -103,18 +101,25 @@ void cg_emit_matmul(Cg *g, int id)
 }
 
 /* outer(a, b) = [p, 1] @ [1, q] over the flattened operands. */
-void cg_emit_outer(Cg *g, int id)
+static void emit_outer(Cg *g, int id)
 {
-    if (cg_mm_emit(g, id))
-        return;
     const CgNode *n = &g->plan->nodes[id];
     long long p = cg_size(&g->plan->nodes[n->args[0]]), q = cg_size(&g->plan->nodes[n->args[1]]);
     Gemm gm = {.nb = cg_count(g, id), .rows = cg_i64(g, p), .k = 1, .cols = q};
     gm.reduce = n->op == CG_BMEAN_OUTER;
     if (gm.reduce)
-        gm.nb = g->n;
+        gm.nb = g->fs->n;
     gm.a = operand(g, n->args[0], p, 1, 0);
     gm.b = operand(g, n->args[1], q, 0, 1);
     gm.c = operand(g, id, p * q, q, 1);
     emit_gemm(g, &gm);
+}
+
+void cg_gemm_emit(Cg *g, int id)
+{
+    int op = g->plan->nodes[id].op;
+    if (op == IR_OUTER || op == CG_BMEAN_OUTER)
+        emit_outer(g, id);
+    else
+        emit_matmul(g, id);
 }

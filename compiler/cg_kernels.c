@@ -1,5 +1,6 @@
 /* cg_kernels.c - one loop nest per node over the batch: elementwise ops, reductions,
- * broadcasts, transposes, softmax and the fused losses. Matrix products are in cg_gemm.c.
+ * broadcasts, transposes, softmax and the fused losses; products go to cg_mm.c or, in
+ * the shapes it does not take, cg_gemm.c. What an element op computes is cg_ops.c's.
  *
  * Every nest is `for b in samples: for i in elements`, with constant inner bounds and
  * unit strides where the op allows, so the loop vectorizer can widen the inner loop. A
@@ -13,90 +14,9 @@ static LLVMValueRef zero64(Cg *g)
     return cg_i64(g, 0);
 }
 
-static LLVMValueRef gt0(Cg *g, LLVMValueRef x)
-{
-    return LLVMBuildFCmp(g->b, LLVMRealOGT, x, cg_real(g, 0), "");
-}
-
 static LLVMValueRef select_(Cg *g, LLVMValueRef c, LLVMValueRef t, LLVMValueRef f)
 {
     return LLVMBuildSelect(g->b, c, t, f, "");
-}
-
-/* sigmoid without overflow: e = exp(-|x|) is at most 1; x >= 0: 1/(1+e), else e/(1+e). */
-static LLVMValueRef sigmoid(Cg *g, LLVMValueRef x)
-{
-    LLVMValueRef e = cg_math(g, "exp", LLVMBuildFNeg(g->b, cg_math(g, "fabs", x), ""));
-    LLVMValueRef d = LLVMBuildFAdd(g->b, cg_real(g, 1), e, "");
-    LLVMValueRef pos = LLVMBuildFCmp(g->b, LLVMRealOGE, x, cg_real(g, 0), "");
-    return LLVMBuildFDiv(g->b, select_(g, pos, cg_real(g, 1), e), d, "");
-}
-
-/* softplus(x) = max(x, 0) + log1p(exp(-|x|)): the exp never overflows. */
-static LLVMValueRef softplus(Cg *g, LLVMValueRef x)
-{
-    LLVMValueRef e = cg_math(g, "exp", LLVMBuildFNeg(g->b, cg_math(g, "fabs", x), ""));
-    return LLVMBuildFAdd(g->b, select_(g, gt0(g, x), x, cg_real(g, 0)), cg_math(g, "log1p", e), "");
-}
-
-static LLVMValueRef unary(Cg *g, int op, double num, LLVMValueRef x)
-{
-    LLVMBuilderRef b = g->b;
-    switch (op) {
-    case IR_RESHAPE: return x; /* a copy: row-major, element i stays element i */
-    case IR_NEG: return LLVMBuildFNeg(b, x, "");
-    case IR_EXP: return cg_math(g, "exp", x);
-    case IR_LOG: return cg_math(g, "log", x);
-    case IR_SQRT: return cg_math(g, "sqrt", x);
-    case IR_ABS: return cg_math(g, "fabs", x);
-    case IR_SIGMOID: return sigmoid(g, x);
-    case IR_TANH: return cg_math(g, "tanh", x);
-    case IR_RELU: return select_(g, gt0(g, x), x, cg_real(g, 0));
-    case IR_SOFTPLUS: return softplus(g, x);
-    case IR_LEAKY_RELU: return select_(g, gt0(g, x), x, LLVMBuildFMul(b, cg_real(g, num), x, ""));
-    case IR_POW: return cg_pow(g, x, num);
-    case IR_STEP: return select_(g, gt0(g, x), cg_real(g, 1), cg_real(g, 0));
-    case IR_LEAKY_STEP: return select_(g, gt0(g, x), cg_real(g, 1), cg_real(g, num));
-    case IR_SIGN: {
-        LLVMValueRef neg = LLVMBuildFCmp(b, LLVMRealOLT, x, cg_real(g, 0), "");
-        return select_(g, gt0(g, x), cg_real(g, 1), select_(g, neg, cg_real(g, -1), cg_real(g, 0)));
-    }
-    default: abort();
-    }
-}
-
-/* add sub mul div on scalars or vectors alike (the fused epilogues use it on vectors). */
-LLVMValueRef cg_binary(Cg *g, int op, LLVMValueRef x, LLVMValueRef y)
-{
-    switch (op) {
-    case IR_ADD: return LLVMBuildFAdd(g->b, x, y, "");
-    case IR_SUB: return LLVMBuildFSub(g->b, x, y, "");
-    case IR_MUL: return LLVMBuildFMul(g->b, x, y, "");
-    case IR_DIV: return LLVMBuildFDiv(g->b, x, y, "");
-    default: abort();
-    }
-}
-
-/* out[b, i] = f(a[b, i], c[b, i]); a one-element side is read at 0 (rank-0 broadcast). */
-static void emit_elementwise(Cg *g, int id)
-{
-    const CgNode *n = &g->plan->nodes[id];
-    int a = n->args[0], c = n->nargs > 1 ? n->args[1] : -1;
-    bool a_one = cg_size(&g->plan->nodes[a]) == 1;
-    bool c_one = c >= 0 && cg_size(&g->plan->nodes[c]) == 1;
-    CgLoop lb = cg_loop_begin(g, zero64(g), cg_count(g, id), "b");
-    CgLoop li = cg_loop_begin(g, zero64(g), cg_i64(g, cg_size(n)), "i");
-    LLVMValueRef x = cg_load(g, a, lb.i, a_one ? zero64(g) : li.i);
-    LLVMValueRef v;
-    if (c < 0) {
-        v = unary(g, n->op, n->num, x);
-    } else {
-        LLVMValueRef y = cg_load(g, c, lb.i, c_one ? zero64(g) : li.i);
-        v = cg_binary(g, n->op, x, y);
-    }
-    cg_store(g, id, lb.i, li.i, v);
-    cg_loop_end(g, &li);
-    cg_loop_end(g, &lb);
 }
 
 /* ---- reductions ---- */
@@ -241,7 +161,7 @@ static void emit_sigmoid_bce(Cg *g, int id)
     LLVMBuildStore(g->b, cg_real(g, 0), acc);
     CgLoop li = cg_loop_begin(g, zero64(g), cg_i64(g, size), "i");
     LLVMValueRef zv = cg_load(g, z, lb.i, li.i), tv = cg_load(g, t, lb.i, li.i);
-    acc_add(g, acc, LLVMBuildFSub(g->b, softplus(g, zv), LLVMBuildFMul(g->b, tv, zv, ""), ""));
+    acc_add(g, acc, LLVMBuildFSub(g->b, cg_op_softplus(g, zv), LLVMBuildFMul(g->b, tv, zv, ""), ""));
     cg_loop_end(g, &li);
     LLVMValueRef sum = LLVMBuildLoad2(g->b, g->real, acc, "");
     cg_store(g, id, lb.i, zero64(g), LLVMBuildFDiv(g->b, sum, cg_real(g, (double)size), ""));
@@ -256,30 +176,33 @@ static void emit_batch_mean(Cg *g, int id)
     CgLoop lz = cg_loop_begin(g, zero64(g), size, "i");
     cg_store(g, id, NULL, lz.i, cg_real(g, 0));
     cg_loop_end(g, &lz);
-    CgLoop lb = cg_loop_begin(g, zero64(g), g->n, "b");
+    CgLoop lb = cg_loop_begin(g, zero64(g), g->fs->n, "b");
     CgLoop li = cg_loop_begin(g, zero64(g), size, "i");
     LLVMValueRef v = LLVMBuildFAdd(g->b, cg_load(g, id, NULL, li.i), cg_load(g, n->args[0], lb.i, li.i), "");
     cg_store(g, id, NULL, li.i, v);
     cg_loop_end(g, &li);
     cg_loop_end(g, &lb);
     CgLoop ld = cg_loop_begin(g, zero64(g), size, "i");
-    cg_store(g, id, NULL, ld.i, LLVMBuildFMul(g->b, cg_load(g, id, NULL, ld.i), g->inv_n, ""));
+    cg_store(g, id, NULL, ld.i, LLVMBuildFMul(g->b, cg_load(g, id, NULL, ld.i), g->fs->inv_n, ""));
     cg_loop_end(g, &ld);
 }
 
 void cg_emit_node(Cg *g, int id)
 {
-    switch (g->plan->nodes[id].op) {
-    case IR_INPUT: case IR_TARGET: case IR_PARAM: case IR_CONST:
+    int op = g->plan->nodes[id].op;
+    IrKind kind = op < IR_NUM_OPS ? ir_op_info(op)->kind : IR_KIND_OTHER;
+    if (kind == IR_KIND_LEAF)
         return;
-    case IR_NEG: case IR_EXP: case IR_LOG: case IR_SQRT: case IR_ABS: case IR_SIGMOID:
-    case IR_TANH: case IR_RELU: case IR_SOFTPLUS: case IR_LEAKY_RELU: case IR_POW:
-    case IR_STEP: case IR_LEAKY_STEP: case IR_SIGN: case IR_RESHAPE:
-    case IR_ADD: case IR_SUB: case IR_MUL: case IR_DIV:
-        emit_elementwise(g, id);
+    if (kind == IR_KIND_UNARY || kind == IR_KIND_BINARY || op == IR_RESHAPE) {
+        cg_fuse_run(g, id); /* with the elementwise nodes after it that can share its loop */
         return;
-    case IR_MATMUL: case CG_BMEAN_MATMUL: cg_emit_matmul(g, id); return;
-    case IR_OUTER: case CG_BMEAN_OUTER: cg_emit_outer(g, id); return;
+    }
+    switch (op) {
+    case IR_MATMUL: case CG_BMEAN_MATMUL: case IR_OUTER: case CG_BMEAN_OUTER:
+        /* the register-blocked kernels where the shapes allow, else the strided nest */
+        if (!cg_mm_emit(g, id))
+            cg_gemm_emit(g, id);
+        return;
     case IR_TRANSPOSE: emit_transpose(g, id); return;
     case IR_SUM: case IR_MEAN: case IR_SUM_LAST: emit_reduce(g, id); return;
     case IR_BROADCAST: case IR_EXPAND_LAST: emit_expand(g, id); return;

@@ -1,14 +1,15 @@
 /* cg_link.c - the object linked with the runtime into an executable by the system C
- * compiler driver, run directly (posix_spawnp, no shell), into a temporary that is renamed
- * into place only when the link succeeded. */
+ * compiler driver, run directly (posix_spawnp, no shell). The executable goes into nnc's
+ * private temporary folder; codegen.c moves it into place (outfile.c) once the link worked. */
 #include "cg.h"
+#include "outfile.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,13 +36,33 @@ static int link_args(char **argv, char *extra, const char *obj, const char *out)
     return n;
 }
 
+/* Starts cc. Signals wait from before the spawn until the child is tracked, so that an
+ * interrupted nnc always stops it before removing its folder; cc itself starts with
+ * nnc's usual signal mask. */
+static int spawn_cc(pid_t *pid, char **argv)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setsigmask(&attr, &old);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+    int err = posix_spawnp(pid, "cc", NULL, &attr, argv, environ);
+    if (!err)
+        outfile_track_child(*pid);
+    posix_spawnattr_destroy(&attr);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    return err;
+}
+
 static bool run_cc(const char *obj, const char *out)
 {
     char extra[] = NNC_LINK_EXTRA;
     char *argv[MAX_ARGS];
     link_args(argv, extra, obj, out);
     pid_t pid;
-    int err = posix_spawnp(&pid, "cc", NULL, NULL, argv, environ);
+    int err = spawn_cc(&pid, argv);
     if (err) {
         fprintf(stderr, "nnc: error: cannot run the C compiler 'cc' to link: %s\n", strerror(err));
         return false;
@@ -50,8 +71,10 @@ static bool run_cc(const char *obj, const char *out)
     while (waitpid(pid, &status, 0) < 0)
         if (errno != EINTR) {
             fprintf(stderr, "nnc: error: waiting for 'cc': %s\n", strerror(errno));
+            outfile_track_child(0);
             return false;
         }
+    outfile_track_child(0);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return true;
     fprintf(stderr, "nnc: error: linking with 'cc' failed (%s %d)\n",
@@ -62,28 +85,8 @@ static bool run_cc(const char *obj, const char *out)
 
 bool cg_link(const char *obj, const char *out)
 {
-    char tmp[4096];
-    int len = snprintf(tmp, sizeof tmp, "%s.tmpXXXXXX", out);
-    if (len < 0 || (size_t)len >= sizeof tmp) {
-        fprintf(stderr, "nnc: error: output path too long: '%s'\n", out);
-        return false;
-    }
-    int fd = mkstemp(tmp); /* reserves a fresh name beside out, on out's file system */
-    if (fd < 0) {
-        fprintf(stderr, "nnc: error: cannot write '%s': %s\n", out, strerror(errno));
-        return false;
-    }
-    close(fd);
-    if (!run_cc(obj, tmp)) {
-        remove(tmp);
-        return false;
-    }
-    mode_t mask = umask(0);
-    umask(mask);
-    if (chmod(tmp, 0777 & ~mask) != 0 || rename(tmp, out) != 0) {
-        fprintf(stderr, "nnc: error: cannot write '%s': %s\n", out, strerror(errno));
-        remove(tmp);
-        return false;
-    }
-    return true;
+    if (run_cc(obj, out))
+        return true;
+    remove(out);
+    return false;
 }

@@ -14,9 +14,31 @@
  * sum in a fixed order. */
 #include "cg.h"
 
-enum { DOT_R = 4, DOT_S = 4, AXPY_R = 4, AXPY_V = 4 };
+/* Register blocks, sized to the target's vector registers (Cg.vregs):
+ *   dot   R x S accumulators, and R + S vectors loaded a step:   R*S + R + S registers
+ *   axpy  R x V accumulators, V vectors of B and one broadcast:  R*V + V + 1
+ * 32 registers (AVX-512): dot 4 x 4 (24), axpy 4 x 4 (21). 16 (AVX2, SSE): dot 3 x 3 (15),
+ * axpy 6 x 2 (15, the shape of BLIS's Haswell kernel); 4 x 4 there would need 24 and 21,
+ * and the spills cost more than the larger block saves. Neither changes a result: each
+ * element of C has an accumulator of its own, summed in the same order whatever the block. */
+enum { MAX_R = 6, MAX_S = 4 }; /* the largest blocks: array sizes */
+
+typedef struct Blocks {
+    int dot_r, dot_s, axpy_r, axpy_v;
+} Blocks;
+
+static Blocks blocks_for(int vregs)
+{
+    return vregs >= 32 ? (Blocks){4, 4, 4, 4} : (Blocks){3, 3, 6, 2};
+}
 
 typedef enum { MM_DOT, MM_AXPY } MmKind;
+
+/* A kernel's view of a param whose sgd update it does (cg_sgd.c): its weights, lr splat,
+ * the gradient buffer, and whether to update the weights (else store the gradient). */
+typedef struct Update {
+    LLVMValueRef w, lr, grad, update;
+} Update;
 
 typedef struct Mm {
     MmKind kind;
@@ -31,7 +53,8 @@ typedef struct Mm {
     bool mean;            /* C is a sum over the samples: divide by n */
     CgFuse fuse;          /* by_sample with one row a sample: what the epilogue also computes */
     int param;            /* a weight gradient whose sgd update is fused in (cg_sgd.c), or -1 */
-    CgSgdKernel upd;      /* inside the kernel: that param's weights and lr */
+    Update upd;           /* inside the kernel: that param's weights and lr */
+    Blocks bl;            /* the register blocks */
 } Mm;
 
 static LLVMValueRef i64c(Cg *g, long long v)
@@ -57,12 +80,12 @@ static LLVMValueRef at(Cg *g, LLVMValueRef p, LLVMValueRef i)
 
 static LLVMValueRef rows_of(Cg *g, const Mm *m)
 {
-    return m->by_sample ? mul(g, g->n, m->rows_per) : i64c(g, m->rows_per);
+    return m->by_sample ? mul(g, g->fs->n, m->rows_per) : i64c(g, m->rows_per);
 }
 
 static LLVMValueRef k_of(Cg *g, const Mm *m)
 {
-    return m->K < 0 ? g->n : i64c(g, m->K);
+    return m->K < 0 ? g->fs->n : i64c(g, m->K);
 }
 
 /* ---- accumulators: stack slots the optimiser keeps in registers ---- */
@@ -88,20 +111,39 @@ static LLVMValueRef acc_get(Cg *g, LLVMValueRef slot, int lanes)
 
 /* ---- the epilogue: one vector of C ---- */
 
+/* v: the mean gradient's vector at element `at` of the param: w[at..] -= lr * v, or
+ * grad[at..] = v. */
+static void update_epilogue(Cg *g, const Update *k, LLVMValueRef v, LLVMValueRef at, int lanes, int on)
+{
+    LLVMBasicBlockRef upd = cg_block(g, "update");
+    LLVMBasicBlockRef st = cg_block(g, "store");
+    LLVMBasicBlockRef next = cg_block(g, "next");
+    LLVMBuildCondBr(g->b, k->update, upd, st);
+    LLVMPositionBuilderAtEnd(g->b, upd);
+    LLVMValueRef p = cg_gep(g, k->w, at);
+    LLVMValueRef w = cg_vload(g, p, lanes, on);
+    cg_vstore(g, LLVMBuildFSub(g->b, w, LLVMBuildFMul(g->b, k->lr, v, ""), ""), p, lanes, on);
+    LLVMBuildBr(g->b, next);
+    LLVMPositionBuilderAtEnd(g->b, st);
+    cg_vstore(g, v, cg_gep(g, k->grad, at), lanes, on);
+    LLVMBuildBr(g->b, next);
+    LLVMPositionBuilderAtEnd(g->b, next);
+}
+
 static void store_c(Cg *g, const Mm *m, LLVMValueRef row, LLVMValueRef col, LLVMValueRef v,
                     int lanes, int on)
 {
     if (m->mean)
-        v = LLVMBuildFMul(g->b, v, cg_splat(g, g->inv_n, lanes), "");
+        v = LLVMBuildFMul(g->b, v, cg_splat(g, g->fs->inv_n, lanes), "");
     if (m->param >= 0) {
-        cg_sgd_epilogue(g, &m->upd, v, add(g, mul(g, row, m->c_rs), col), lanes, on);
+        update_epilogue(g, &m->upd, v, add(g, mul(g, row, m->c_rs), col), lanes, on);
         return;
     }
     if (m->by_sample && m->rows_per == 1) {
         cg_fuse_epilogue(g, &m->fuse, v, row, col, lanes, on);
         return;
     }
-    LLVMValueRef p = at(g, g->base[m->c], add(g, mul(g, row, m->c_rs), col));
+    LLVMValueRef p = at(g, g->fs->base[m->c], add(g, mul(g, row, m->c_rs), col));
     cg_vstore(g, v, p, lanes, on);
 }
 
@@ -111,14 +153,14 @@ static void dot_step(Cg *g, const Mm *m, LLVMValueRef *acc, int R, int S, LLVMVa
                      LLVMValueRef n0, LLVMValueRef k0, int on)
 {
     int w = g->lanes;
-    LLVMValueRef av[DOT_R], bv[DOT_S];
+    LLVMValueRef av[MAX_R], bv[MAX_S];
     for (int r = 0; r < R; r++) {
         LLVMValueRef i = add(g, mul(g, add(g, m0, i64c(g, r)), m->a_rs), k0);
-        av[r] = cg_vload(g, at(g, g->base[m->a], i), w, on);
+        av[r] = cg_vload(g, at(g, g->fs->base[m->a], i), w, on);
     }
     for (int s = 0; s < S; s++) {
         LLVMValueRef i = add(g, mul(g, add(g, n0, i64c(g, s)), m->b_rs), k0);
-        bv[s] = cg_vload(g, at(g, g->base[m->b], i), w, on);
+        bv[s] = cg_vload(g, at(g, g->fs->base[m->b], i), w, on);
     }
     for (int r = 0; r < R; r++)
         for (int s = 0; s < S; s++)
@@ -128,7 +170,7 @@ static void dot_step(Cg *g, const Mm *m, LLVMValueRef *acc, int R, int S, LLVMVa
 static void dot_block(Cg *g, const Mm *m, int R, int S, LLVMValueRef m0, LLVMValueRef n0)
 {
     int w = g->lanes;
-    LLVMValueRef acc[DOT_R * DOT_S];
+    LLVMValueRef acc[MAX_R * MAX_S];
     acc_init(g, acc, R * S, w);
     long long full = m->K / w, tail = m->K % w;
     CgLoop lk = cg_loop_begin(g, i64c(g, 0), i64c(g, full), "k");
@@ -137,7 +179,7 @@ static void dot_block(Cg *g, const Mm *m, int R, int S, LLVMValueRef m0, LLVMVal
     if (tail)
         dot_step(g, m, acc, R, S, m0, n0, i64c(g, full * w), (int)tail);
     for (int r = 0; r < R; r++) {
-        LLVMValueRef row[DOT_S];
+        LLVMValueRef row[MAX_S];
         for (int s = 0; s < S; s++)
             row[s] = acc_get(g, acc[r * S + s], w);
         LLVMValueRef v = cg_vsums(g, row, S, w);
@@ -151,16 +193,16 @@ static void axpy_block(Cg *g, const Mm *m, int R, int V, int last_on, LLVMValueR
                        LLVMValueRef n0)
 {
     int w = g->lanes;
-    LLVMValueRef acc[AXPY_R * AXPY_V], bv[AXPY_V];
+    LLVMValueRef acc[MAX_R * MAX_S], bv[MAX_S];
     acc_init(g, acc, R * V, w);
     CgLoop lk = cg_loop_begin(g, i64c(g, 0), k_of(g, m), "k");
     LLVMValueRef brow = add(g, mul(g, lk.i, m->b_rs), n0);
     for (int v = 0; v < V; v++)
-        bv[v] = cg_vload(g, at(g, g->base[m->b], add(g, brow, i64c(g, v * w))), w,
+        bv[v] = cg_vload(g, at(g, g->fs->base[m->b], add(g, brow, i64c(g, v * w))), w,
                          v == V - 1 ? last_on : w);
     for (int r = 0; r < R; r++) {
         LLVMValueRef i = add(g, mul(g, add(g, m0, i64c(g, r)), m->a_rs), mul(g, lk.i, m->a_ks));
-        LLVMValueRef a = cg_splat(g, cg_load_at(g, g->base[m->a], i), w);
+        LLVMValueRef a = cg_splat(g, cg_load_at(g, g->fs->base[m->a], i), w);
         for (int v = 0; v < V; v++)
             acc_fma(g, acc[r * V + v], a, bv[v], w);
     }
@@ -197,7 +239,7 @@ static long long macs_per_sample(const Mm *m)
 
 static void column_block(Cg *g, const Mm *m, Cols c, LLVMValueRef n0)
 {
-    int R = m->kind == MM_DOT ? DOT_R : AXPY_R;
+    int R = m->kind == MM_DOT ? m->bl.dot_r : m->bl.axpy_r;
     LLVMValueRef rows = rows_of(g, m);
     LLVMValueRef nrb = i64c(g, 0);
     if (macs_per_sample(m) >= SMALL) {
@@ -217,13 +259,13 @@ static void column_split(Cg *g, const Mm *m, Cols *full, Cols *tail, long long *
 {
     int w = g->lanes;
     if (m->kind == MM_DOT) {
-        int S = m->N < DOT_S ? (int)m->N : DOT_S;
+        int S = m->N < m->bl.dot_s ? (int)m->N : m->bl.dot_s;
         *per = S;
         *full = (Cols){S, 0};
         *tail = (Cols){(int)(m->N % S), 0};
     } else {
-        *per = (long long)AXPY_V * w;
-        *full = (Cols){AXPY_V, w};
+        *per = (long long)m->bl.axpy_v * w;
+        *full = (Cols){m->bl.axpy_v, w};
         long long rest = m->N % *per;
         *tail = (Cols){(int)((rest + w - 1) / w), (int)(rest - (rest + w - 1) / w * w + w)};
     }
@@ -240,9 +282,9 @@ static void emit_tasks(Cg *g, Mm *m, CgTask *t)
     if (tail.width == 0) {
         column_block(g, m, full, n0);
     } else {
-        LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "full");
-        LLVMBasicBlockRef no = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "tail");
-        LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "next");
+        LLVMBasicBlockRef yes = cg_block(g, "full");
+        LLVMBasicBlockRef no = cg_block(g, "tail");
+        LLVMBasicBlockRef join = cg_block(g, "next");
         LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, lj.i, i64c(g, nfull), ""), yes, no);
         LLVMPositionBuilderAtEnd(g->b, yes);
         column_block(g, m, full, n0);
@@ -268,12 +310,13 @@ static bool by_rows(const Mm *m)
 /* Rows [lo*R, hi*R) (clipped to C's rows) of the column block at n0. */
 static void row_block(Cg *g, const Mm *m, Cols c, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef n0)
 {
-    long long whole = m->rows_per / AXPY_R; /* blocks of AXPY_R rows; then single rows */
+    int R = m->bl.axpy_r;
+    long long whole = m->rows_per / R; /* blocks of R rows; then single rows */
     CgLoop lr = cg_loop_begin(g, lo, cg_imin(g, hi, i64c(g, whole)), "rb");
-    block(g, m, AXPY_R, c, mul(g, lr.i, AXPY_R), n0);
+    block(g, m, R, c, mul(g, lr.i, R), n0);
     cg_loop_end(g, &lr);
-    LLVMValueRef from = cg_imax(g, mul(g, lo, AXPY_R), i64c(g, whole * AXPY_R));
-    CgLoop lt = cg_loop_begin(g, from, cg_imin(g, mul(g, hi, AXPY_R), i64c(g, m->rows_per)), "r");
+    LLVMValueRef from = cg_imax(g, mul(g, lo, R), i64c(g, whole * R));
+    CgLoop lt = cg_loop_begin(g, from, cg_imin(g, mul(g, hi, R), i64c(g, m->rows_per)), "r");
     block(g, m, 1, c, lt.i, n0);
     cg_loop_end(g, &lt);
 }
@@ -290,6 +333,58 @@ static void emit_row_tasks(Cg *g, Mm *m, CgTask *t)
         row_block(g, m, tail, t->lo, t->hi, i64c(g, nfull * per));
 }
 
+/* ---- one kernel per distinct product ----
+ * Kernels of the same shape, kind, blocks, fused chain and buffer layout are the same code
+ * on other buffers (which the record carries): the first is emitted, the others call it.
+ * A stack of 40 equal layers then has a handful of kernels instead of 120, and LLVM
+ * optimises and compiles each once. The signature is everything the emission reads:
+ * the product's numbers, each buffer's varying-ness and size, and the chain's ops, their
+ * numbers and where each operand comes from (a buffer's position, a constant, C itself). */
+
+static int position(const int *nodes, int nnodes, int id)
+{
+    for (int i = 0; i < nnodes; i++)
+        if (nodes[i] == id)
+            return i;
+    return -1;
+}
+
+static const char *operand_code(Cg *g, const Mm *m, const int *nodes, int nnodes, int id)
+{
+    const CgNode *n = &g->plan->nodes[id];
+    if (id == m->c)
+        return "C";
+    for (int i = 0; i < m->fuse.count; i++)
+        if (m->fuse.nodes[i] == id)
+            return arena_printf(g->arena, "L%d", i);
+    if (n->where == CG_AT_CONST)
+        return arena_printf(g->arena, "K%.17g", n->num);
+    return arena_printf(g->arena, "B%d", position(nodes, nnodes, id));
+}
+
+static const char *signature(Cg *g, const Mm *m, const int *nodes, int nnodes, int nextra)
+{
+    Arena *a = g->arena;
+    char *s = arena_printf(a, "%d %lld %d %lld %lld %lld %lld %lld %lld %d %d %d %d %d %d %d|",
+                           m->kind, m->rows_per, m->by_sample, m->N, m->K, m->a_rs, m->a_ks,
+                           m->b_rs, m->c_rs, m->mean, m->param >= 0, nextra, m->bl.dot_r,
+                           m->bl.dot_s, m->bl.axpy_r, m->bl.axpy_v);
+    for (int i = 0; i < nnodes; i++) {
+        const CgNode *n = &g->plan->nodes[nodes[i]];
+        s = arena_printf(a, "%s%d,%lld,%d;", s, n->varying, cg_size(n), g->fs->base[nodes[i]] != NULL);
+    }
+    const CgFuse *f = &m->fuse;
+    s = arena_printf(a, "%s|%d %lld %d", s, f->count, f->size, f->store_m);
+    for (int i = 0; i < f->count; i++) {
+        const CgNode *n = &g->plan->nodes[f->nodes[i]];
+        s = arena_printf(a, "%s;%d %.17g %d %s", s, n->op, n->num, f->store[i],
+                         operand_code(g, m, nodes, nnodes, f->nodes[i]));
+        for (int k = 0; k < n->nargs; k++)
+            s = arena_printf(a, "%s %s", s, operand_code(g, m, nodes, nnodes, n->args[k]));
+    }
+    return s;
+}
+
 static void emit_mm(Cg *g, Mm *m, int id)
 {
     if (m->by_sample && m->rows_per == 1)
@@ -299,31 +394,30 @@ static void emit_mm(Cg *g, Mm *m, int id)
     Cols full, tail;
     long long nfull, per;
     column_split(g, m, &full, &tail, &nfull, &per);
-    long long ntasks = by_rows(m) ? (m->rows_per + AXPY_R - 1) / AXPY_R : nfull + (tail.width > 0);
+    long long ntasks = by_rows(m) ? (m->rows_per + m->bl.axpy_r - 1) / m->bl.axpy_r : nfull + (tail.width > 0);
     /* work: M * N * K multiply-adds, in the caller */
     LLVMValueRef work = LLVMBuildSIToFP(g->b, rows_of(g, m), g->f64, "");
     work = LLVMBuildFMul(g->b, work, LLVMBuildSIToFP(g->b, k_of(g, m), g->f64, ""), "");
     work = LLVMBuildFMul(g->b, work, LLVMConstReal(g->f64, (double)m->N), "work");
-    int nodes[CG_TASK_MAX] = {m->a, m->b, m->c};
-    int nnodes = 3 + cg_fuse_buffers(g, &m->fuse, nodes + 3, CG_TASK_MAX - 3);
+    int nodes[3 + CG_FUSE_BUFFERS] = {m->a, m->b, m->c};
+    int nnodes = 3 + cg_fuse_buffers(g, &m->fuse, nodes + 3);
     CgTask t;
     const char *name = g->plan->nodes[id].name;
     LLVMValueRef extra[3];
     int nextra = 0;
-    if (m->param >= 0) { /* the weights; lr and the mode through slots of the caller */
-        extra[0] = g->sgd->w[m->param];
-        extra[1] = cg_slot(g, g->real, "lr");
-        LLVMBuildStore(g->b, g->sgd->lr, extra[1]);
-        extra[2] = g->sgd->mode;
+    if (m->param >= 0) { /* the weights, lr and whether to update them */
+        extra[0] = g->fs->sgd->w[m->param];
+        extra[1] = g->fs->sgd->lr;
+        extra[2] = g->fs->sgd->update;
         nextra = 3;
     }
+    const char *sig = signature(g, m, nodes, nnodes, nextra);
+    if (cg_task_reuse(g, sig, nodes, nnodes, extra, nextra, i64c(g, ntasks), work))
+        return;
     cg_task_begin(g, &t, name ? name : "mm", nodes, nnodes, extra, nextra);
-    if (m->param >= 0) {
-        LLVMValueRef lr = LLVMBuildLoad2(g->b, g->real, extra[1], "lr");
-        LLVMValueRef mode = LLVMBuildLoad2(g->b, g->real, extra[2], "mode");
-        m->upd = (CgSgdKernel){extra[0], cg_splat(g, lr, g->lanes), g->base[m->c],
-                               LLVMBuildFCmp(g->b, LLVMRealONE, mode, cg_real(g, 0), "")};
-    }
+    t.signature = sig;
+    if (m->param >= 0)
+        m->upd = (Update){extra[0], cg_splat(g, extra[1], g->lanes), g->fs->base[m->c], extra[2]};
     if (by_rows(m))
         emit_row_tasks(g, m, &t);
     else
@@ -376,8 +470,9 @@ bool cg_mm_emit(Cg *g, int id)
     Mm m;
     if (!classify(g, id, &m))
         return false;
+    m.bl = blocks_for(g->vregs);
     const CgNode *c = node(g, id);
-    m.param = g->sgd && c->op == CG_BMEAN_OUTER && c->where == CG_AT_GRAD && g->sgd->deferred[c->index]
+    m.param = g->fs->sgd && c->op == CG_BMEAN_OUTER && c->where == CG_AT_GRAD && g->fs->sgd->deferred[c->index]
             ? c->index : -1;
     emit_mm(g, &m, id);
     return true;

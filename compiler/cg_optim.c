@@ -10,10 +10,14 @@
  * at the start of train, so --lr reaches them. */
 #include "cg.h"
 
+#include <assert.h>
+
 enum { RULE_SGD, RULE_MOMENTUM, RULE_ADAM, NRULES };
 /* Elements a task updates, and the multiply-adds an element counts as for the pool's
  * threshold (adam: a square root, three divisions): adam goes parallel from 16K elements. */
 enum { BLOCK = 4096, WORK_PER = 16 };
+/* A rule's parameters: its buffers, the size, its reals (adam: 4 + 1 + 6). */
+enum { MAX_ARGS = 12 };
 
 struct CgOptim {
     int opt;
@@ -73,9 +77,10 @@ static void emit_task(Cg *g, CgOptim *o, int rule)
     LLVMTypeRef params[] = {g->i8p, g->i64, g->i64};
     LLVMValueRef fn = o->task[rule] = cg_add_function(
         g, arena_printf(g->arena, "%s.task", rule_names[rule]), LLVMFunctionType(g->voidt, params, 3, 0));
-    cg_begin_function(g, fn);
+    CgFrame frame;
+    cg_frame_open(g, &frame, fn, false);
     LLVMValueRef rec = LLVMBuildBitCast(g->b, LLVMGetParam(fn, 0), LLVMPointerType(o->rec[rule], 0), "");
-    LLVMValueRef args[12];
+    LLVMValueRef args[MAX_ARGS];
     for (int i = 0; i < n; i++)
         args[i] = LLVMBuildLoad2(g->b, LLVMStructGetTypeAtIndex(o->rec[rule], (unsigned)i),
                                  LLVMBuildStructGEP2(g->b, o->rec[rule], rec, (unsigned)i, ""), "");
@@ -88,13 +93,15 @@ static void emit_task(Cg *g, CgOptim *o, int rule)
     args[nbuf] = LLVMBuildNSWSub(g->b, hi, lo, "");
     LLVMBuildCall2(g->b, o->type[rule], o->fn[rule], args, (unsigned)n, "");
     LLVMBuildRetVoid(g->b);
+    cg_frame_close(g);
 }
 
 /* void rule(real *w, real *g, [real *state...], i64 size, real lr, [real ...]) */
 static void emit_rule(Cg *g, CgOptim *o, int rule)
 {
     int nbuf = rule_buffers[rule], n = nbuf + 1 + rule_reals[rule];
-    LLVMTypeRef params[12];
+    assert(n <= MAX_ARGS);
+    LLVMTypeRef params[MAX_ARGS];
     for (int i = 0; i < n; i++)
         params[i] = i < nbuf ? g->realp : i == nbuf ? g->i64 : g->real;
     o->type[rule] = LLVMFunctionType(g->voidt, params, (unsigned)n, 0);
@@ -103,13 +110,14 @@ static void emit_rule(Cg *g, CgOptim *o, int rule)
     for (int i = 0; i < nbuf; i++) /* distinct runtime buffers */
         LLVMAddAttributeAtIndex(fn, (unsigned)i + 1, LLVMCreateEnumAttribute(g->ctx, noalias, 0));
     /* one call per param: inlining them would bring back a loop per param */
-    unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
-    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(g->ctx, noinline, 0));
-    cg_begin_function(g, fn);
+    cg_fn_attr(g, fn, "noinline");
+    CgFrame frame;
+    cg_frame_open(g, &frame, fn, false);
     CgLoop lj = cg_loop_begin(g, cg_i64(g, 0), LLVMGetParam(fn, (unsigned)nbuf), "j");
     cg_store_at(g, LLVMGetParam(fn, 0), lj.i, rule_body(g, rule, fn, lj.i));
     cg_loop_end(g, &lj);
     LLVMBuildRetVoid(g->b);
+    cg_frame_close(g);
     o->rec[rule] = LLVMStructTypeInContext(g->ctx, params, (unsigned)n, 0);
     emit_task(g, o, rule);
 }
@@ -170,7 +178,7 @@ static void call_parallel(Cg *g, CgOptim *o, LLVMValueRef run, int rule, LLVMVal
 static void apply(Cg *g, CgOptim *o, LLVMValueRef run, int rule, LLVMValueRef *reals, int nreals)
 {
     for (int i = 0; i < g->plan->nparams; i++) {
-        LLVMValueRef args[12];
+        LLVMValueRef args[MAX_ARGS];
         int n = 0;
         long long size = shape_size(g->ir->params[i].shape);
         args[n++] = cg_rt_buffer(g, CG_RT_PARAM, run, i, 0);
@@ -203,9 +211,9 @@ static LLVMValueRef bias_correction(Cg *g, LLVMValueRef beta, LLVMValueRef t)
 
 static void sgd_step(Cg *g, CgOptim *o, LLVMValueRef run)
 {
-    LLVMBasicBlockRef with = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "momentum");
-    LLVMBasicBlockRef plain = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "sgd");
-    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "updated");
+    LLVMBasicBlockRef with = cg_block(g, "momentum");
+    LLVMBasicBlockRef plain = cg_block(g, "sgd");
+    LLVMBasicBlockRef join = cg_block(g, "updated");
     LLVMValueRef has = LLVMBuildFCmp(g->b, LLVMRealONE, o->mu64, LLVMConstReal(g->f64, 0), "");
     LLVMBuildCondBr(g->b, has, with, plain);
     LLVMPositionBuilderAtEnd(g->b, with);

@@ -6,11 +6,13 @@
  *   2. the loss, each other gradient's check (x - x is NaN only for NaN and inf), and
  *      for each deferred product a bound: with U, V finite and sum over b of
  *      max|u_b| max|v_b| below a quarter of the largest real, no partial sum overflows;
- *   3. the deferred products: when all passed and the runtime wants no gradients (--log
- *      does), they subtract lr * g from the weights in their epilogue, the gradient never
- *      stored, and the other params get w -= lr * g (the fast path); otherwise they store
- *      the gradients, every one is checked, and the update is applied from the gradient
- *      buffers only if the loss and all of them are finite (the slow path).
+ *   3. the deferred products: when all passed, the runtime wants no gradients (--log
+ *      does) and its update guard says the step leaves every weight finite
+ *      (nnc_rt_update_safe), they subtract lr * g from the weights in their epilogue, the
+ *      gradient never stored, and the other params get w -= lr * g (the fast path);
+ *      otherwise they store the gradients, every one is checked, and the update is left
+ *      to the optimizer step after nnc_rt_batch_end_checked, as without fusion (the slow
+ *      path; bad[1] says which path ran).
  * Either way the arithmetic is the unfused rule's, w - lr * g with g the mean gradient,
  * so the weights are the same bits, and *bad tells the runtime what it would find. */
 #include "cg.h"
@@ -31,11 +33,11 @@ static bool deferrable(Cg *g, int id)
     const CgPlan *pl = g->plan;
     const CgNode *n = &pl->nodes[id];
     if (n->op != CG_BMEAN_OUTER || n->where != CG_AT_GRAD || !pl->nodes[n->args[0]].varying ||
-        !pl->nodes[n->args[1]].varying || !g->live[id])
+        !pl->nodes[n->args[1]].varying || !g->fs->live[id])
         return false;
     for (int u = id + 1; u < pl->nnodes; u++)
         for (int k = 0; k < pl->nodes[u].nargs; k++)
-            if (g->live[u] && pl->nodes[u].args[k] == id)
+            if (g->fs->live[u] && pl->nodes[u].args[k] == id)
                 return false;
     int owners = 0;
     for (int i = 0; i < pl->nparams; i++)
@@ -55,10 +57,10 @@ void cg_sgd_step_begin(Cg *g, LLVMValueRef run, LLVMValueRef lr, CgOptim *optim)
         int mg = g->plan->mean_grad[i];
         s->deferred[i] = mg >= 0 && deferrable(g, mg) && g->plan->nodes[mg].index == i;
         if (s->deferred[i])
-            g->done[mg] = true;
+            g->fs->done[mg] = true;
     }
     s->optim = optim;
-    g->sgd = s;
+    g->fs->sgd = s;
 }
 
 /* ---- checks ---- */
@@ -72,15 +74,17 @@ static LLVMValueRef is_zero(Cg *g, LLVMValueRef v)
  * bounds every partial sum. (The tighter sum over b of max|u_b| max|v_b| took a scan call
  * a sample and operand; this takes one an operand. Where only the tighter bound holds,
  * values near 1e18, the step takes the checked path, with the same result.) */
-static LLVMValueRef product_bounded(Cg *g, int id)
+static LLVMValueRef product_bounded(Cg *g, int id, LLVMValueRef gmax)
 {
     const CgNode *n = &g->plan->nodes[id];
     long long p = cg_size(&g->plan->nodes[n->args[0]]), q = cg_size(&g->plan->nodes[n->args[1]]);
     LLVMValueRef chk = cg_check_slot(g);
-    LLVMValueRef mu = cg_scan(g, g->base[n->args[0]], LLVMBuildNSWMul(g->b, g->n, cg_i64(g, p), ""), chk);
-    LLVMValueRef mv = cg_scan(g, g->base[n->args[1]], LLVMBuildNSWMul(g->b, g->n, cg_i64(g, q), ""), chk);
-    LLVMValueRef count = LLVMBuildSIToFP(g->b, g->n, g->f64, "");
-    LLVMValueRef bound = LLVMBuildFMul(g->b, LLVMBuildFMul(g->b, mu, mv, ""), count, "bound");
+    LLVMValueRef mu = cg_scan(g, g->fs->base[n->args[0]], LLVMBuildNSWMul(g->b, g->fs->n, cg_i64(g, p), ""), chk);
+    LLVMValueRef mv = cg_scan(g, g->fs->base[n->args[1]], LLVMBuildNSWMul(g->b, g->fs->n, cg_i64(g, q), ""), chk);
+    LLVMValueRef count = LLVMBuildSIToFP(g->b, g->fs->n, g->f64, "");
+    LLVMValueRef mean_bound = LLVMBuildFMul(g->b, mu, mv, ""); /* each |(1/n) sum u v| is at most this */
+    LLVMBuildStore(g->b, mean_bound, gmax);
+    LLVMValueRef bound = LLVMBuildFMul(g->b, mean_bound, count, "bound");
     double limit = (g->real_size == 4 ? FLT_MAX : DBL_MAX) / 4;
     LLVMValueRef small = LLVMBuildFCmp(g->b, LLVMRealOLT, bound, LLVMConstReal(g->f64, limit), "");
     return LLVMBuildAnd(g->b, small, is_zero(g, cg_check_sum(g, chk)), "");
@@ -98,80 +102,82 @@ static LLVMValueRef grad_of(Cg *g, LLVMValueRef run, int i)
 
 /* ---- the two paths ---- */
 
+static void store_result(Cg *g, LLVMValueRef bad, LLVMValueRef first, int updated)
+{
+    LLVMBuildStore(g->b, first, bad);
+    LLVMValueRef one = cg_i64(g, 1);
+    LLVMBuildStore(g->b, cg_i32(g, updated), LLVMBuildInBoundsGEP2(g->b, g->i32, bad, &one, 1, ""));
+}
+
 static void fast_path(Cg *g, LLVMValueRef run, LLVMValueRef bad)
 {
     for (int i = 0; i < g->plan->nparams; i++)
-        if (!g->sgd->deferred[i])
-            cg_optim_sgd(g, g->sgd->optim, g->sgd->w[i], grad_of(g, run, i), param_size(g, i), g->sgd->lr);
-    LLVMBuildStore(g->b, cg_i32(g, -1), bad);
+        if (!g->fs->sgd->deferred[i])
+            cg_optim_sgd(g, g->fs->sgd->optim, g->fs->sgd->w[i], grad_of(g, run, i), param_size(g, i), g->fs->sgd->lr);
+    store_result(g, bad, cg_i32(g, -1), 1);
 }
 
-static void slow_path(Cg *g, LLVMValueRef run, LLVMValueRef bad, LLVMValueRef loss_ok)
+/* Every gradient stored: each checked, its max |g| reported; the update is left to the
+ * optimizer step after nnc_rt_batch_end_checked, which decides whether it may be applied. */
+static void slow_path(Cg *g, LLVMValueRef run, LLVMValueRef bad, LLVMValueRef gmax)
 {
     LLVMValueRef first = cg_i32(g, -1);
     for (int i = g->plan->nparams - 1; i >= 0; i--) {
-        LLVMValueRef f = cg_nonfinite(g, grad_of(g, run, i), param_size(g, i));
+        LLVMValueRef f = cg_nonfinite(g, grad_of(g, run, i), param_size(g, i), cg_gmax_at(g, gmax, i));
         first = LLVMBuildSelect(g->b, is_zero(g, f), first, cg_i32(g, i), "");
     }
-    LLVMBuildStore(g->b, first, bad);
-    LLVMBasicBlockRef upd = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "update");
-    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "no_update");
-    LLVMValueRef ok = LLVMBuildAnd(g->b, loss_ok, LLVMBuildICmp(g->b, LLVMIntSLT, first, cg_i32(g, 0), ""), "");
-    LLVMBuildCondBr(g->b, ok, upd, done);
-    LLVMPositionBuilderAtEnd(g->b, upd);
-    for (int i = 0; i < g->plan->nparams; i++)
-        cg_optim_sgd(g, g->sgd->optim, g->sgd->w[i], grad_of(g, run, i), param_size(g, i), g->sgd->lr);
-    LLVMBuildBr(g->b, done);
-    LLVMPositionBuilderAtEnd(g->b, done);
+    store_result(g, bad, first, 0);
+}
+
+/* ok && nnc_rt_update_safe(run): the runtime is asked only when every check passed, since
+ * its yes commits the update (runtime/rt_guard.c). */
+static LLVMValueRef guarded(Cg *g, LLVMValueRef run, LLVMValueRef ok)
+{
+    LLVMBasicBlockRef from = LLVMGetInsertBlock(g->b);
+    LLVMBasicBlockRef ask = cg_block(g, "guard");
+    LLVMBasicBlockRef join = cg_block(g, "guarded");
+    LLVMBuildCondBr(g->b, ok, ask, join);
+    LLVMPositionBuilderAtEnd(g->b, ask);
+    LLVMValueRef yes = LLVMBuildICmp(g->b, LLVMIntNE, cg_call_rt(g, CG_RT_UPDATE_SAFE, &run, 1), cg_i32(g, 0), "");
+    LLVMBuildBr(g->b, join);
+    LLVMPositionBuilderAtEnd(g->b, join);
+    LLVMValueRef phi = LLVMBuildPhi(g->b, g->i1, "safe");
+    LLVMValueRef vals[] = {LLVMConstInt(g->i1, 0, 0), yes};
+    LLVMBasicBlockRef blocks[] = {from, ask};
+    LLVMAddIncoming(phi, vals, blocks, 2);
+    return phi;
 }
 
 void cg_sgd_step_end(Cg *g, LLVMValueRef run, LLVMValueRef bad, LLVMValueRef loss)
 {
-    CgSgd *s = g->sgd;
+    CgSgd *s = g->fs->sgd;
+    LLVMValueRef gmax = cg_gmax(g, run);
     LLVMValueRef loss_ok = is_zero(g, LLVMBuildFSub(g->b, loss, loss, ""));
     LLVMValueRef args[] = {run, cg_i32(g, NNC_NEED_GRADS)};
     LLVMValueRef ok = LLVMBuildICmp(g->b, LLVMIntEQ, cg_call_rt(g, CG_RT_INT, args, 2), cg_i32(g, 0), "");
     ok = LLVMBuildAnd(g->b, ok, loss_ok, "");
     for (int i = 0; i < g->plan->nparams; i++) {
-        LLVMValueRef f = s->deferred[i] ? product_bounded(g, g->plan->mean_grad[i])
-                                        : is_zero(g, cg_nonfinite(g, grad_of(g, run, i), param_size(g, i)));
+        LLVMValueRef max = cg_gmax_at(g, gmax, i);
+        LLVMValueRef f = s->deferred[i] ? product_bounded(g, g->plan->mean_grad[i], max)
+                                        : is_zero(g, cg_nonfinite(g, grad_of(g, run, i), param_size(g, i), max));
         ok = LLVMBuildAnd(g->b, ok, f, "");
     }
+    ok = guarded(g, run, ok);
     /* the deferred products: update the weights when ok, else store the gradients */
-    s->mode = cg_slot(g, g->real, "update");
-    LLVMBuildStore(g->b, LLVMBuildUIToFP(g->b, ok, g->real, ""), s->mode);
+    s->update = ok;
     for (int i = 0; i < g->plan->nparams; i++)
         if (s->deferred[i])
             cg_emit_node(g, g->plan->mean_grad[i]);
-    LLVMBasicBlockRef fast = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "fast");
-    LLVMBasicBlockRef slow = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "slow");
-    LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "stepped");
+    LLVMBasicBlockRef fast = cg_block(g, "fast");
+    LLVMBasicBlockRef slow = cg_block(g, "slow");
+    LLVMBasicBlockRef join = cg_block(g, "stepped");
     LLVMBuildCondBr(g->b, ok, fast, slow);
     LLVMPositionBuilderAtEnd(g->b, fast);
     fast_path(g, run, bad);
     LLVMBuildBr(g->b, join);
     LLVMPositionBuilderAtEnd(g->b, slow);
-    slow_path(g, run, bad, loss_ok);
+    slow_path(g, run, bad, gmax);
     LLVMBuildBr(g->b, join);
     LLVMPositionBuilderAtEnd(g->b, join);
-    g->sgd = NULL;
-}
-
-/* ---- one vector of a mean gradient: w -= lr * g, or store g ---- */
-
-void cg_sgd_epilogue(Cg *g, const CgSgdKernel *k, LLVMValueRef v, LLVMValueRef at, int lanes, int on)
-{
-    LLVMBasicBlockRef upd = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "update");
-    LLVMBasicBlockRef st = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "store");
-    LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "next");
-    LLVMBuildCondBr(g->b, k->update, upd, st);
-    LLVMPositionBuilderAtEnd(g->b, upd);
-    LLVMValueRef p = cg_gep(g, k->w, at);
-    LLVMValueRef w = cg_vload(g, p, lanes, on);
-    cg_vstore(g, LLVMBuildFSub(g->b, w, LLVMBuildFMul(g->b, k->lr, v, ""), ""), p, lanes, on);
-    LLVMBuildBr(g->b, next);
-    LLVMPositionBuilderAtEnd(g->b, st);
-    cg_vstore(g, v, cg_gep(g, k->grad, at), lanes, on);
-    LLVMBuildBr(g->b, next);
-    LLVMPositionBuilderAtEnd(g->b, next);
+    g->fs->sgd = NULL;
 }

@@ -1,4 +1,6 @@
-/* cg_target.c - the host target machine, verification and the new pass manager. Every
+/* cg_target.c - the target machine (the host's CPU, or one named by --cpu, with
+ * --cpu-features), what the kernels need to know of it (vector width, registers) and what
+ * the executable must check at start; verification and the new pass manager. Every
  * message LLVM hands back is disposed. */
 #include "cg.h"
 
@@ -26,12 +28,8 @@ static LLVMCodeGenOptLevel codegen_level(int opt_level)
     }
 }
 
-/* LLVM 14 may name this CPU "generic"; its feature string still lists avx2, avx512f, ...,
- * so both are passed and the vectorizer knows the real vector width. */
-LLVMTargetMachineRef cg_target_machine(int opt_level)
+static LLVMTargetMachineRef machine(const char *cpu, const char *features, int opt_level)
 {
-    LLVMInitializeNativeTarget();
-    LLVMInitializeNativeAsmPrinter();
     char *triple = LLVMGetDefaultTargetTriple();
     LLVMTargetRef target;
     char *err = NULL;
@@ -40,33 +38,215 @@ LLVMTargetMachineRef cg_target_machine(int opt_level)
         LLVMDisposeMessage(triple);
         return NULL;
     }
-    char *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
     LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, cpu, features,
                                                       codegen_level(opt_level), LLVMRelocPIC,
                                                       LLVMCodeModelDefault);
-    LLVMDisposeMessage(cpu);
-    LLVMDisposeMessage(features);
     LLVMDisposeMessage(triple);
     if (!tm)
         fprintf(stderr, "nnc: error: cannot create the LLVM target machine\n");
     return tm;
 }
 
-static bool has_feature(const char *features, const char *name)
+/* ---- the target CPU: a name and features, as LLVM knows them ---- */
+
+/* Feature sets of the x86-64 levels and of the CPUs nnc accepts by name (LLVM's names).
+ * Only features the code generator can make use of or the runtime can check matter here:
+ * they decide the vector width, the register count and what the executable checks. */
+#define V2 "cx16,sahf,popcnt,sse3,sse4.1,sse4.2,ssse3"
+#define V3 V2 ",avx,avx2,bmi,bmi2,f16c,fma,lzcnt,movbe,xsave"
+#define V4 V3 ",avx512f,avx512bw,avx512cd,avx512dq,avx512vl"
+#define ICL ",avx512vbmi,avx512vbmi2,avx512vnni,avx512ifma,avx512bitalg,avx512vpopcntdq,gfni,vaes,vpclmulqdq"
+static const struct {
+    const char *name, *features;
+    const char *llvm_name; /* the name LLVM knows it by, when not its own */
+} cpus[] = {
+    {"x86-64", "", NULL}, {"x86-64-v2", V2, NULL}, {"x86-64-v3", V3, NULL}, {"x86-64-v4", V4, NULL},
+    {"haswell", V3 ",aes,pclmul", NULL}, {"broadwell", V3 ",adx,aes,pclmul", NULL},
+    {"skylake", V3 ",adx,aes,pclmul", NULL}, {"skylake-avx512", V4 ",adx,aes,pclmul", NULL},
+    {"cascadelake", V4 ",adx,aes,pclmul,avx512vnni", NULL},
+    {"icelake-server", V4 ",adx,aes,pclmul,sha" ICL, NULL},
+    {"znver1", V3 ",adx,aes,pclmul,sha", NULL}, {"znver2", V3 ",adx,aes,pclmul,sha", NULL},
+    {"znver3", V3 ",adx,aes,pclmul,sha,vaes,vpclmulqdq", NULL},
+    /* LLVM knows znver4 from version 16: before it, znver3's schedule with znver4's features */
+#if NNC_LLVM_MAJOR >= 16
+    {"znver4", V4 ",adx,aes,pclmul,sha,avx512bf16" ICL, NULL},
+#else
+    {"znver4", V4 ",adx,aes,pclmul,sha,avx512bf16" ICL, "znver3"},
+#endif
+};
+
+/* What a feature implies (LLVM's X86 feature graph, the part that matters here): adding
+ * one adds these, removing one of these removes it. */
+static const struct {
+    const char *feature, *implies;
+} implied[] = {
+    {"avx", "sse4.2"}, {"avx2", "avx"}, {"fma", "avx"}, {"f16c", "avx"},
+    {"avx512f", "avx2,fma,f16c"}, {"vaes", "avx"}, {"vpclmulqdq", "avx"},
+    {"sse4.2", "sse4.1"}, {"sse4.1", "ssse3"}, {"ssse3", "sse3"},
+};
+
+typedef struct FeatureSet {
+    const char *names[128];
+    int count;
+} FeatureSet;
+
+static int set_find(const FeatureSet *s, const char *name, size_t len)
 {
-    size_t len = strlen(name);
-    for (const char *p = strstr(features, name); p; p = strstr(p + 1, name))
-        if (p > features && p[-1] == '+' && (p[len] == ',' || p[len] == 0))
-            return true;
-    return false;
+    for (int i = 0; i < s->count; i++)
+        if (strlen(s->names[i]) == len && strncmp(s->names[i], name, len) == 0)
+            return i;
+    return -1;
 }
 
-int cg_vector_bytes(void)
+static void set_add_list(FeatureSet *s, const char *list, Arena *a);
+
+static void set_add(FeatureSet *s, const char *name, size_t len, Arena *a)
 {
-    char *features = LLVMGetHostCPUFeatures();
-    int bytes = has_feature(features, "avx512f") ? 64 : has_feature(features, "avx") ? 32 : 16;
-    LLVMDisposeMessage(features);
-    return bytes;
+    if (len == 0 || set_find(s, name, len) >= 0 || s->count == 128)
+        return;
+    s->names[s->count++] = arena_strndup(a, name, len);
+    for (size_t i = 0; i < sizeof implied / sizeof *implied; i++)
+        if (strlen(implied[i].feature) == len && strncmp(implied[i].feature, name, len) == 0)
+            set_add_list(s, implied[i].implies, a);
+}
+
+static void set_add_list(FeatureSet *s, const char *list, Arena *a)
+{
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        set_add(s, p, len, a);
+        p += len + (p[len] == ',');
+    }
+}
+
+/* Removes name and every feature that implies it. */
+static void set_remove(FeatureSet *s, const char *name, size_t len)
+{
+    int at = set_find(s, name, len);
+    if (at < 0)
+        return;
+    const char *gone = s->names[at];
+    s->names[at] = s->names[--s->count];
+    for (size_t i = 0; i < sizeof implied / sizeof *implied; i++) {
+        const char *imp = implied[i].implies;
+        for (const char *p = imp; *p;) {
+            size_t l = strcspn(p, ",");
+            if (l == strlen(gone) && strncmp(p, gone, l) == 0)
+                set_remove(s, implied[i].feature, strlen(implied[i].feature));
+            p += l + (p[l] == ',');
+        }
+    }
+}
+
+/* The host's features: the "+name" entries of LLVM's list. */
+static void host_features(FeatureSet *s, Arena *a)
+{
+    char *list = LLVMGetHostCPUFeatures();
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        if (*p == '+')
+            set_add(s, p + 1, len - 1, a);
+        p += len + (p[len] == ',');
+    }
+    LLVMDisposeMessage(list);
+}
+
+/* Applies --cpu-features (+a,-b); false after a message when an entry is malformed or
+ * names a feature the runtime cannot check (it could make the executable crash). */
+static bool apply_mods(FeatureSet *s, const char *mods, Arena *a)
+{
+    for (const char *p = mods ? mods : ""; *p;) {
+        size_t len = strcspn(p, ",");
+        char *name = arena_strndup(a, p + 1, len ? len - 1 : 0);
+        if (len < 2 || (*p != '+' && *p != '-')) {
+            fprintf(stderr, "nnc: error: --cpu-features: '%.*s' is not +FEATURE or -FEATURE\n", (int)len, p);
+            return false;
+        }
+        if (!nnc_cpu_feature_known(name)) {
+            fprintf(stderr, "nnc: error: --cpu-features: unknown feature '%s' (nnc knows the x86-64 "
+                    "levels' features, e.g. avx2, fma, avx512f, avx512bw)\n", name);
+            return false;
+        }
+        if (*p == '+')
+            set_add(s, name, len - 1, a);
+        else
+            set_remove(s, name, len - 1);
+        p += len + (p[len] == ',');
+    }
+    return true;
+}
+
+/* The features, comma-separated, that the runtime can check: what the executable needs. */
+static const char *required(const FeatureSet *s, Arena *a)
+{
+    char *out = arena_strndup(a, "", 0);
+    for (int i = 0; i < s->count; i++)
+        if (nnc_cpu_feature_known(s->names[i]))
+            out = arena_printf(a, "%s%s%s", out, *out ? "," : "", s->names[i]);
+    return out;
+}
+
+/* "a,b" -> "+a,+b" */
+static const char *plus_list(const char *list, Arena *a)
+{
+    char *out = arena_strndup(a, "", 0);
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        out = arena_printf(a, "%s%s+%.*s", out, *out ? "," : "", (int)len, p);
+        p += len + (p[len] == ',');
+    }
+    return out;
+}
+
+static const char *known_cpus(Arena *a)
+{
+    char *out = arena_strndup(a, "native", 6);
+    for (size_t i = 0; i < sizeof cpus / sizeof *cpus; i++)
+        out = arena_printf(a, "%s, %s", out, cpus[i].name);
+    return out;
+}
+
+bool cg_target_init(CgTarget *t, const char *cpu, const char *mods, int opt_level, Arena *a)
+{
+    LLVMInitializeNativeTarget();
+    LLVMInitializeNativeAsmPrinter();
+    FeatureSet *s = arena_alloc(a, sizeof *s);
+    s->count = 0;
+    const char *llvm_features = mods ? mods : "";
+    char *host = NULL;
+    if (!cpu || strcmp(cpu, "native") == 0) {
+        /* LLVM 14 may name this CPU "generic"; its feature string still lists avx2,
+         * avx512f, ..., so both are passed and the vectorizer knows the real width. */
+        host = LLVMGetHostCPUName();
+        cpu = arena_strndup(a, host, strlen(host));
+        LLVMDisposeMessage(host);
+        host = LLVMGetHostCPUFeatures();
+        llvm_features = arena_printf(a, "%s%s%s", host, mods && *mods ? "," : "", mods ? mods : "");
+        LLVMDisposeMessage(host);
+        host_features(s, a);
+    } else {
+        size_t i = 0;
+        while (i < sizeof cpus / sizeof *cpus && strcmp(cpus[i].name, cpu) != 0)
+            i++;
+        if (i == sizeof cpus / sizeof *cpus) {
+            fprintf(stderr, "nnc: error: --cpu: unknown CPU '%s' (known: %s)\n", cpu, known_cpus(a));
+            return false;
+        }
+        set_add_list(s, cpus[i].features, a);
+        if (cpus[i].llvm_name)
+            cpu = cpus[i].llvm_name;
+        /* the set spelled out, so LLVM enables what the runtime will check */
+        llvm_features = arena_printf(a, "%s%s%s", plus_list(cpus[i].features, a),
+                                     *cpus[i].features && mods && *mods ? "," : "", mods ? mods : "");
+    }
+    if (!apply_mods(s, mods, a))
+        return false;
+    t->cpu = cpu;
+    t->required = required(s, a);
+    t->vector_bytes = set_find(s, "avx512f", 7) >= 0 ? 64 : set_find(s, "avx", 3) >= 0 ? 32 : 16;
+    t->vector_regs = set_find(s, "avx512f", 7) >= 0 ? 32 : 16;
+    t->tm = machine(cpu, llvm_features, opt_level);
+    return t->tm != NULL;
 }
 
 void cg_target_module(LLVMModuleRef mod, LLVMTargetMachineRef tm)

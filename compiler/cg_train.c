@@ -8,58 +8,27 @@
 
 #include <string.h>
 
-void cg_begin_function(Cg *g, LLVMValueRef fn)
-{
-    g->fn = fn;
-    g->entry = LLVMAppendBasicBlockInContext(g->ctx, fn, "entry");
-    LLVMPositionBuilderAtEnd(g->b, g->entry);
-}
-
-LLVMValueRef cg_add_function(Cg *g, const char *name, LLVMTypeRef type)
-{
-    LLVMValueRef fn = LLVMAddFunction(g->mod, name, type);
-    LLVMSetLinkage(fn, LLVMInternalLinkage);
-    return fn;
-}
-
-LLVMValueRef cg_real_ptr(Cg *g, LLVMValueRef p)
-{
-    return LLVMBuildBitCast(g->b, p, g->realp, "");
-}
-
-static LLVMValueRef rt_int(Cg *g, LLVMValueRef run, int which)
-{
-    LLVMValueRef args[] = {run, cg_i32(g, which)};
-    return LLVMBuildSExt(g->b, cg_call_rt(g, CG_RT_INT, args, 2), g->i64, "");
-}
-
-LLVMValueRef cg_rt_buffer(Cg *g, int which, LLVMValueRef run, int i, int k)
-{
-    LLVMValueRef args[] = {run, cg_i32(g, i), cg_i32(g, k)};
-    return cg_real_ptr(g, cg_call_rt(g, which, args, which == CG_RT_STATE ? 3 : 2));
-}
-
 /* One block for every buffer, sized for the largest batch: the same on every call. */
 static void bind_workspace(Cg *g, LLVMValueRef run)
 {
     const CgPlan *pl = g->plan;
-    g->batch_cap = rt_int(g, run, NNC_BATCH);
-    LLVMValueRef elems = LLVMBuildNSWMul(g->b, g->batch_cap, cg_i64(g, pl->var_elems), "");
+    g->fs->batch_cap = cg_rt_int(g, run, NNC_BATCH);
+    LLVMValueRef elems = LLVMBuildNSWMul(g->b, g->fs->batch_cap, cg_i64(g, pl->var_elems), "");
     elems = LLVMBuildNSWAdd(g->b, elems, cg_i64(g, pl->fixed_elems + 1), "");
     LLVMValueRef args[] = {run, LLVMBuildNSWMul(g->b, elems, cg_i64(g, g->real_size), "")};
-    g->ws = cg_real_ptr(g, cg_call_rt(g, CG_RT_WORKSPACE, args, 2));
+    g->fs->ws = cg_real_ptr(g, cg_call_rt(g, CG_RT_WORKSPACE, args, 2));
 }
 
 static LLVMValueRef ws_buffer(Cg *g, long long offset, bool varying)
 {
     LLVMValueRef off;
     if (varying) {
-        off = LLVMBuildNSWMul(g->b, g->batch_cap, cg_i64(g, offset), "");
+        off = LLVMBuildNSWMul(g->b, g->fs->batch_cap, cg_i64(g, offset), "");
     } else {
-        off = LLVMBuildNSWMul(g->b, g->batch_cap, cg_i64(g, g->plan->var_elems), "");
+        off = LLVMBuildNSWMul(g->b, g->fs->batch_cap, cg_i64(g, g->plan->var_elems), "");
         off = LLVMBuildNSWAdd(g->b, off, cg_i64(g, offset), "");
     }
-    return cg_gep(g, g->ws, off);
+    return cg_gep(g, g->fs->ws, off);
 }
 
 static LLVMValueRef node_buffer(Cg *g, const CgNode *n, LLVMValueRef run, LLVMValueRef *io)
@@ -69,7 +38,7 @@ static LLVMValueRef node_buffer(Cg *g, const CgNode *n, LLVMValueRef run, LLVMVa
     case CG_AT_TARGET: return io[1];
     case CG_AT_PRED: return io[2];
     case CG_AT_PARAM:
-        return g->sgd ? g->sgd->w[n->index] : cg_rt_buffer(g, CG_RT_PARAM, run, n->index, 0);
+        return g->fs->sgd ? g->fs->sgd->w[n->index] : cg_rt_buffer(g, CG_RT_PARAM, run, n->index, 0);
     case CG_AT_GRAD: return cg_rt_buffer(g, CG_RT_GRAD, run, n->index, 0);
     case CG_AT_WS: return ws_buffer(g, n->offset, n->varying);
     default: return NULL;
@@ -80,13 +49,13 @@ static LLVMValueRef node_buffer(Cg *g, const CgNode *n, LLVMValueRef run, LLVMVa
 static void bind_buffers(Cg *g, const bool *live, LLVMValueRef run, LLVMValueRef *io)
 {
     const CgPlan *pl = g->plan;
-    g->base = arena_alloc(g->arena, sizeof *g->base * (size_t)pl->nnodes);
+    g->fs->base = arena_alloc(g->arena, sizeof *g->fs->base * (size_t)pl->nnodes);
     for (int id = 0; id < pl->nnodes; id++) {
         if (!live[id])
             continue;
-        g->base[id] = node_buffer(g, &pl->nodes[id], run, io);
-        if (g->base[id] && pl->nodes[id].name && !LLVMIsConstant(g->base[id]))
-            LLVMSetValueName2(g->base[id], pl->nodes[id].name, strlen(pl->nodes[id].name));
+        g->fs->base[id] = node_buffer(g, &pl->nodes[id], run, io);
+        if (g->fs->base[id] && pl->nodes[id].name && !LLVMIsConstant(g->fs->base[id]))
+            LLVMSetValueName2(g->fs->base[id], pl->nodes[id].name, strlen(pl->nodes[id].name));
     }
 }
 
@@ -126,11 +95,11 @@ static LLVMValueRef loss_sum(Cg *g)
         LLVMValueRef v = cg_load(g, loss, NULL, cg_i64(g, 0));
         if (g->real_size == 4)
             v = LLVMBuildFPExt(g->b, v, g->f64, "");
-        return LLVMBuildFMul(g->b, v, LLVMBuildSIToFP(g->b, g->n, g->f64, ""), "loss_sum");
+        return LLVMBuildFMul(g->b, v, LLVMBuildSIToFP(g->b, g->fs->n, g->f64, ""), "loss_sum");
     }
     LLVMValueRef acc = cg_slot(g, g->f64, "loss_sum");
     LLVMBuildStore(g->b, LLVMConstReal(g->f64, 0), acc);
-    CgLoop lb = cg_loop_begin(g, cg_i64(g, 0), g->n, "b");
+    CgLoop lb = cg_loop_begin(g, cg_i64(g, 0), g->fs->n, "b");
     LLVMValueRef v = cg_load(g, loss, lb.i, cg_i64(g, 0));
     if (g->real_size == 4)
         v = LLVMBuildFPExt(g->b, v, g->f64, "");
@@ -154,13 +123,15 @@ static void pass_tail_none(Cg *g, LLVMValueRef *args)
     args[6] = cg_real(g, 0);
 }
 
-/* *bad = the first param whose mean gradient is not finite, -1 none */
+/* *bad = the first param whose mean gradient is not finite, -1 none; each one's max |g|
+ * to nnc_rt_gmax for the update guard */
 static void check_grads(Cg *g, LLVMValueRef run, LLVMValueRef bad)
 {
     LLVMValueRef first = cg_i32(g, -1);
+    LLVMValueRef gmax = g->plan->nparams ? cg_gmax(g, run) : NULL;
     for (int i = g->plan->nparams - 1; i >= 0; i--) {
         LLVMValueRef grad = cg_rt_buffer(g, CG_RT_GRAD, run, i, 0);
-        LLVMValueRef f = cg_nonfinite(g, grad, shape_size(g->ir->params[i].shape));
+        LLVMValueRef f = cg_nonfinite(g, grad, shape_size(g->ir->params[i].shape), cg_gmax_at(g, gmax, i));
         LLVMValueRef is = LLVMBuildFCmp(g->b, LLVMRealUNO, f, f, "");
         first = LLVMBuildSelect(g->b, is, cg_i32(g, i), first, "");
     }
@@ -169,39 +140,40 @@ static void check_grads(Cg *g, LLVMValueRef run, LLVMValueRef bad)
 
 /* A pass's start: the function, its parameters, the workspace and the buffers of the
  * nodes `live` marks, which are also the ones whose readers count (cg_fuse.c). */
-static LLVMValueRef begin_pass(Cg *g, const char *name, const bool *live, LLVMValueRef *io)
+static LLVMValueRef begin_pass(Cg *g, CgFrame *f, const char *name, const bool *live, LLVMValueRef *io)
 {
     const CgPlan *pl = g->plan;
     LLVMValueRef fn = cg_add_function(g, name, pass_type(g));
-    cg_begin_function(g, fn);
-    g->run = LLVMGetParam(fn, 0);
+    cg_frame_open(g, f, fn, false);
+    g->fs->run = LLVMGetParam(fn, 0);
     io[0] = LLVMGetParam(fn, 1);
     io[1] = LLVMGetParam(fn, 2);
     io[2] = LLVMGetParam(fn, 4);
-    g->n = LLVMGetParam(fn, 3);
-    g->nreal = LLVMBuildSIToFP(g->b, g->n, g->real, "n");
-    g->inv_n = LLVMBuildFDiv(g->b, cg_real(g, 1), g->nreal, "inv_n");
-    bind_workspace(g, g->run);
-    g->live = g->readers = live;
-    g->done = arena_alloc(g->arena, sizeof(bool) * (size_t)pl->nnodes);
-    memset(g->done, 0, sizeof(bool) * (size_t)pl->nnodes);
+    g->fs->n = LLVMGetParam(fn, 3);
+    g->fs->nreal = LLVMBuildSIToFP(g->b, g->fs->n, g->real, "n");
+    g->fs->inv_n = LLVMBuildFDiv(g->b, cg_real(g, 1), g->fs->nreal, "inv_n");
+    bind_workspace(g, g->fs->run);
+    g->fs->live = g->fs->readers = live;
+    g->fs->done = arena_alloc(g->arena, sizeof(bool) * (size_t)pl->nnodes);
+    memset(g->fs->done, 0, sizeof(bool) * (size_t)pl->nnodes);
     return fn;
 }
 
 /* The nodes of live (not of skip) that no other kernel computed already. */
 static void emit_nodes(Cg *g, const bool *live, const bool *skip)
 {
-    g->live = live;
+    g->fs->live = live;
     for (int id = 0; id < g->plan->nnodes; id++)
-        if (live[id] && !(skip && skip[id]) && !g->done[id])
+        if (live[id] && !(skip && skip[id]) && !g->fs->done[id])
             cg_emit_node(g, id);
 }
 
 static void finish_pass(Cg *g, LLVMValueRef *io, LLVMValueRef loss)
 {
     if (g->plan->nodes[g->plan->output].where != CG_AT_PRED)
-        copy_out(g, g->plan->output, io[2], g->n);
+        copy_out(g, g->plan->output, io[2], g->fs->n);
     LLVMBuildRet(g->b, loss);
+    cg_frame_close(g);
 }
 
 /* nnc_step: loss, predictions, mean gradients (or, with sgd, the update itself: optim). */
@@ -209,17 +181,18 @@ static LLVMValueRef emit_step(Cg *g, CgOptim *sgd)
 {
     const bool *live = g->plan->live[CG_FN_STEP];
     LLVMValueRef io[3];
-    LLVMValueRef fn = begin_pass(g, "nnc_step", live, io);
+    CgFrame frame;
+    LLVMValueRef fn = begin_pass(g, &frame, "nnc_step", live, io);
     if (sgd)
-        cg_sgd_step_begin(g, g->run, LLVMGetParam(fn, 6), sgd);
-    bind_buffers(g, live, g->run, io);
+        cg_sgd_step_begin(g, g->fs->run, LLVMGetParam(fn, 6), sgd);
+    bind_buffers(g, live, g->fs->run, io);
     emit_nodes(g, live, NULL);
-    emit_grads(g, g->run);
+    emit_grads(g, g->fs->run);
     LLVMValueRef loss = loss_sum(g);
     if (sgd)
-        cg_sgd_step_end(g, g->run, LLVMGetParam(fn, 5), loss);
+        cg_sgd_step_end(g, g->fs->run, LLVMGetParam(fn, 5), loss);
     else
-        check_grads(g, g->run, LLVMGetParam(fn, 5));
+        check_grads(g, g->fs->run, LLVMGetParam(fn, 5));
     finish_pass(g, io, loss);
     return fn;
 }
@@ -239,24 +212,27 @@ static LLVMValueRef emit_forward(Cg *g)
 {
     const bool *pred = g->plan->live[CG_FN_EVAL], *all = g->plan->live[CG_FN_EVAL_LOSS];
     LLVMValueRef io[3];
-    LLVMValueRef fn = begin_pass(g, "nnc_forward", all, io);
-    bind_buffers(g, all, g->run, io);
+    CgFrame frame;
+    LLVMValueRef fn = begin_pass(g, &frame, "nnc_forward", all, io);
+    bind_buffers(g, all, g->fs->run, io);
     emit_nodes(g, pred, NULL);
     if (g->plan->nodes[g->plan->output].where != CG_AT_PRED)
-        copy_out(g, g->plan->output, io[2], g->n);
+        copy_out(g, g->plan->output, io[2], g->fs->n);
     if (!loss_reads_target(g->plan)) {
         emit_nodes(g, all, pred);
         LLVMBuildRet(g->b, loss_sum(g));
+        cg_frame_close(g);
         return fn;
     }
-    LLVMBasicBlockRef yes = LLVMAppendBasicBlockInContext(g->ctx, fn, "loss");
-    LLVMBasicBlockRef no = LLVMAppendBasicBlockInContext(g->ctx, fn, "no_loss");
+    LLVMBasicBlockRef yes = cg_block(g, "loss");
+    LLVMBasicBlockRef no = cg_block(g, "no_loss");
     LLVMBuildCondBr(g->b, LLVMBuildIsNull(g->b, io[1], ""), no, yes);
     LLVMPositionBuilderAtEnd(g->b, yes);
     emit_nodes(g, all, pred);
     LLVMBuildRet(g->b, loss_sum(g));
     LLVMPositionBuilderAtEnd(g->b, no);
     LLVMBuildRet(g->b, LLVMConstReal(g->f64, 0));
+    cg_frame_close(g);
     return fn;
 }
 
@@ -291,28 +267,44 @@ static void emit_batch(Cg *g, const TrainCtx *c, LLVMValueRef b)
     LLVMValueRef bad = LLVMBuildLoad2(g->b, g->i32, c->bad, "bad");
     LLVMValueRef eargs[] = {c->run, trunc32(g, b), loss, pred, n, bad};
     LLVMValueRef stop = cg_call_rt(g, CG_RT_BATCH_END, eargs, 6);
-    LLVMBasicBlockRef quit = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "stop");
-    LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "update");
+    LLVMBasicBlockRef quit = cg_block(g, "stop");
+    LLVMBasicBlockRef go = cg_block(g, "update");
     LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntNE, stop, cg_i32(g, 0), ""), quit, go);
     LLVMPositionBuilderAtEnd(g->b, quit);
     LLVMBuildRetVoid(g->b);
     LLVMPositionBuilderAtEnd(g->b, go);
-    if (!c->lr) /* else the step updated the weights itself */
+    if (!c->lr) {
         cg_optim_step(g, c->optim, c->run);
+        return;
+    }
+    /* sgd fused into the step: the optimizer step only where the step left the update */
+    LLVMValueRef one = cg_i64(g, 1);
+    LLVMValueRef updated = LLVMBuildLoad2(g->b, g->i32, LLVMBuildInBoundsGEP2(g->b, g->i32, c->bad, &one, 1, ""), "updated");
+    LLVMBasicBlockRef apply = cg_block(g, "apply");
+    LLVMBasicBlockRef next = cg_block(g, "applied");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, updated, cg_i32(g, 0), ""), apply, next);
+    LLVMPositionBuilderAtEnd(g->b, apply);
+    cg_optim_step(g, c->optim, c->run);
+    LLVMBuildBr(g->b, next);
+    LLVMPositionBuilderAtEnd(g->b, next);
 }
 
 static LLVMValueRef emit_train(Cg *g, LLVMValueRef step, CgOptim *optim, bool sgd)
 {
     LLVMTypeRef type = LLVMFunctionType(g->voidt, &g->i8p, 1, 0);
     LLVMValueRef fn = cg_add_function(g, "nnc_train", type);
-    cg_begin_function(g, fn);
+    CgFrame frame;
+    cg_frame_open(g, &frame, fn, false);
     TrainCtx c = {.run = LLVMGetParam(fn, 0), .step_fn = step, .step_type = pass_type(g), .optim = optim};
-    LLVMValueRef epochs = rt_int(g, c.run, NNC_EPOCHS);
+    g->fs->run = c.run;
+    LLVMValueRef epochs = cg_rt_int(g, c.run, NNC_EPOCHS);
     bind_workspace(g, c.run);
     c.pred = ws_buffer(g, g->plan->pred_offset, true);
     c.xs = cg_slot(g, g->i8p, "xs");
     c.ts = cg_slot(g, g->i8p, "ts");
-    c.bad = cg_slot(g, g->i32, "bad");
+    /* bad[0]: the first param with a non-finite gradient; bad[1]: the step updated the
+     * weights itself (sgd fused into the step) */
+    c.bad = LLVMBuildBitCast(g->b, cg_slot(g, LLVMArrayType(g->i32, 2), "bad"), LLVMPointerType(g->i32, 0), "");
     cg_optim_begin(g, optim, c.run);
     if (sgd) {
         LLVMValueRef args[] = {c.run, cg_i32(g, NNC_LR)};
@@ -329,6 +321,7 @@ static LLVMValueRef emit_train(Cg *g, LLVMValueRef step, CgOptim *optim, bool sg
     cg_call_rt(g, CG_RT_EPOCH_END, args, 2);
     cg_loop_end(g, &le);
     LLVMBuildRetVoid(g->b);
+    cg_frame_close(g);
     return fn;
 }
 
@@ -338,13 +331,15 @@ static LLVMValueRef emit_evaluate(Cg *g, LLVMValueRef forward)
 {
     LLVMTypeRef params[] = {g->i8p, g->i8p, g->i8p, g->i32, g->i8p};
     LLVMValueRef fn = cg_add_function(g, "nnc_evaluate", LLVMFunctionType(g->f64, params, 5, 0));
-    cg_begin_function(g, fn);
+    CgFrame frame;
+    cg_frame_open(g, &frame, fn, false);
     LLVMValueRef args[] = {LLVMGetParam(fn, 0), cg_real_ptr(g, LLVMGetParam(fn, 1)),
                            cg_real_ptr(g, LLVMGetParam(fn, 2)),
                            LLVMBuildSExt(g->b, LLVMGetParam(fn, 3), g->i64, ""),
                            cg_real_ptr(g, LLVMGetParam(fn, 4)), NULL, NULL};
     pass_tail_none(g, args);
     LLVMBuildRet(g->b, LLVMBuildCall2(g->b, pass_type(g), forward, args, 7, ""));
+    cg_frame_close(g);
     return fn;
 }
 

@@ -1,75 +1,10 @@
-/* cg_util.c - the emission state and the small builders every kernel uses: constants,
- * runtime calls, element loads and stores, math functions and counted loops. */
+/* cg_util.c - the small builders every kernel uses: constants, element loads and stores,
+ * math functions and counted loops. */
 #include "cg.h"
 
 #include <assert.h>
 #include <stdio.h>
 #include <string.h>
-
-static void declare_rt(Cg *g, int which, const char *name, LLVMTypeRef ret,
-                       LLVMTypeRef *params, unsigned nparams)
-{
-    LLVMTypeRef type = LLVMFunctionType(ret, params, nparams, 0);
-    LLVMValueRef fn = LLVMGetNamedFunction(g->mod, name);
-    if (!fn)
-        fn = LLVMAddFunction(g->mod, name, type);
-    g->rt[which] = (CgRtFn){fn, type};
-}
-
-/* The nnc_rt_* functions of runtime/nnc_rt.h; NncRun* and void* are i8*. */
-static void declare_runtime(Cg *g)
-{
-    LLVMTypeRef run_i32[] = {g->i8p, g->i32};
-    LLVMTypeRef state[] = {g->i8p, g->i32, g->i32};
-    LLVMTypeRef ws[] = {g->i8p, g->i64};
-    LLVMTypeRef i8pp = LLVMPointerType(g->i8p, 0);
-    LLVMTypeRef batch[] = {g->i8p, g->i32, i8pp, i8pp};
-    LLVMTypeRef batch_end[] = {g->i8p, g->i32, g->f64, g->i8p, g->i32, g->i32};
-    declare_rt(g, CG_RT_INT, "nnc_rt_int", g->i32, run_i32, 2);
-    declare_rt(g, CG_RT_REAL, "nnc_rt_real", g->f64, run_i32, 2);
-    declare_rt(g, CG_RT_PARAM, "nnc_rt_param", g->i8p, run_i32, 2);
-    declare_rt(g, CG_RT_GRAD, "nnc_rt_grad", g->i8p, run_i32, 2);
-    declare_rt(g, CG_RT_STATE, "nnc_rt_state", g->i8p, state, 3);
-    declare_rt(g, CG_RT_WORKSPACE, "nnc_rt_workspace", g->i8p, ws, 2);
-    declare_rt(g, CG_RT_EPOCH_BEGIN, "nnc_rt_epoch_begin", g->i32, run_i32, 2);
-    declare_rt(g, CG_RT_BATCH, "nnc_rt_batch", g->i32, batch, 4);
-    declare_rt(g, CG_RT_BATCH_END, "nnc_rt_batch_end_checked", g->i32, batch_end, 6);
-    declare_rt(g, CG_RT_EPOCH_END, "nnc_rt_epoch_end", g->voidt, run_i32, 2);
-    LLVMTypeRef task[] = {g->i8p, g->i64, g->i64};
-    LLVMTypeRef task_ptr = LLVMPointerType(LLVMFunctionType(g->voidt, task, 3, 0), 0);
-    LLVMTypeRef par[] = {g->i8p, g->i64, g->f64, task_ptr, g->i8p};
-    declare_rt(g, CG_RT_PARALLEL, "nnc_rt_parallel", g->voidt, par, 5);
-}
-
-void cg_init(Cg *g, LLVMContextRef ctx, LLVMModuleRef mod, const IrProgram *p, CgPlan *plan,
-             int real_size, Arena *a)
-{
-    memset(g, 0, sizeof *g);
-    g->ctx = ctx;
-    g->mod = mod;
-    g->b = LLVMCreateBuilderInContext(ctx);
-    g->real_size = real_size;
-    g->real = real_size == 8 ? LLVMDoubleTypeInContext(ctx) : LLVMFloatTypeInContext(ctx);
-    g->realp = LLVMPointerType(g->real, 0);
-    g->lanes = cg_vector_bytes() / real_size;
-    g->i8p = LLVMPointerType(LLVMInt8TypeInContext(ctx), 0);
-    g->i1 = LLVMInt1TypeInContext(ctx);
-    g->i32 = LLVMInt32TypeInContext(ctx);
-    g->i64 = LLVMInt64TypeInContext(ctx);
-    g->f64 = LLVMDoubleTypeInContext(ctx);
-    g->voidt = LLVMVoidTypeInContext(ctx);
-    g->ir = p;
-    g->plan = plan;
-    g->arena = a;
-    declare_runtime(g);
-}
-
-void cg_dispose(Cg *g)
-{
-    if (g->b)
-        LLVMDisposeBuilder(g->b);
-    g->b = NULL;
-}
 
 LLVMValueRef cg_i64(Cg *g, long long v)
 {
@@ -86,23 +21,17 @@ LLVMValueRef cg_real(Cg *g, double v)
     return LLVMConstReal(g->real, v);
 }
 
-LLVMValueRef cg_call_rt(Cg *g, int which, LLVMValueRef *args, unsigned nargs)
+LLVMValueRef cg_const_like(Cg *g, LLVMValueRef x, double v)
 {
-    CgRtFn f = g->rt[which];
-    return LLVMBuildCall2(g->b, f.type, f.fn, args, nargs, "");
-}
-
-LLVMValueRef cg_slot(Cg *g, LLVMTypeRef type, const char *name)
-{
-    LLVMBuilderRef eb = LLVMCreateBuilderInContext(g->ctx);
-    LLVMValueRef first = LLVMGetFirstInstruction(g->entry);
-    if (first)
-        LLVMPositionBuilderBefore(eb, first);
-    else
-        LLVMPositionBuilderAtEnd(eb, g->entry);
-    LLVMValueRef slot = LLVMBuildAlloca(eb, type, name);
-    LLVMDisposeBuilder(eb);
-    return slot;
+    LLVMTypeRef t = LLVMTypeOf(x);
+    if (LLVMGetTypeKind(t) != LLVMVectorTypeKind)
+        return cg_real(g, v);
+    unsigned lanes = LLVMGetVectorSize(t);
+    LLVMValueRef e[CG_MAX_LANES];
+    assert(lanes <= CG_MAX_LANES);
+    for (unsigned i = 0; i < lanes; i++)
+        e[i] = cg_real(g, v);
+    return LLVMConstVector(e, lanes);
 }
 
 LLVMValueRef cg_gep(Cg *g, LLVMValueRef ptr, LLVMValueRef index)
@@ -156,26 +85,21 @@ LLVMValueRef cg_math(Cg *g, const char *fn, LLVMValueRef x)
         return libm(g, fn, x);
     char name[32];
     snprintf(name, sizeof name, "llvm.%s", fn);
-    return cg_intrinsic(g, name, g->real, &x, 1);
+    return cg_intrinsic(g, name, LLVMTypeOf(x), &x, 1);
 }
 
-LLVMValueRef cg_pow(Cg *g, LLVMValueRef x, double c)
+LLVMBasicBlockRef cg_block(Cg *g, const char *name)
 {
-    if (c == 1)
-        return x;
-    if (c == 2) /* exactly what pow gives, without the call */
-        return LLVMBuildFMul(g->b, x, x, "");
-    LLVMValueRef args[] = {x, cg_real(g, c)};
-    return cg_intrinsic(g, "llvm.pow", g->real, args, 2);
+    return LLVMAppendBasicBlockInContext(g->ctx, g->fs->fn, name);
 }
 
 CgLoop cg_loop_begin(Cg *g, LLVMValueRef from, LLVMValueRef to, const char *name)
 {
     CgLoop l;
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(g->b);
-    l.head = LLVMAppendBasicBlockInContext(g->ctx, g->fn, name);
-    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "body");
-    l.exit = LLVMAppendBasicBlockInContext(g->ctx, g->fn, "done");
+    l.head = cg_block(g, name);
+    LLVMBasicBlockRef body = cg_block(g, "body");
+    l.exit = cg_block(g, "done");
     LLVMBuildBr(g->b, l.head);
     LLVMPositionBuilderAtEnd(g->b, l.head);
     l.i = LLVMBuildPhi(g->b, g->i64, name);
@@ -209,15 +133,15 @@ LLVMValueRef cg_load(Cg *g, int node, LLVMValueRef b, LLVMValueRef i)
     const CgNode *n = &g->plan->nodes[node];
     if (n->where == CG_AT_CONST)
         return cg_real(g, n->num);
-    assert(g->base[node]);
-    return cg_load_at(g, g->base[node], element_index(g, n, b, i));
+    assert(g->fs->base[node]);
+    return cg_load_at(g, g->fs->base[node], element_index(g, n, b, i));
 }
 
 void cg_store(Cg *g, int node, LLVMValueRef b, LLVMValueRef i, LLVMValueRef v)
 {
     const CgNode *n = &g->plan->nodes[node];
-    assert(g->base[node]);
-    cg_store_at(g, g->base[node], element_index(g, n, b, i), v);
+    assert(g->fs->base[node]);
+    cg_store_at(g, g->fs->base[node], element_index(g, n, b, i), v);
 }
 
 LLVMValueRef cg_imin(Cg *g, LLVMValueRef a, LLVMValueRef b)
@@ -232,5 +156,5 @@ LLVMValueRef cg_imax(Cg *g, LLVMValueRef a, LLVMValueRef b)
 
 LLVMValueRef cg_count(Cg *g, int node)
 {
-    return g->plan->nodes[node].varying ? g->n : cg_i64(g, 1);
+    return g->plan->nodes[node].varying ? g->fs->n : cg_i64(g, 1);
 }

@@ -57,8 +57,7 @@ static size_t param_size(const IrProgram *p, int i)
 
 static bool has_kink(IrOp op)
 {
-    return op == IR_RELU || op == IR_ABS || op == IR_LEAKY_RELU || op == IR_STEP ||
-           op == IR_LEAKY_STEP || op == IR_SIGN;
+    return ir_op_info(op)->kink;
 }
 
 static void find_kinks(Checker *c)
@@ -259,11 +258,33 @@ static void print_result(FILE *out, const IrProgram *p, int i, Widths w, ParamRe
     fprintf(out, "\n");
 }
 
+/* The first sample (0-based) whose loss is NaN or infinite at the unperturbed params, or
+ * -1. There a difference quotient is NaN whatever the gradient, so checking means nothing. */
+static int nonfinite_sample(Checker *c, double *loss)
+{
+    for (int s = 0; s < c->n; s++) {
+        run_sample(c, s, c->p->nforward);
+        *loss = interp_loss(&c->in);
+        if (!isfinite(*loss))
+            return s;
+    }
+    return -1;
+}
+
 int check_program(const IrProgram *p, const double *const *params, int n, const double *x,
                   const double *t, FILE *out)
 {
     Checker c;
     checker_init(&c, p, params, n, x, t);
+    double loss;
+    int bad = nonfinite_sample(&c, &loss);
+    if (bad >= 0) {
+        fprintf(out, "FAIL: the loss is %s at the check point (sample %d of %d), so finite "
+                "differences cannot check the gradients\n", isnan(loss) ? "NaN" : "infinite",
+                bad + 1, n);
+        checker_free(&c);
+        return 1;
+    }
     double **g = symbolic_gradients(&c);
     ParamResult *r = interp_calloc((size_t)p->nparams, sizeof *r);
     for (int i = 0; i < p->nparams; i++) {

@@ -14,15 +14,17 @@
 
 /* The module for p, verified and optimised for tm; NULL after printing an error. */
 static LLVMModuleRef build_module(const IrProgram *p, const Model *m, const CgOptions *o,
-                                  LLVMContextRef ctx, LLVMTargetMachineRef tm, Arena *a)
+                                  LLVMContextRef ctx, const CgTarget *t, Arena *a)
 {
     NncModelDesc desc;
     desc_build(&desc, p, m, o->real_size, o->source_path, a);
+    desc.cpu_features = t->required;
     CgPlan *plan = cg_plan(p, a);
     LLVMModuleRef mod = LLVMModuleCreateWithNameInContext(m->name, ctx);
+    LLVMTargetMachineRef tm = t->tm;
     cg_target_module(mod, tm);
     Cg g;
-    cg_init(&g, ctx, mod, p, plan, o->real_size, a);
+    cg_init(&g, ctx, mod, p, plan, o->real_size, t, a);
     LLVMValueRef train, evaluate;
     cg_emit_functions(&g, desc.opt, desc.momentum, &train, &evaluate);
     cg_emit_desc(&g, &desc, train, evaluate);
@@ -42,7 +44,7 @@ static bool write_bytes(const char *path, const char *data, size_t len)
         return fflush(stdout) == 0 && ok;
     }
     OutFile f;
-    if (!outfile_open(&f, path))
+    if (!outfile_open(&f, path, 0666))
         return false;
     fwrite(data, 1, len, f.f);
     return outfile_commit(&f);
@@ -51,6 +53,8 @@ static bool write_bytes(const char *path, const char *data, size_t len)
 static bool write_llvm(LLVMModuleRef mod, const char *path)
 {
     char *text = LLVMPrintModuleToString(mod);
+    if (!text) /* the C API's strdup of the printed module failed */
+        arena_out_of_memory();
     bool ok = write_bytes(path, text, strlen(text));
     LLVMDisposeMessage(text);
     return ok;
@@ -71,43 +75,67 @@ static bool write_machine(LLVMModuleRef mod, LLVMTargetMachineRef tm, LLVMCodeGe
     return ok;
 }
 
-/* The object in a private temporary folder, linked into out. */
-static bool write_exe(LLVMModuleRef mod, LLVMTargetMachineRef tm, const char *out)
+/* A private temporary folder for the object and the linked executable, removed whatever
+ * happens (outfile.c tracks it and its files for signals). */
+typedef struct Scratch {
+    char dir[OUTFILE_PATH_MAX], obj[OUTFILE_PATH_MAX + 16], exe[OUTFILE_PATH_MAX + 16];
+    int slots[3];
+} Scratch;
+
+static bool scratch_open(Scratch *s)
 {
     const char *tmpdir = getenv("TMPDIR");
-    char dir[4096], obj[4200];
-    snprintf(dir, sizeof dir, "%s/nnc-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-    if (!mkdtemp(dir)) {
-        fprintf(stderr, "nnc: error: cannot create a temporary folder in '%s'\n",
-                tmpdir && *tmpdir ? tmpdir : "/tmp");
+    if (!tmpdir || !*tmpdir)
+        tmpdir = "/tmp";
+    int n = snprintf(s->dir, sizeof s->dir, "%s/nnc-XXXXXX", tmpdir);
+    if (n < 0 || (size_t)n >= sizeof s->dir || outfile_mktemp(s->dir, true, &s->slots[0]) < 0) {
+        fprintf(stderr, "nnc: error: cannot create a temporary folder in '%s'\n", tmpdir);
         return false;
     }
-    snprintf(obj, sizeof obj, "%s/model.o", dir);
-    bool ok = write_machine(mod, tm, LLVMObjectFile, obj) && cg_link(obj, out);
-    remove(obj);
-    rmdir(dir);
+    snprintf(s->obj, sizeof s->obj, "%s/model.o", s->dir);
+    snprintf(s->exe, sizeof s->exe, "%s/model", s->dir);
+    s->slots[1] = outfile_track(s->obj, false);
+    s->slots[2] = outfile_track(s->exe, false);
+    return true;
+}
+
+static void scratch_close(Scratch *s)
+{
+    remove(s->obj);
+    remove(s->exe);
+    rmdir(s->dir);
+    for (int i = 0; i < 3; i++)
+        outfile_untrack(s->slots[i]);
+}
+
+/* The object and the linked executable in the scratch folder; then the executable copied
+ * to out, so out is replaced only by a finished executable (or written through when it
+ * is a device or a FIFO). */
+static bool write_exe(LLVMModuleRef mod, LLVMTargetMachineRef tm, const char *out)
+{
+    Scratch s;
+    if (!scratch_open(&s))
+        return false;
+    OutFile f;
+    bool ok = write_machine(mod, tm, LLVMObjectFile, s.obj) && cg_link(s.obj, s.exe) &&
+              outfile_open(&f, out, 0777);
+    if (ok && !outfile_copy(&f, s.exe)) {
+        outfile_abort(&f);
+        ok = false;
+    } else if (ok) {
+        ok = outfile_commit(&f);
+    }
+    scratch_close(&s);
     return ok;
 }
 
-/* Default output names: MODEL.o for obj, ./MODEL for exe; text kinds go to stdout. */
-static const char *output_path(const CgOptions *o, const Model *m, Arena *a)
-{
-    if (o->out_path)
-        return o->out_path;
-    if (o->emit == CG_EMIT_OBJ)
-        return arena_printf(a, "%s.o", m->name);
-    if (o->emit == CG_EMIT_EXE)
-        return m->name;
-    return NULL;
-}
-
-static bool write_output(LLVMModuleRef mod, LLVMTargetMachineRef tm, const CgOptions *o, const char *path)
+static bool write_output(LLVMModuleRef mod, LLVMTargetMachineRef tm, const CgOptions *o)
 {
     switch (o->emit) {
-    case CG_EMIT_LLVM: return write_llvm(mod, path);
-    case CG_EMIT_ASM: return write_machine(mod, tm, LLVMAssemblyFile, path);
-    case CG_EMIT_OBJ: return write_machine(mod, tm, LLVMObjectFile, path);
-    case CG_EMIT_EXE: return write_exe(mod, tm, path);
+    case CG_EMIT_LLVM: return write_llvm(mod, o->out_path);
+    case CG_EMIT_ASM: return write_machine(mod, tm, LLVMAssemblyFile, o->out_path);
+    case CG_EMIT_OBJ: return write_machine(mod, tm, LLVMObjectFile, o->out_path);
+    case CG_EMIT_EXE: return write_exe(mod, tm, o->out_path);
     }
     return false;
 }
@@ -115,17 +143,19 @@ static bool write_output(LLVMModuleRef mod, LLVMTargetMachineRef tm, const CgOpt
 int cg_emit(const IrProgram *p, const Model *m, const CgOptions *o, Diag *d)
 {
     (void)d; /* the IR was checked before; what fails here has no source location */
-    LLVMTargetMachineRef tm = cg_target_machine(o->opt_level);
-    if (!tm)
-        return 1;
     Arena *a = arena_new();
+    CgTarget t;
+    if (!cg_target_init(&t, o->cpu, o->cpu_features, o->opt_level, a)) {
+        arena_free(a);
+        return 1;
+    }
     LLVMContextRef ctx = LLVMContextCreate();
-    LLVMModuleRef mod = build_module(p, m, o, ctx, tm, a);
-    bool ok = mod && write_output(mod, tm, o, output_path(o, m, a));
+    LLVMModuleRef mod = build_module(p, m, o, ctx, &t, a);
+    bool ok = mod && write_output(mod, t.tm, o);
     if (mod)
         LLVMDisposeModule(mod);
     LLVMContextDispose(ctx);
-    LLVMDisposeTargetMachine(tm);
+    LLVMDisposeTargetMachine(t.tm);
     arena_free(a);
     return ok ? 0 : 1;
 }
@@ -133,17 +163,19 @@ int cg_emit(const IrProgram *p, const Model *m, const CgOptions *o, Diag *d)
 int cg_run(const IrProgram *p, const Model *m, const CgOptions *o, Diag *d, int argc, char **argv)
 {
     (void)d;
-    LLVMTargetMachineRef tm = cg_target_machine(o->opt_level);
-    if (!tm)
-        return 1;
     Arena *a = arena_new();
+    CgTarget t;
+    if (!cg_target_init(&t, o->cpu, o->cpu_features, o->opt_level, a)) {
+        arena_free(a);
+        return 1;
+    }
     LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
-    LLVMModuleRef mod = build_module(p, m, o, LLVMOrcThreadSafeContextGetContext(tsc), tm, a);
+    LLVMModuleRef mod = build_module(p, m, o, LLVMOrcThreadSafeContextGetContext(tsc), &t, a);
     int status = 1;
-    if (mod)
-        status = cg_jit_run(tsc, mod, tm, m->name, argc, argv); /* takes mod and tm */
+    if (mod) /* nnc_main checks the CPU's features before the module's code runs */
+        status = cg_jit_run(tsc, mod, t.tm, m->name, argc, argv); /* takes mod and tm */
     else
-        LLVMDisposeTargetMachine(tm);
+        LLVMDisposeTargetMachine(t.tm);
     LLVMOrcDisposeThreadSafeContext(tsc);
     arena_free(a);
     return status;

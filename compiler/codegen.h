@@ -12,8 +12,11 @@ typedef struct CgOptions {
     int opt_level;        /* 0..3 */
     int real_size;        /* 4: f32, 8: f64 */
     CgEmit emit;
-    const char *out_path; /* NULL: text kinds to stdout */
-    const char *source_path; /* the .nn file, for base_dir */
+    const char *out_path; /* NULL: text kinds to stdout; obj and exe need one */
+    /* the .nn file, for base_dir: absolute for an executable that runs anywhere */
+    const char *source_path;
+    const char *cpu;         /* --cpu: NULL or "native" for the host's */
+    const char *cpu_features; /* --cpu-features: +a,-b, or NULL */
 } CgOptions;
 
 /* Writes the requested output whole or not at all. Returns the exit status. */

@@ -240,18 +240,15 @@ void interp_node(Interp *in, int id)
     const double *a = na ? in->val[n->args[0]] : NULL;
     const double *b = nb ? in->val[n->args[1]] : NULL;
     double *out = in->val[id];
+    switch (ir_op_info(n->op)->kind) {
+    case IR_KIND_UNARY: eval_unary(n, a, out); return;
+    case IR_KIND_BINARY: eval_binary(n, na, a, nb, b, out); return;
+    default: break;
+    }
     switch (n->op) {
     case IR_INPUT: case IR_TARGET: case IR_PARAM:
         return; /* set by interp_run */
     case IR_CONST: fill(size_of(n), n->num, out); return;
-    case IR_NEG: case IR_EXP: case IR_LOG: case IR_SQRT: case IR_ABS: case IR_SIGMOID:
-    case IR_TANH: case IR_RELU: case IR_SOFTPLUS: case IR_LEAKY_RELU: case IR_POW:
-    case IR_STEP: case IR_LEAKY_STEP: case IR_SIGN:
-        eval_unary(n, a, out);
-        return;
-    case IR_ADD: case IR_SUB: case IR_MUL: case IR_DIV:
-        eval_binary(n, na, a, nb, b, out);
-        return;
     case IR_MATMUL: eval_matmul(na->shape, a, nb->shape, b, out); return;
     case IR_OUTER: eval_outer(size_of(na), a, size_of(nb), b, out); return;
     case IR_TRANSPOSE: eval_transpose(na->shape, a, out); return;
@@ -265,7 +262,7 @@ void interp_node(Interp *in, int id)
     case IR_LOG_SOFTMAX: eval_softmax(na->shape, a, out, true); return;
     case IR_SOFTMAX_CE: out[0] = softmax_ce(na->shape, a, b); return;
     case IR_SIGMOID_BCE: out[0] = sigmoid_bce(size_of(na), a, b); return;
-    case IR_NUM_OPS: break;
+    default: break; /* the elementwise ops were handled above */
     }
     fprintf(stderr, "nnc: internal error: interp: unknown op %d\n", (int)n->op);
     abort();

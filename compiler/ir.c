@@ -116,37 +116,48 @@ Shape ir_infer_shape(IrOp op, Shape a, Shape b)
     }
 }
 
-static const char *const op_names[IR_NUM_OPS] = {
-    [IR_INPUT] = "input", [IR_TARGET] = "target", [IR_PARAM] = "param", [IR_CONST] = "const",
-    [IR_NEG] = "neg", [IR_EXP] = "exp", [IR_LOG] = "log", [IR_SQRT] = "sqrt",
-    [IR_ABS] = "abs", [IR_SIGMOID] = "sigmoid", [IR_TANH] = "tanh", [IR_RELU] = "relu",
-    [IR_SOFTPLUS] = "softplus", [IR_LEAKY_RELU] = "leaky_relu", [IR_POW] = "pow",
-    [IR_STEP] = "step", [IR_LEAKY_STEP] = "leaky_step", [IR_SIGN] = "sign",
-    [IR_ADD] = "add", [IR_SUB] = "sub", [IR_MUL] = "mul", [IR_DIV] = "div",
-    [IR_MATMUL] = "matmul", [IR_OUTER] = "outer", [IR_TRANSPOSE] = "transpose",
-    [IR_RESHAPE] = "reshape",
-    [IR_SUM] = "sum", [IR_MEAN] = "mean", [IR_BROADCAST] = "broadcast",
-    [IR_SUM_LAST] = "sum_last", [IR_EXPAND_LAST] = "expand_last",
-    [IR_SOFTMAX] = "softmax", [IR_LOG_SOFTMAX] = "log_softmax",
-    [IR_SOFTMAX_CE] = "softmax_ce", [IR_SIGMOID_BCE] = "sigmoid_bce",
+/* What each op is, in one place: its name, its kind, and its properties. */
+#define U IR_KIND_UNARY
+#define B IR_KIND_BINARY
+static const IrOpInfo op_info[IR_NUM_OPS] = {
+    [IR_INPUT] = {"input", IR_KIND_LEAF, 0}, [IR_TARGET] = {"target", IR_KIND_LEAF, 0},
+    [IR_PARAM] = {"param", IR_KIND_LEAF, 0}, [IR_CONST] = {"const", IR_KIND_LEAF, 0, .num = true},
+    [IR_NEG] = {"neg", U, 1}, [IR_EXP] = {"exp", U, 1}, [IR_LOG] = {"log", U, 1},
+    [IR_SQRT] = {"sqrt", U, 1}, [IR_ABS] = {"abs", U, 1, .kink = true},
+    [IR_SIGMOID] = {"sigmoid", U, 1}, [IR_TANH] = {"tanh", U, 1},
+    [IR_RELU] = {"relu", U, 1, .kink = true}, [IR_SOFTPLUS] = {"softplus", U, 1},
+    [IR_LEAKY_RELU] = {"leaky_relu", U, 1, .num = true, .kink = true, .num_arg = true},
+    [IR_POW] = {"pow", U, 1, .num = true},
+    [IR_STEP] = {"step", U, 1, .kink = true, .helper = true},
+    [IR_LEAKY_STEP] = {"leaky_step", U, 1, .num = true, .kink = true, .num_arg = true, .helper = true},
+    [IR_SIGN] = {"sign", U, 1, .kink = true, .helper = true},
+    [IR_ADD] = {"add", B, 2}, [IR_SUB] = {"sub", B, 2}, [IR_MUL] = {"mul", B, 2},
+    [IR_DIV] = {"div", B, 2},
+    [IR_MATMUL] = {"matmul", IR_KIND_OTHER, 2}, [IR_OUTER] = {"outer", IR_KIND_OTHER, 2},
+    [IR_TRANSPOSE] = {"transpose", IR_KIND_OTHER, 1}, [IR_RESHAPE] = {"reshape", IR_KIND_OTHER, 1},
+    [IR_SUM] = {"sum", IR_KIND_OTHER, 1}, [IR_MEAN] = {"mean", IR_KIND_OTHER, 1},
+    [IR_BROADCAST] = {"broadcast", IR_KIND_OTHER, 1},
+    [IR_SUM_LAST] = {"sum_last", IR_KIND_OTHER, 1}, [IR_EXPAND_LAST] = {"expand_last", IR_KIND_OTHER, 1},
+    [IR_SOFTMAX] = {"softmax", IR_KIND_OTHER, 1}, [IR_LOG_SOFTMAX] = {"log_softmax", IR_KIND_OTHER, 1},
+    [IR_SOFTMAX_CE] = {"softmax_ce", IR_KIND_OTHER, 2}, [IR_SIGMOID_BCE] = {"sigmoid_bce", IR_KIND_OTHER, 2},
 };
+#undef U
+#undef B
+
+const IrOpInfo *ir_op_info(IrOp op)
+{
+    static const IrOpInfo unknown = {.name = "?", .kind = IR_KIND_OTHER};
+    return op >= 0 && op < IR_NUM_OPS && op_info[op].name ? &op_info[op] : &unknown;
+}
 
 const char *ir_op_name(IrOp op)
 {
-    return op >= 0 && op < IR_NUM_OPS && op_names[op] ? op_names[op] : "?";
+    return ir_op_info(op)->name;
 }
 
 int ir_op_arity(IrOp op)
 {
-    if (op <= IR_CONST)
-        return 0;
-    switch (op) {
-    case IR_ADD: case IR_SUB: case IR_MUL: case IR_DIV: case IR_MATMUL: case IR_OUTER:
-    case IR_SOFTMAX_CE: case IR_SIGMOID_BCE:
-        return 2;
-    default:
-        return 1;
-    }
+    return ir_op_info(op)->arity;
 }
 
 /* Operand shapes the op accepts (the result shape is checked separately). */

@@ -98,6 +98,23 @@ int ir_unary_to(IrProgram *p, IrOp op, int a, Shape shape, Loc loc);
 /* The shape of op applied to operands of shapes a and b (b ignored for unary ops;
  * for IR_BROADCAST, IR_EXPAND_LAST and IR_RESHAPE, b is the result shape). */
 Shape ir_infer_shape(IrOp op, Shape a, Shape b);
+/* What an op is: every stage asks here instead of listing ops of a kind itself. */
+typedef enum {
+    IR_KIND_LEAF,   /* input, target, param, const */
+    IR_KIND_UNARY,  /* elementwise, one operand */
+    IR_KIND_BINARY, /* elementwise, two operands of equal shapes or one of rank 0 */
+    IR_KIND_OTHER,  /* products, reshapes, reductions, broadcasts, softmax, fused losses */
+} IrKind;
+typedef struct IrOpInfo {
+    const char *name;
+    IrKind kind;
+    int arity;     /* operands (0 for leaves) */
+    bool num;      /* num is part of the op's meaning (value, exponent, alpha) */
+    bool kink;     /* not differentiable everywhere (relu at 0): --check skips points near one */
+    bool num_arg;  /* printed as the call's last argument: leaky_relu(x, 0.1) */
+    bool helper;   /* only autodiff makes it (a derivative), and it has no derivative itself */
+} IrOpInfo;
+const IrOpInfo *ir_op_info(IrOp op);
 const char *ir_op_name(IrOp op);
 /* Number of operands of op (0 for leaves). */
 int ir_op_arity(IrOp op);

@@ -131,7 +131,7 @@ static void put_call(const Printer *pr, FILE *out, const IrNode *n)
             fputs(", ", out);
         put_operand(pr, out, n->args[i], PREC_TOP);
     }
-    if (n->op == IR_LEAKY_RELU || n->op == IR_LEAKY_STEP) {
+    if (ir_op_info(n->op)->num_arg) {
         fputs(", ", out);
         put_num(out, n->num);
     }

@@ -6,38 +6,52 @@
  * becomes primitive ops here, except the two fused, numerically stable losses. */
 #include "lower.h"
 
+#include <stdint.h>
 #include <string.h>
 
 typedef struct Binding {
-    const void *key; /* a Stmt (named values) or an Expr (loss-call arguments) */
+    const void *key; /* a Stmt (named values) or an Expr (loss-call arguments); NULL: empty */
     int node;
 } Binding;
 
+/* binds: a hash table (open addressing, at most half full), so each use of a name is
+ * found in constant time and lowering stays linear in the model's size. */
 typedef struct Lower {
     IrProgram *p;
     Diag *d;
     Binding *binds;
-    int nbinds, cap;
+    size_t nbinds, cap;
     bool failed;
 } Lower;
 
+static Binding *bind_slot(const Lower *L, const void *key)
+{
+    size_t mask = L->cap - 1;
+    uint64_t h = (uint64_t)(uintptr_t)key * 0x9e3779b97f4a7c15ull;
+    for (size_t i = (size_t)(h >> 32) & mask;; i = (i + 1) & mask)
+        if (!L->binds[i].key || L->binds[i].key == key)
+            return &L->binds[i];
+}
+
 static void bind(Lower *L, const void *key, int node)
 {
-    if (L->nbinds == L->cap) {
-        int cap = L->cap ? 2 * L->cap : 32;
-        L->binds = arena_grow(L->p->arena, L->binds, (size_t)L->cap * sizeof *L->binds,
-                              (size_t)cap * sizeof *L->binds);
-        L->cap = cap;
+    if (2 * (L->nbinds + 1) > L->cap) {
+        Lower old = *L;
+        L->cap = old.cap ? 2 * old.cap : 64;
+        L->binds = arena_alloc(L->p->arena, L->cap * sizeof *L->binds);
+        for (size_t i = 0; i < old.cap; i++)
+            if (old.binds[i].key)
+                *bind_slot(L, old.binds[i].key) = old.binds[i];
     }
-    L->binds[L->nbinds++] = (Binding){key, node};
+    Binding *b = bind_slot(L, key);
+    L->nbinds += !b->key;
+    *b = (Binding){key, node};
 }
 
 static int bound(const Lower *L, const void *key)
 {
-    for (int i = L->nbinds - 1; i >= 0; i--)
-        if (L->binds[i].key == key)
-            return L->binds[i].node;
-    return -1;
+    const Binding *b = L->cap ? bind_slot(L, key) : NULL;
+    return b && b->key ? b->node : -1;
 }
 
 static int fail(Lower *L, Loc loc, const char *what, const char *name)
@@ -221,9 +235,7 @@ static int leaf(Lower *L, const Stmt *s, IrOp op)
 {
     IrProgram *p = L->p;
     IrNode n = {.op = op, .shape = s->shape, .name = s->name, .loc = s->name_loc};
-    if (op == IR_PARAM) {
-        p->params = arena_grow(p->arena, p->params, (size_t)p->nparams * sizeof *p->params,
-                               (size_t)(p->nparams + 1) * sizeof *p->params);
+    if (op == IR_PARAM) { /* p->params was sized by count_params */
         n.index = p->nparams;
         p->params[p->nparams] = (IrParam){.name = s->name, .shape = s->shape, .init = s->init,
                                           .loc = s->name_loc, .node = p->nnodes, .grad = -1};
@@ -271,9 +283,20 @@ static int output_node(const Lower *L, const Model *m)
     return n >= 0 ? n : L->p->loss;
 }
 
+/* The params array is allocated once at its final size: growing it by one per param
+ * left every old copy in the arena, memory quadratic in the param count. */
+static int count_params(const Model *m)
+{
+    int n = 0;
+    for (const Stmt *s = m->stmts; s; s = s->next)
+        n += s->kind == ST_PARAM;
+    return n;
+}
+
 IrProgram *lower_model(const Model *m, Arena *a, Diag *d)
 {
     Lower L = {.p = ir_new(a), .d = d};
+    L.p->params = arena_alloc(a, sizeof *L.p->params * (size_t)(count_params(m) + 1));
     for (const Stmt *s = m->stmts; s && !L.failed; s = s->next)
         lower_stmt(&L, s);
     if (L.failed)

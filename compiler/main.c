@@ -1,8 +1,10 @@
 /* main.c - the nnc command line: read the file, run the stages the flags ask for. */
+#define _DEFAULT_SOURCE /* realpath */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "arena.h"
 #include "autodiff.h"
@@ -28,6 +30,7 @@ static const char *const emit_names[] = {
 
 typedef struct Options {
     const char *input, *out, *model;
+    const char *cpu, *cpu_features; /* --cpu, --cpu-features */
     Emit emit;
     bool run, check, interp;
     int opt_level, real_size;
@@ -46,6 +49,10 @@ static const char usage[] =
     "  -O0 -O1 -O2 -O3       optimisation level (default -O2; -O0 also shows the raw\n"
     "                        chain-rule form in --emit=grad)\n"
     "  --precision=f32|f64   floating-point type of the generated code (default f32)\n"
+    "  --cpu=NAME            the CPU to generate code for: native (default), x86-64,\n"
+    "                        x86-64-v2, x86-64-v3, x86-64-v4, haswell, skylake-avx512,\n"
+    "                        znver3, znver4, ...\n"
+    "  --cpu-features=+a,-b  add or remove CPU features (avx2, fma, avx512f, ...)\n"
     "  -o FILE               output file\n"
     "  --help, --version\n";
 
@@ -102,6 +109,10 @@ static int parse_args(Options *o, int argc, char **argv)
             o->check = true;
         } else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3]) {
             o->opt_level = a[2] - '0';
+        } else if (strncmp(a, "--cpu=", 6) == 0) {
+            o->cpu = a + 6;
+        } else if (strncmp(a, "--cpu-features=", 15) == 0) {
+            o->cpu_features = a + 15;
         } else if (strcmp(a, "--precision=f32") == 0) {
             o->real_size = 4;
         } else if (strcmp(a, "--precision=f64") == 0) {
@@ -121,31 +132,142 @@ static int parse_args(Options *o, int argc, char **argv)
     return -1;
 }
 
-/* The whole file, NUL-terminated; NULL with a message when it cannot be read. */
-static char *read_file(const char *path, size_t *len)
+/* The source as read, and which file it was (for the output-is-input check). */
+typedef struct Input {
+    const char *path;
+    char *text;
+    size_t len;
+    bool regular;
+    dev_t dev;
+    ino_t ino;
+} Input;
+
+/* Sources are small; a limit keeps `nnc /dev/zero` from reading until memory runs out. */
+enum { MAX_SOURCE = 64 << 20 };
+
+static bool too_big(const char *path)
 {
+    fprintf(stderr, "nnc: error: '%s' is larger than %d MB, the most nnc reads\n", path,
+            MAX_SOURCE >> 20);
+    return false;
+}
+
+/* Reads up to MAX_SOURCE + 1 bytes of f into in->text (NUL-terminated). */
+static bool read_all(FILE *f, Input *in)
+{
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    for (size_t got; buf && n <= MAX_SOURCE && (got = fread(buf + n, 1, cap - n, f)) > 0;) {
+        n += got;
+        if (n == cap && cap <= MAX_SOURCE) {
+            cap = 2 * cap > (size_t)MAX_SOURCE + 1 ? (size_t)MAX_SOURCE + 1 : 2 * cap;
+            char *bigger = realloc(buf, cap + 1);
+            if (!bigger)
+                free(buf);
+            buf = bigger;
+        }
+    }
+    if (!buf)
+        arena_out_of_memory();
+    buf[n] = '\0';
+    in->text = buf;
+    in->len = n;
+    return !ferror(f);
+}
+
+/* The whole file; false with a message when it cannot be read or is too big. */
+static bool read_input(const char *path, Input *in)
+{
+    *in = (Input){.path = path};
     FILE *f = fopen(path, "rb");
     if (!f) {
         fprintf(stderr, "nnc: error: cannot open '%s': %s\n", path, strerror(errno));
-        return NULL;
+        return false;
     }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    for (size_t got; buf && (got = fread(buf + n, 1, cap - n, f)) > 0;) {
-        n += got;
-        if (n == cap)
-            buf = realloc(buf, (cap *= 2) + 1);
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0) {
+        in->regular = S_ISREG(st.st_mode);
+        in->dev = st.st_dev;
+        in->ino = st.st_ino;
     }
-    bool bad = ferror(f) || !buf;
+    if (in->regular && st.st_size > MAX_SOURCE) {
+        fclose(f);
+        return too_big(path);
+    }
+    bool ok = read_all(f, in);
+    int err = errno;
     fclose(f);
-    if (bad) {
-        fprintf(stderr, "nnc: error: cannot read '%s'\n", path);
-        free(buf);
-        return NULL;
+    if (!ok)
+        fprintf(stderr, "nnc: error: cannot read '%s': %s\n", path, strerror(err));
+    else if (in->len > MAX_SOURCE)
+        ok = too_big(path);
+    if (!ok) {
+        free(in->text);
+        in->text = NULL;
     }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
+    return ok;
+}
+
+/* ---- where the output goes ---- */
+
+/* "'-o X'" or "'X' (the default output, the model's name)", for messages. */
+static void say_output(const Options *o, const char *path)
+{
+    if (o->out)
+        fprintf(stderr, "nnc: error: '-o %s': ", path);
+    else
+        fprintf(stderr, "nnc: error: '%s' (the default output, from the model's name): ", path);
+}
+
+/* Before any work: the output may be neither a folder nor the source itself (compared as
+ * files when the output exists, as names when it does not). */
+static bool output_ok(const Options *o, const Input *in, const char *path)
+{
+    struct stat st;
+    bool exists = stat(path, &st) == 0;
+    const char *hint = o->out ? "" : "; choose another with -o";
+    if (exists && S_ISDIR(st.st_mode)) {
+        say_output(o, path);
+        fprintf(stderr, "is a directory%s\n", hint);
+        return false;
+    }
+    bool same = exists ? in->regular && st.st_dev == in->dev && st.st_ino == in->ino
+                       : strcmp(path, in->path) == 0;
+    if (same) {
+        say_output(o, path);
+        fprintf(stderr, "is the input file '%s'%s\n", in->path, hint);
+        return false;
+    }
+    return true;
+}
+
+/* Default output names (spec 8): MODEL.o for obj, ./MODEL for exe; text kinds: stdout;
+ * --run, --check and --interp write none. */
+static const char *output_path(const Options *o, const Model *m, Arena *a)
+{
+    if (o->out)
+        return o->out;
+    if (o->run || o->check || o->interp)
+        return NULL;
+    if (o->emit == EMIT_OBJ)
+        return arena_printf(a, "%s.o", m->name);
+    if (o->emit == EMIT_EXE || o->emit == EMIT_NONE)
+        return m->name;
+    return NULL;
+}
+
+/* The input's path with its folder made absolute, for the executable's base_dir: relative
+ * data paths are relative to the .nn file's folder wherever the executable runs (spec 5). */
+static const char *absolute_input(const char *path, Arena *a)
+{
+    const char *slash = strrchr(path, '/');
+    const char *dir = !slash ? "." : slash == path ? "/" : arena_strndup(a, path, (size_t)(slash - path));
+    char *real = realpath(dir, NULL);
+    if (!real)
+        return path;
+    const char *abs = arena_printf(a, "%s/%s", strcmp(real, "/") ? real : "", slash ? slash + 1 : path);
+    free(real);
+    return abs;
 }
 
 /* Runs the text-producing stage `print` into -o FILE (atomically) or stdout. */
@@ -156,7 +278,7 @@ static int emit_text(const Options *o, void (*print)(FILE *, const void *), cons
         return fflush(stdout) == 0 ? 0 : 1;
     }
     OutFile f;
-    if (!outfile_open(&f, o->out))
+    if (!outfile_open(&f, o->out, 0666))
         return 1;
     print(f.f, arg);
     return outfile_commit(&f) ? 0 : 1;
@@ -190,10 +312,35 @@ static void print_grad(FILE *out, const void *arg)
     ir_print(out, s->ir, s->diag, true);
 }
 
+static CgEmit cg_kind(Emit e)
+{
+    switch (e) {
+    case EMIT_LLVM: return CG_EMIT_LLVM;
+    case EMIT_ASM: return CG_EMIT_ASM;
+    case EMIT_OBJ: return CG_EMIT_OBJ;
+    default: return CG_EMIT_EXE;
+    }
+}
+
+/* The model through LLVM: run in memory, or written to out. */
+static int generate(const Options *o, const Input *in, IrProgram *ir, Model *m, Diag *d, Arena *a)
+{
+    CgOptions cg = {.opt_level = o->opt_level, .real_size = o->real_size, .source_path = o->input,
+                    .cpu = o->cpu, .cpu_features = o->cpu_features};
+    if (o->run)
+        return cg_run(ir, m, &cg, d, o->run_argc, o->run_argv);
+    cg.emit = cg_kind(o->emit);
+    cg.out_path = output_path(o, m, a);
+    cg.source_path = absolute_input(in->path, a);
+    return cg_emit(ir, m, &cg, d);
+}
+
 /* Tokens need only the scanner; everything else a checked tree. */
-static int compile(const Options *o, Diag *d, Arena *a)
+static int compile(const Options *o, const Input *in, Diag *d, Arena *a)
 {
     Stage st = {.diag = d};
+    if (o->out && !output_ok(o, in, o->out))
+        return 1;
     if (o->emit == EMIT_TOKENS) {
         int status = emit_text(o, print_tokens, &st);
         return d->nerrors ? 1 : status;
@@ -208,6 +355,12 @@ static int compile(const Options *o, Diag *d, Arena *a)
         return emit_text(o, print_ast, &st);
     Model *m = sema_pick_model(prog, o->model, d);
     if (!m)
+        return 1;
+    const char *out = output_path(o, m, a);
+    if (!o->out && out && !output_ok(o, in, out))
+        return 1;
+    /* --check computes in f64 whatever --precision says */
+    if (!sema_check_inits(m, o->check ? 8 : o->real_size, d))
         return 1;
     IrProgram *ir = lower_model(m, a, d);
     if (!ir)
@@ -226,17 +379,37 @@ static int compile(const Options *o, Diag *d, Arena *a)
         return check_gradients(ir, m, d, stdout);
     if (o->interp)
         return interp_main(ir, m, o->input, o->real_size, o->run_argc, o->run_argv);
-    CgOptions cg = {.opt_level = o->opt_level, .real_size = o->real_size,
-                    .out_path = o->out, .source_path = o->input};
-    if (o->run)
-        return cg_run(ir, m, &cg, d, o->run_argc, o->run_argv);
-    switch (o->emit) {
-    case EMIT_LLVM: cg.emit = CG_EMIT_LLVM; break;
-    case EMIT_ASM: cg.emit = CG_EMIT_ASM; break;
-    case EMIT_OBJ: cg.emit = CG_EMIT_OBJ; break;
-    default: cg.emit = CG_EMIT_EXE; break;
-    }
-    return cg_emit(ir, m, &cg, d);
+    return generate(o, in, ir, m, d, a);
+}
+
+/* ---- memory running out ---- */
+
+/* LLVM allocates with C++ new: without a handler, memory running out there throws a
+ * std::bad_alloc nothing catches, and nnc aborts (SIGABRT). std::set_new_handler and
+ * llvm::install_bad_alloc_error_handler take plain function pointers, so C calls them by
+ * their Itanium C++ ABI names; weak, so a C++ runtime without them changes nothing. */
+typedef void (*NewHandler)(void);
+extern NewHandler _ZSt15set_new_handlerPFvvE(NewHandler) __attribute__((weak));
+extern void _ZN4llvm31install_bad_alloc_error_handlerEPFvPvPKcbES0_(
+    void (*)(void *, const char *, bool), void *) __attribute__((weak));
+
+static void on_new_failure(void)
+{
+    arena_out_of_memory();
+}
+
+static void on_llvm_bad_alloc(void *data, const char *reason, bool crash_diag)
+{
+    (void)data, (void)reason, (void)crash_diag;
+    arena_out_of_memory();
+}
+
+static void handle_out_of_memory(void)
+{
+    if (_ZSt15set_new_handlerPFvvE)
+        _ZSt15set_new_handlerPFvvE(on_new_failure);
+    if (_ZN4llvm31install_bad_alloc_error_handlerEPFvPvPKcbES0_)
+        _ZN4llvm31install_bad_alloc_error_handlerEPFvPvPKcbES0_(on_llvm_bad_alloc, NULL);
 }
 
 int main(int argc, char **argv)
@@ -245,17 +418,17 @@ int main(int argc, char **argv)
     int status = parse_args(&o, argc, argv);
     if (status >= 0)
         return status;
-    size_t len;
-    char *text = read_file(o.input, &len);
-    if (!text)
+    handle_out_of_memory();
+    Input in;
+    if (!read_input(o.input, &in))
         return 1;
     Diag d;
-    diag_init(&d, o.input, text, len);
+    diag_init(&d, o.input, in.text, in.len);
     Arena *a = arena_new();
-    status = compile(&o, &d, a);
+    status = compile(&o, &in, &d, a);
     if (d.nerrors && status == 0)
         status = 1;
     arena_free(a);
-    free(text);
+    free(in.text);
     return status;
 }

@@ -7,17 +7,21 @@
 
 #include "sema_priv.h"
 
-static bool unique_models(Program *p, Diag *d)
+/* A name table of the models, so a file of many models is checked in linear time. */
+static bool unique_models(Sema *s, Model *const *models, int n)
 {
+    SemaScope seen = {0};
     bool ok = true;
-    for (Model *m = p->models; m; m = m->next)
-        for (Model *o = p->models; o != m; o = o->next)
-            if (strcmp(o->name, m->name) == 0) {
-                diag_error(d, m->name_loc, "model '%s' is already defined on line %d", m->name,
-                           o->loc.line);
-                ok = false;
-                break;
-            }
+    for (int i = 0; i < n; i++) {
+        const SemaEntry *e = sema_scope_get(&seen, models[i]->name);
+        if (e) {
+            diag_error(s->diag, models[i]->name_loc, "model '%s' is already defined on line %d",
+                       models[i]->name, models[e->order - 1]->loc.line);
+            ok = false;
+        } else {
+            sema_scope_put(s, &seen, models[i]->name, NULL, true); /* order: i + 1 */
+        }
+    }
     return ok;
 }
 
@@ -33,10 +37,13 @@ bool sema_check(Program *p, Arena *a, Diag *d)
     for (Model *m = p->models; m; m = m->next)
         n++;
     bool *ok = arena_alloc(a, sizeof *ok * (size_t)n);
+    Model **models = arena_alloc(a, sizeof *models * (size_t)n);
     n = 0;
-    for (Model *m = p->models; m; m = m->next)
+    for (Model *m = p->models; m; m = m->next) {
+        models[n] = m;
         ok[n++] = sema_model(&s, m);
-    unique_models(p, d);
+    }
+    unique_models(&s, models, n);
     for (Train *t = p->trains; t; t = t->next)
         sema_train(&s, p, t, ok);
     return d->nerrors == errors;
@@ -50,14 +57,36 @@ static Model *find(Program *p, const char *name)
     return NULL;
 }
 
-/* "'a', 'b' and 'c'" */
+enum { LISTED_MODELS = 8 };
+
+/* "'a', 'b' and 'c'", or past LISTED_MODELS names "'a', ..., 'h' and 12 more": written
+ * into one buffer (a printf per name would copy the growing list each time). */
 static const char *name_list(Program *p, Arena *a)
 {
-    const char *list = "";
+    int n = 0;
+    size_t len = 32;
+    for (Model *m = p->models; m; m = m->next, n++)
+        len += n < LISTED_MODELS ? strlen(m->name) + 8 : 0;
+    char *buf = arena_alloc(a, len), *at = buf;
+    int i = 0;
+    for (Model *m = p->models; m && i < LISTED_MODELS; m = m->next, i++)
+        at += sprintf(at, "%s'%s'", i == 0 ? "" : i + 1 == n ? " and " : ", ", m->name);
+    if (n > LISTED_MODELS)
+        sprintf(at, " and %d more", n - LISTED_MODELS);
+    return buf;
+}
+
+/* Every model's name, for "did you mean". */
+static const char **all_names(Program *p, Arena *a, int *n)
+{
+    *n = 0;
     for (Model *m = p->models; m; m = m->next)
-        list = arena_printf(a, "%s%s'%s'", list,
-                            m == p->models ? "" : m->next ? ", " : " and ", m->name);
-    return list;
+        ++*n;
+    const char **names = arena_alloc(a, sizeof *names * (size_t)*n);
+    int i = 0;
+    for (Model *m = p->models; m; m = m->next)
+        names[i++] = m->name;
+    return names;
 }
 
 Model *sema_pick_model(Program *p, const char *name, Diag *d)
@@ -65,10 +94,8 @@ Model *sema_pick_model(Program *p, const char *name, Diag *d)
     Arena *a = arena_new();
     Model *m = NULL;
     if (name && !(m = find(p, name))) {
-        const char *names[64];
-        int n = 0;
-        for (Model *k = p->models; k && n < 64; k = k->next)
-            names[n++] = k->name;
+        int n;
+        const char **names = all_names(p, a, &n);
         const char *near = sema_closest(name, names, n);
         diag_error(d, (Loc){0, 0}, "no model named '%s' (the file has %s)%s", name,
                    name_list(p, a), near ? arena_printf(a, "; did you mean '%s'?", near) : "");

@@ -1,8 +1,10 @@
 /* sema_model.c - the statements of one model: declarations and their shapes, initialisers,
  * single assignment, the input/target/loss/output rules, and the default output. */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
+#include "sema.h"
 #include "sema_priv.h"
 
 void sema_define(Sema *s, Stmt *st, bool ok)
@@ -137,6 +139,60 @@ static bool init(Sema *s, Stmt *st)
         return false;
     }
     return true;
+}
+
+/* ---- initialisers at the chosen precision ---- */
+
+/* The largest |z| of the runtime's normal draws: Box-Muller with u1 >= 2^-53 reaches
+ * sqrt(-2 ln 2^-53) = 8.5718 (runtime/rt_rng.c). */
+static const double NORMAL_Z_MAX = 8.572;
+
+/* The largest magnitude an initialiser's values reach (computed in f64 as the runtime
+ * does); infinite when computing them overflows. xavier and he stay below 13. */
+static double init_reach(Init in)
+{
+    switch (in.kind) {
+    case INIT_CONST: return fabs(in.a);
+    case INIT_UNIFORM: return isfinite(in.b - in.a) ? fmax(fabs(in.a), fabs(in.b)) : INFINITY;
+    case INIT_NORMAL: return fabs(in.a) + NORMAL_Z_MAX * in.b;
+    default: return 0;
+    }
+}
+
+static bool init_fits(const Stmt *st, int real_size, Diag *d)
+{
+    double max = real_size == 4 ? FLT_MAX : DBL_MAX, reach = init_reach(st->init);
+    if (reach <= max)
+        return true;
+    const char *prec = real_size == 4 ? "f32" : "f64";
+    const Init in = st->init;
+    Loc loc = st->init_expr ? st->init_expr->loc : st->name_loc;
+    if (in.kind == INIT_CONST)
+        diag_error(d, loc, "const(%g) makes '%s' infinite: the largest %s value is %g%s", in.a,
+                   st->name, prec, max, real_size == 4 ? " (--precision=f64 holds more)" : "");
+    else if (in.kind == INIT_UNIFORM && !isfinite(in.b - in.a))
+        diag_error(d, loc, "uniform(%g, %g) makes '%s' infinite: its width b - a overflows",
+                   in.a, in.b, st->name);
+    else if (in.kind == INIT_UNIFORM)
+        diag_error(d, loc, "uniform(%g, %g) makes '%s' infinite: the largest %s value is %g",
+                   in.a, in.b, st->name, prec, max);
+    else if (!isfinite(reach))
+        diag_error(d, loc, "normal(%g, %g) can make '%s' infinite: its values reach |mean| + "
+                   "%.2f std, which overflows", in.a, in.b, st->name, NORMAL_Z_MAX);
+    else
+        diag_error(d, loc, "normal(%g, %g) can make '%s' infinite: its values reach |mean| + "
+                   "%.2f std = %g, beyond the largest %s value %g", in.a, in.b, st->name,
+                   NORMAL_Z_MAX, reach, prec, max);
+    return false;
+}
+
+bool sema_check_inits(const Model *m, int real_size, Diag *d)
+{
+    bool ok = true;
+    for (const Stmt *st = m->stmts; st; st = st->next)
+        if (st->kind == ST_PARAM)
+            ok = init_fits(st, real_size, d) && ok;
+    return ok;
 }
 
 /* ---- statements ---- */

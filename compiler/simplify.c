@@ -19,6 +19,27 @@
 /* One pass normally reaches the fixed point; the rest is a safety net. */
 enum { SIMP_MAX_PASSES = 8, SIMP_MAX_DEPTH = 64 };
 
+/* Per pass, the names adjoints collect. A node may merge thousands of adjoints (a chain of
+ * adds passes one gradient along), so each step is O(1): a hash set of the (dst id, name)
+ * pairs seen, and per dst id the capacity of an alias array this pass made (0: none, or one
+ * shared with another node, to be copied before it grows). */
+typedef struct AliasKey {
+    const char *name;
+    int id;
+} AliasKey;
+
+typedef struct AliasNode {
+    int cap;
+    bool in_set; /* the node's names are in the set */
+} AliasNode;
+
+typedef struct AliasBook {
+    AliasKey *set; /* open addressing, name NULL = empty */
+    size_t cap, count;
+    AliasNode *nodes;
+    size_t nnodes;
+} AliasBook;
+
 typedef struct Simp {
     const IrProgram *src;
     IrProgram *dst;
@@ -28,6 +49,7 @@ typedef struct Simp {
     const IrNode *cur; /* the src node being rebuilt: nodes made for it take its loc, rule, grad */
     int depth;         /* of rule applications within one src node */
     bool changed;
+    AliasBook book;
 } Simp;
 
 static int simp_node(Simp *S, IrNode n);
@@ -46,7 +68,7 @@ static bool commutes(IrOp op)
 
 static bool uses_num(IrOp op)
 {
-    return op == IR_CONST || op == IR_POW || op == IR_LEAKY_RELU || op == IR_LEAKY_STEP;
+    return ir_op_info(op)->num;
 }
 
 /* The operands as CSE compares them: a commutative op's sorted, so a*b meets b*a. */
@@ -114,9 +136,7 @@ static void table_grow(Simp *S)
     int *old = S->table;
     size_t oldcap = S->tcap;
     S->tcap = oldcap ? 2 * oldcap : 256;
-    S->table = malloc(S->tcap * sizeof *S->table);
-    if (!S->table)
-        abort();
+    S->table = arena_xcalloc(S->tcap, sizeof *S->table);
     memset(S->table, 0xff, S->tcap * sizeof *S->table); /* all -1 */
     for (size_t i = 0; i < oldcap; i++)
         if (old[i] >= 0)
@@ -470,13 +490,12 @@ static int rw_reshape(Simp *S, const IrNode *n)
 
 static int rewrite(Simp *S, const IrNode *n)
 {
+    switch (ir_op_info(n->op)->kind) {
+    case IR_KIND_UNARY: return rw_unary(S, n);
+    case IR_KIND_BINARY: return rw_binary(S, n);
+    default: break;
+    }
     switch (n->op) {
-    case IR_NEG: case IR_EXP: case IR_LOG: case IR_SQRT: case IR_ABS: case IR_SIGMOID:
-    case IR_TANH: case IR_RELU: case IR_SOFTPLUS: case IR_LEAKY_RELU: case IR_POW:
-    case IR_STEP: case IR_LEAKY_STEP: case IR_SIGN:
-        return rw_unary(S, n);
-    case IR_ADD: case IR_SUB: case IR_MUL: case IR_DIV:
-        return rw_binary(S, n);
     case IR_MATMUL: case IR_OUTER:
         return rw_product(S, n);
     case IR_TRANSPOSE:
@@ -536,33 +555,91 @@ static void take_forward_name(IrNode *s, const IrNode *o)
         s->name = o->name;
 }
 
-static bool goes_by(const IrNode *s, const char *name)
+static uint64_t alias_hash(const char *name, int id)
 {
-    if (strcmp(s->name, name) == 0)
-        return true;
-    for (int i = 0; i < s->naliases; i++)
-        if (strcmp(s->aliases[i], name) == 0)
-            return true;
-    return false;
+    uint64_t h = (uint32_t)id;
+    for (const unsigned char *c = (const unsigned char *)name; *c; c++)
+        h = (h ^ *c) * 0x100000001b3ull;
+    return mix(h, 0);
 }
 
-/* Appends name to s's aliases; the array is copied, as other nodes may share it. */
-static void add_alias(Arena *a, IrNode *s, const char *name)
+static AliasKey *alias_slot(const AliasBook *b, const char *name, int id)
 {
-    if (goes_by(s, name))
+    size_t mask = b->cap - 1;
+    for (size_t i = alias_hash(name, id) & mask;; i = (i + 1) & mask)
+        if (!b->set[i].name || (b->set[i].id == id && strcmp(b->set[i].name, name) == 0))
+            return &b->set[i];
+}
+
+/* Adds (id, name) to the set; false when it was there. */
+static bool alias_insert(AliasBook *b, const char *name, int id)
+{
+    if (2 * (b->count + 1) > b->cap) {
+        AliasBook old = *b;
+        b->cap = old.cap ? 2 * old.cap : 256;
+        b->set = arena_xcalloc(b->cap, sizeof *b->set);
+        for (size_t i = 0; i < old.cap; i++)
+            if (old.set[i].name)
+                *alias_slot(b, old.set[i].name, old.set[i].id) = old.set[i];
+        free(old.set);
+    }
+    AliasKey *k = alias_slot(b, name, id);
+    if (k->name)
+        return false;
+    *k = (AliasKey){name, id};
+    b->count++;
+    return true;
+}
+
+/* Dst node id's bookkeeping, the table grown to hold it. */
+static AliasNode *alias_node(AliasBook *b, int id)
+{
+    if ((size_t)id >= b->nnodes) {
+        size_t n = b->nnodes ? b->nnodes : 64;
+        while (n <= (size_t)id)
+            n *= 2;
+        AliasNode *t = arena_xcalloc(n, sizeof *t);
+        if (b->nnodes)
+            memcpy(t, b->nodes, b->nnodes * sizeof *t);
+        free(b->nodes);
+        b->nodes = t;
+        b->nnodes = n;
+    }
+    return &b->nodes[id];
+}
+
+/* Appends name to named dst node id's aliases unless it goes by it already. An array
+ * another node may share (from src, or handed over by take_adjoint_name) is copied
+ * first; one this pass made grows in place. */
+static void add_alias(Simp *S, int id, const char *name)
+{
+    IrNode *s = &S->dst->nodes[id];
+    AliasNode *an = alias_node(&S->book, id);
+    if (!an->in_set) {
+        alias_insert(&S->book, s->name, id);
+        for (int i = 0; i < s->naliases; i++)
+            alias_insert(&S->book, s->aliases[i], id);
+        an->in_set = true;
+    }
+    if (!alias_insert(&S->book, name, id))
         return;
-    const char **v = arena_alloc(a, (size_t)(s->naliases + 1) * sizeof *v);
-    if (s->naliases)
-        memcpy(v, s->aliases, (size_t)s->naliases * sizeof *v);
-    v[s->naliases++] = name;
-    s->aliases = v;
+    if (s->naliases >= an->cap) { /* cap 0: shared, or none */
+        int n = s->naliases ? 2 * s->naliases : 4;
+        const char **v = arena_alloc(S->dst->arena, (size_t)n * sizeof *v);
+        if (s->naliases)
+            memcpy(v, s->aliases, (size_t)s->naliases * sizeof *v);
+        s->aliases = v;
+        an->cap = n;
+    }
+    s->aliases[s->naliases++] = name;
 }
 
 /* Adjoints: the name a line shows must be the one its note describes. The first named src
  * node to land on s names it and brings its rule and loc along (s may be a nameless helper
  * made for another step); the names of later ones become aliases, in src order. */
-static void take_adjoint_name(Simp *S, IrNode *s, const IrNode *o)
+static void take_adjoint_name(Simp *S, int id, const IrNode *o)
 {
+    IrNode *s = &S->dst->nodes[id];
     if (!o->name)
         return;
     if (!s->name) {
@@ -571,11 +648,12 @@ static void take_adjoint_name(Simp *S, IrNode *s, const IrNode *o)
         s->loc = o->loc;
         s->aliases = o->aliases;
         s->naliases = o->naliases;
+        *alias_node(&S->book, id) = (AliasNode){0}; /* shares o's array; names not in the set */
         return;
     }
-    add_alias(S->dst->arena, s, o->name);
+    add_alias(S, id, o->name);
     for (int i = 0; i < o->naliases; i++)
-        add_alias(S->dst->arena, s, o->aliases[i]);
+        add_alias(S, id, o->aliases[i]);
 }
 
 /* r is the survivor of src node o. Forward values never take a backward name; constants
@@ -587,7 +665,7 @@ static void take_name(Simp *S, int r, const IrNode *o)
     if (const_of(S, r, &v) || (!s->grad && o->grad))
         return;
     if (s->grad)
-        take_adjoint_name(S, s, o);
+        take_adjoint_name(S, r, o);
     else
         take_forward_name(s, o);
 }
@@ -652,10 +730,8 @@ static void mark(bool *live, int id)
 static bool dce(IrProgram *q)
 {
     int n = q->nnodes;
-    bool *live = calloc((size_t)n + 1, sizeof *live);
-    int *map = malloc(((size_t)n + 1) * sizeof *map);
-    if (!live || !map)
-        abort();
+    bool *live = arena_xcalloc((size_t)n + 1, sizeof *live);
+    int *map = arena_xcalloc((size_t)n + 1, sizeof *map);
     mark(live, q->input), mark(live, q->target), mark(live, q->loss), mark(live, q->output);
     for (int i = 0; i < q->nparams; i++)
         mark(live, q->params[i].node), mark(live, q->params[i].grad);
@@ -685,9 +761,7 @@ static bool dce(IrProgram *q)
 static IrProgram *simp_pass(const IrProgram *p, bool *changed)
 {
     Simp S = {.src = p, .dst = ir_new(p->arena)};
-    S.map = malloc(((size_t)p->nnodes + 1) * sizeof *S.map);
-    if (!S.map)
-        abort();
+    S.map = arena_xcalloc((size_t)p->nnodes + 1, sizeof *S.map);
     int nforward = p->nforward < p->nnodes ? p->nforward : p->nnodes;
     for (int i = 0; i < nforward; i++)
         rebuild_node(&S, i);
@@ -698,6 +772,8 @@ static IrProgram *simp_pass(const IrProgram *p, bool *changed)
     strip_const_names(&S);
     free(S.map);
     free(S.table);
+    free(S.book.set);
+    free(S.book.nodes);
     bool removed = dce(S.dst);
     *changed = S.changed || removed;
     return S.dst;

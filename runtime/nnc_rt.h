@@ -71,6 +71,9 @@ typedef struct NncModelDesc {
     /* For trainers living in the nnc process (nnc --interp): their own state, found again
      * through nnc_rt_model(run)->ctx. NULL in generated code. */
     const void *ctx;
+    /* The CPU features the generated code was compiled for (LLVM's names, comma-separated),
+     * checked before it runs. */
+    const char *cpu_features;
 } NncModelDesc;
 
 /* ---- called by generated code ---- */
@@ -117,6 +120,15 @@ int nnc_rt_batch_end(NncRun *run, int b, double loss_sum, const void *pred, int 
  * gradient holds a NaN or an infinity, -1 none. The gradient buffers are then read only
  * when --log sums them for the gradient norms. */
 int nnc_rt_batch_end_checked(NncRun *run, int b, double loss_sum, const void *pred, int n, int bad);
+/* The last good weights are kept: before the optimizer step, nnc_rt_batch_end* also stops
+ * (1) when the step would make a weight or an optimizer state NaN or infinite. Code that
+ * checks its own gradients writes each param's max |g| of the batch's mean gradient (or an
+ * upper bound) to nnc_rt_gmax(run)[i] before nnc_rt_batch_end_checked. Code that would apply
+ * the update itself asks nnc_rt_update_safe first (after its gradient checks passed):
+ * 1, and it must apply it; 0, and it leaves the update to the optimizer step after
+ * nnc_rt_batch_end_checked. */
+double *nnc_rt_gmax(NncRun *run);
+int nnc_rt_update_safe(NncRun *run);
 void nnc_rt_epoch_end(NncRun *run, int epoch);
 
 /* ---- shared with the compiler (nnc links this library too, for --check and --run) ---- */
@@ -137,6 +149,9 @@ typedef struct NncData {
 int nnc_load_data(const NncSourceDesc *src, const char *base_dir, int in_size, int tgt_size,
                   int real_size, NncData *out);
 void nnc_free_data(NncData *d);
+
+/* Whether the runtime can check CPU feature `name` (LLVM's name: avx2, avx512f, ...). */
+int nnc_cpu_feature_known(const char *name);
 
 /* ---- the entry point: the executable's main() and `nnc --run` call this ---- */
 /* argv[0] is the program's name, as main() gets it; the flags follow. Returns the exit

@@ -43,15 +43,31 @@ static int parse_int(const char *s, long long lo, long long *out)
     return 0;
 }
 
+/* The spec's seed >= 0: strtoll's range, so that the model's seed (long long) holds it. */
 static int parse_seed(const char *s, unsigned long long *out)
 {
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (end == s || *end || errno)
+    if (end == s || *end || errno || v < 0)
         return -1;
     *out = (unsigned long long)v;
     return 0;
+}
+
+/* More threads than cores only take turns on them: the pool's jobs split into more, smaller
+ * slices and run no faster. Four a core still lets a small machine run the thread counts the
+ * determinism tests compare (1 to 3, also on one core), while a slip such as --threads 3000
+ * no longer starts thousands of threads and their stacks. */
+static void cap_threads(RtOptions *o)
+{
+    int cores = rt_default_threads(), most = 4 * cores;
+    if (o->threads <= most)
+        return;
+    if (!o->quiet)
+        rt_note(o->prog, "--threads %d is more than 4 a core (%d core%s online): using %d",
+                o->threads, cores, cores == 1 ? "" : "s", most);
+    o->threads = most;
 }
 
 /* Value-taking flags: their values land here. */
@@ -78,7 +94,7 @@ static int set_value(RtOptions *o, const char *flag, const char *v)
         o->threads = (int)n;
     } else if (strcmp(flag, "--seed") == 0) {
         if (parse_seed(v, &o->seed))
-            return rt_error(o->prog, "--seed: '%s' is not an integer", v), 1;
+            return rt_error(o->prog, "--seed: '%s' is not an integer >= 0", v), 1;
     } else {
         const char **slot = strcmp(flag, "--data") == 0 ? &o->data
                           : strcmp(flag, "--test") == 0 ? &o->test
@@ -137,6 +153,7 @@ int rt_parse_args(RtOptions *o, int argc, char **argv, const NncModelDesc *m)
             return 1;
         }
     }
+    cap_threads(o);
     return -1;
 }
 

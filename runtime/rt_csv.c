@@ -3,6 +3,7 @@
  * 1 as in the file, the header being line 1; blank lines are skipped. The file may be
  * gzipped. */
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,26 +54,51 @@ static int count_fields(const char *s)
     return n;
 }
 
+/* The field's text for a message: up to its comma, at most 40 bytes, trimmed. */
+static int field_len(const char *start)
+{
+    int len = 0;
+    while (start[len] && start[len] != ',' && len < 40)
+        len++;
+    while (len > 0 && isspace((unsigned char)start[len - 1]))
+        len--;
+    return len;
+}
+
+/* Whether a finite-looking number overflowed the model's reals: strtod's ERANGE beyond
+ * f64, or a value that rounds to an infinity in f32. */
+static int beyond_range(double v, int range_error, int rs)
+{
+    if (range_error && fabs(v) == HUGE_VAL)
+        return 1;
+    return rs == 4 && isfinite(v) && isinf((float)v);
+}
+
 /* Parses one field starting at *s, leaving *s after its comma. */
 static int parse_field(CsvCtx *c, char **s, int col, double *v)
 {
     char *start = *s, *end;
     while (*start == ' ' || *start == '\t')
         start++;
+    errno = 0;
     *v = strtod(start, &end);
+    int range_error = errno == ERANGE;
     char *after = end;
     while (*after == ' ' || *after == '\t' || *after == '\r')
         after++;
+    int len = field_len(start), rs = c->out->real_size;
+    char text[4 * 40 + 1];
+    rt_printable(text, sizeof text, start, (size_t)len);
+    if (end != start && (*after == ',' || *after == 0) && beyond_range(*v, range_error, rs)) {
+        rt_data_error(c->path, c->line, "number '%s' in column %d is beyond the range of f%d "
+                      "(the model's precision)", text, col, rs * 8);
+        return -1;
+    }
     if (end == start || (*after != ',' && *after != 0) || !isfinite(*v)) {
-        int len = 0;
-        while (start[len] && start[len] != ',' && len < 40)
-            len++;
-        while (len > 0 && isspace((unsigned char)start[len - 1]))
-            len--;
         if (len == 0)
             rt_data_error(c->path, c->line, "missing value in column %d", col);
         else
-            rt_data_error(c->path, c->line, "bad number '%.*s' in column %d", len, start, col);
+            rt_data_error(c->path, c->line, "bad number '%s' in column %d", text, col);
         return -1;
     }
     *s = *after == ',' ? after + 1 : after;
@@ -158,7 +184,7 @@ int rt_load_csv(const NncSourceDesc *src, const char *path, int in_size, int tgt
         return -1;
     }
     size_t len;
-    char *buf = (char *)rt_read_file(path, &len);
+    char *buf = (char *)rt_read_data(path, &len);
     if (!buf)
         return -1;
     if (memchr(buf, 0, len)) {

@@ -3,6 +3,7 @@
  * of dims, then each dim as a big-endian u32; the data follows. Images become floats in
  * [0, 1] filling the input whatever its shape, if the element counts agree; labels are
  * class indices, one-hot encoded to the target's size. Messages give byte offsets. */
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "rt_internal.h"
@@ -13,7 +14,9 @@ typedef struct Idx {
     size_t len;
     int ndims;
     unsigned dims[8];
-    size_t data_at, count, per; /* count: dims[0]; per: product of the others */
+    size_t data_at, count;
+    uint64_t per, total; /* per: product of dims[1..]; total: count * per */
+    int per_over, total_over; /* the product passed 2^64 - 1 (then 0) */
 } Idx;
 
 static unsigned be32(const unsigned char *p)
@@ -21,11 +24,72 @@ static unsigned be32(const unsigned char *p)
     return (unsigned)p[0] << 24 | (unsigned)p[1] << 16 | (unsigned)p[2] << 8 | p[3];
 }
 
+/* a * b, for factors that are not 0; sets *over, and gives 0, when that passes 2^64 - 1
+ * (or *over is already set). */
+static uint64_t mul_checked(uint64_t a, uint64_t b, int *over)
+{
+    if (*over || a > UINT64_MAX / b) {
+        *over = 1;
+        return 0;
+    }
+    return a * b;
+}
+
+/* "AxBxC" of dims[from..]. */
+static void dims_text(const Idx *f, int from, char *buf, size_t cap)
+{
+    int at = 0;
+    buf[0] = 0;
+    for (int i = from; i < f->ndims && (size_t)at < cap; i++)
+        at += snprintf(buf + at, cap - (size_t)at, "%s%u", i > from ? "x" : "", f->dims[i]);
+}
+
+/* The header's dims and their products: 0 exactly when a factor is 0, however large the
+ * others. */
+static void read_dims(Idx *f)
+{
+    int zero = 0;
+    for (int i = 0; i < f->ndims; i++) {
+        f->dims[i] = be32(f->buf + 4 + 4 * i);
+        zero |= i > 0 && f->dims[i] == 0;
+    }
+    f->count = f->dims[0];
+    f->per = zero ? 0 : 1;
+    f->per_over = 0;
+    for (int i = 1; i < f->ndims && !zero; i++)
+        f->per = mul_checked(f->per, f->dims[i], &f->per_over);
+    f->total_over = f->per_over && f->count != 0;
+    f->total = zero || f->count == 0 ? 0 : mul_checked(f->count, f->per, &f->total_over);
+}
+
+/* Checks that the data is as long as the header says. */
+static int check_size(const Idx *f)
+{
+    size_t have = f->len - f->data_at;
+    if (f->total_over || f->total > have) {
+        char dims[128];
+        dims_text(f, 0, dims, sizeof dims);
+        if (f->total_over)
+            rt_data_error(f->path, 0, "offset %zu: the file ends before the data its header "
+                          "promises: %s bytes, more than 2^64", f->len, dims);
+        else
+            rt_data_error(f->path, 0, "offset %zu: the file ends before the %llu bytes of data its "
+                          "header promises (%s)", f->len, (unsigned long long)f->total, dims);
+        return -1;
+    }
+    if (f->total < have) {
+        rt_data_error(f->path, 0, "offset %zu: %zu bytes follow the data the header describes",
+                      f->data_at + (size_t)f->total, have - (size_t)f->total);
+        return -1;
+    }
+    return 0;
+}
+
 /* Reads and checks the header and the file's size. */
 static int idx_open(Idx *f, const char *path, const char *what)
 {
     f->path = path;
-    f->buf = rt_read_file(path, &f->len);
+    f->buf = rt_read_data(path, &f->len);
     if (!f->buf)
         return -1;
     if (f->len < 4 || f->buf[0] || f->buf[1] || f->buf[2] != 0x08) {
@@ -44,45 +108,28 @@ static int idx_open(Idx *f, const char *path, const char *what)
         rt_data_error(path, 0, "offset %zu: the file ends inside its header", f->len);
         return -1;
     }
-    f->per = 1;
-    size_t total = 1; /* capped: a product past the file's size is wrong anyway */
-    for (int i = 0; i < f->ndims; i++) {
-        f->dims[i] = be32(f->buf + 4 + 4 * i);
-        if (i > 0 && f->per <= f->len)
-            f->per *= f->dims[i];
-        if (total <= f->len)
-            total *= f->dims[i];
-    }
-    f->count = f->dims[0];
-    if (total > f->len - f->data_at) {
-        rt_data_error(path, 0, "offset %zu: the file ends before the %.0f bytes of data its "
-                      "header promises", f->len, (double)f->count * (double)f->per);
-        return -1;
-    }
-    if (total < f->len - f->data_at) {
-        rt_data_error(path, 0, "offset %zu: %zu bytes follow the data the header describes",
-                      f->data_at + total, f->len - f->data_at - total);
-        return -1;
-    }
-    return 0;
+    read_dims(f);
+    return check_size(f);
 }
 
 static int check_images(const Idx *f, int in_size)
 {
-    if ((size_t)in_size == f->per && f->count <= 0x7fffffff)
+    if (!f->per_over && f->per == (uint64_t)in_size && f->count <= 0x7fffffff)
         return 0;
-    char shape[128] = "1";
-    int at = 0;
-    for (int i = 1; i < f->ndims; i++)
-        at += snprintf(shape + at, sizeof shape - (size_t)at, "%s%u", i > 1 ? "x" : "", f->dims[i]);
+    char shape[128], values[48];
+    dims_text(f, 1, shape, sizeof shape);
+    if (f->per_over)
+        snprintf(values, sizeof values, "more than 2^64");
+    else
+        snprintf(values, sizeof values, "%llu", (unsigned long long)f->per);
     if (f->count > 0x7fffffff)
         rt_data_error(f->path, 0, "offset 4: %zu images are too many", f->count);
     else if (f->ndims > 2)
-        rt_data_error(f->path, 0, "offset 8: each image has %s = %zu values, but the input has %d",
-                      shape, f->per, in_size);
+        rt_data_error(f->path, 0, "offset 8: each image has %s = %s values, but the input has %d",
+                      shape, values, in_size);
     else
-        rt_data_error(f->path, 0, "offset %d: each image has %zu value%s, but the input has %d",
-                      f->ndims == 1 ? 3 : 8, f->per, f->per == 1 ? "" : "s", in_size);
+        rt_data_error(f->path, 0, "offset %d: each image has %s value%s, but the input has %d",
+                      f->ndims == 1 ? 3 : 8, values, f->per == 1 ? "" : "s", in_size);
     return -1;
 }
 
@@ -102,7 +149,7 @@ static int check_labels(const Idx *img, const Idx *lab)
 
 static int fill(NncData *out, const Idx *img, const Idx *lab, int tgt_size)
 {
-    size_t nx = img->count * img->per;
+    size_t nx = (size_t)img->total;
     for (size_t i = 0; i < nx; i++)
         rt_set(out->x, i, out->real_size, img->buf[img->data_at + i] / 255.0);
     if (tgt_size == 0)

@@ -40,11 +40,30 @@ void rt_set(void *buf, size_t i, int real_size, double v);
 double rt_now(void);                    /* monotonic seconds */
 /* base_dir/path unless path is absolute or base_dir is NULL, empty or "."; malloc'd. */
 char *rt_join(const char *base_dir, const char *path);
-/* The whole file, decompressed when gzipped (zlib reads plain files too); malloc'd with a
- * NUL after the end. NULL with a message naming the file when it cannot be read. */
-unsigned char *rt_read_file(const char *path, size_t *len);
+/* The whole file, decompressed when gz and gzipped (zlib reads plain files too); malloc'd
+ * with a NUL after the end. Regular files and pipes only: a device such as /dev/zero never
+ * ends. More than max bytes: "too large: more than MAX bytes, LIMIT". NULL with a message
+ * naming the file when it cannot be read, also when gzip data is cut short. */
+unsigned char *rt_read_file(const char *path, size_t max, int gz, const char *limit, size_t *len);
+/* A data file (csv, idx) with rt_read_file: gzipped or not, at most the machine's memory. */
+unsigned char *rt_read_data(const char *path, size_t *len);
+/* n bytes of a file's text for a message, in cap bytes: control bytes, backslashes and
+ * non-ASCII bytes as \xNN, so that a file cannot write to the terminal through us. */
+void rt_printable(char *dst, size_t cap, const char *src, size_t n);
+/* PATH.tmpPID: where a save writes before renaming into place; malloc'd, NULL. */
+char *rt_temp_name(const char *path);
+/* Before any work, whether path can be written: not a folder, and its folder takes a new
+ * file (a probe, created and removed, finds what access() does not: a read-only file
+ * system, a missing folder, root in a folder it may not write). -1 after a message. */
+int rt_check_writable(const char *path);
+/* Where writing `path` goes: the file its symbolic links finally name (malloc'd), and
+ * *direct = 1 when that is a device, a pipe or a socket, which is written through rather
+ * than replaced by a renamed temporary. */
+char *rt_output_target(const char *path, int *direct);
 /* "PROG: error: MSG" on stderr. */
 void rt_error(const char *prog, const char *fmt, ...) RT_PRINTF(2, 3);
+/* "PROG: note: MSG" on stderr: a flag's value was changed, the run goes on. */
+void rt_note(const char *prog, const char *fmt, ...) RT_PRINTF(2, 3);
 /* "FILE:ROW: error: MSG" (row > 0) or "FILE: error: MSG" on stderr. */
 void rt_data_error(const char *file, long row, const char *fmt, ...) RT_PRINTF(3, 4);
 
@@ -64,8 +83,10 @@ int rt_data_has_accuracy(const NncData *d);
 
 /* ---- rt_npz.c ---- */
 
-/* Writes every param to path (via a temporary, renamed into place). 0 or -1 with a message. */
-int rt_npz_save(const char *path, const NncModelDesc *m, void *const *params);
+/* Writes every param to path (via a temporary, renamed into place). 0 or -1 with a message.
+ * guard: a SIGINT, SIGTERM or SIGHUP during the save removes the temporary, then acts as
+ * before (the executable's saves; a library saving in threads must leave signals alone). */
+int rt_npz_save(const char *path, const NncModelDesc *m, void *const *params, int guard);
 /* Reads every param from path, converting f32/f64 to the model's real type. */
 int rt_npz_load(const char *path, const NncModelDesc *m, void *const *params);
 
@@ -100,6 +121,24 @@ void rt_pool_free(RtPool *p); /* stops and joins the workers; NULL is fine */
 void rt_parallel_copy(NncRun *run, long long ntasks, size_t bytes,
                       void (*fn)(void *ctx, long long lo, long long hi), void *ctx);
 
+/* ---- rt_cpu.c ---- */
+
+/* 0 when this CPU has every feature of the comma-separated list, else -1 after a message
+ * naming the missing ones. */
+int rt_cpu_check(const char *prog, const char *needed);
+
+/* ---- rt_guard.c: steps that would make weights non-finite are not applied ---- */
+
+typedef struct RtGuard RtGuard;
+/* After the weights are set, before training: the bounds from the weights. -1: no memory. */
+int rt_guard_start(NncRun *run);
+void rt_guard_free(NncRun *run);
+/* nnc_rt_batch_end: max |g| from the gradient buffers, for code that did not report it. */
+void rt_guard_gmax_from_grads(NncRun *run);
+/* Before the optimizer step (unless the step applied it): -1 when it leaves every weight
+ * and state finite, else the first param it would not. */
+int rt_guard_step(NncRun *run);
+
 /* ---- the run (rt_train.c, rt_report.c, rt_run.c) ---- */
 
 typedef struct RtBlock {
@@ -132,11 +171,13 @@ struct NncRun {
     long seen, correct;
     double **gsum;       /* per-param gradient sums when logging */
     void *pred;          /* evaluation buffer: batch * out_size reals */
-    FILE *log;
+    FILE *log;           /* written with write(2) on its fd only (rt_report.c) */
+    size_t log_size;     /* bytes of the log's whole rows */
     const char *save_path;
-    int tty, shown, stopped, failed, epochs_done; /* shown: a progress line is up */
+    int tty, shown, stopped, epochs_done; /* shown: a progress line is up */
     RtPool *pool;        /* started by the first job worth splitting (rt_pool.c) */
     int pool_failed;     /* no threads could start: run jobs alone */
+    RtGuard *guard;      /* rt_guard.c */
 };
 
 /* Loss sum and correct count of a whole set through evaluate(), in batch-sized chunks. */

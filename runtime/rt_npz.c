@@ -5,10 +5,17 @@
  * file appears whole or not at all. Each .npy is format 1.0: magic, a header dict
  * ('<f4' for f32 builds, '<f8' for f64, C order, the param's shape) padded to 64 bytes,
  * then the values little-endian. Loading reads the central directory (stored or deflated
- * entries, zip64 sizes, as numpy.savez and savez_compressed write them), accepts '<f4' and
- * '<f8' whatever the build, and checks every name and shape. */
+ * entries, zip64 sizes, as numpy.savez and savez_compressed write them), checks each
+ * entry's CRC-32, accepts '<f4' and '<f8' whatever the build, and checks every name and shape.
+ *
+ * Why our own zip code rather than libzip: a model's static library must link with just
+ * `cc app.c libNAME.a -lm -lz -lpthread` (spec section 11), which a libzip dependency would
+ * break, and the saved bytes must stay deterministic (ours: fixed, minimal headers). The
+ * reader is small enough to harden instead: every offset and length from the file is checked
+ * by subtraction from what remains (see fits()), and it is fuzzed (tests/fuzz/fuzz_npz.c). */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -177,14 +184,67 @@ static int archive(Buf *out, const NncModelDesc *m, void *const *params, const c
     return rc;
 }
 
-static int write_whole(const char *path, const Buf *b)
+/* ---- a kill during a save removes the temporary ---- */
+
+static const int guarded[3] = {SIGINT, SIGTERM, SIGHUP};
+static struct sigaction guard_before[3];
+static int guard_set[3];
+static const char *volatile guard_tmp; /* prepared before the handlers are installed */
+
+/* Async-signal-safe: unlink, sigaction and raise only. The signal is blocked while this
+ * runs, so the raised one is taken, as before the save, once it returns. */
+static void on_kill(int sig)
 {
-    size_t n = strlen(path);
-    char *tmp = malloc(n + 32);
-    if (!tmp)
+    const char *tmp = guard_tmp;
+    if (tmp)
+        unlink(tmp);
+    for (int i = 0; i < 3; i++)
+        if (guarded[i] == sig)
+            sigaction(sig, &guard_before[i], NULL);
+    raise(sig);
+}
+
+static void guard_begin(const char *tmp)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_kill;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < 3; i++)
+        sigaddset(&sa.sa_mask, guarded[i]);
+    guard_tmp = tmp;
+    for (int i = 0; i < 3; i++) {
+        /* an ignored signal stays ignored (nohup): it cannot interrupt the save */
+        guard_set[i] = sigaction(guarded[i], NULL, &guard_before[i]) == 0 &&
+                       guard_before[i].sa_handler != SIG_IGN &&
+                       sigaction(guarded[i], &sa, NULL) == 0;
+    }
+}
+
+static void guard_end(void)
+{
+    for (int i = 0; i < 3; i++)
+        if (guard_set[i])
+            sigaction(guarded[i], &guard_before[i], NULL);
+    guard_tmp = NULL;
+}
+
+/* Into a temporary beside the file the path's links name, renamed over it when whole;
+ * a device or a pipe (/dev/null) is written through, never replaced. */
+static int write_whole(const char *given, const Buf *b, int guard)
+{
+    int direct;
+    char *path = rt_output_target(given, &direct);
+    char *tmp = path && !direct ? rt_temp_name(path) : NULL;
+    if (!path || (!direct && !tmp)) {
+        rt_data_error(given, 0, "out of memory");
+        free(path);
         return -1;
-    snprintf(tmp, n + 32, "%s.tmp%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    }
+    if (guard && tmp)
+        guard_begin(tmp);
+    int fd = direct ? open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
+                    : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     int ok = fd >= 0;
     for (size_t at = 0; ok && at < b->len;) {
         ssize_t w = write(fd, b->p + at, b->len - at);
@@ -198,34 +258,40 @@ static int write_whole(const char *path, const Buf *b)
         ok = 0;
         saved = errno;
     }
-    if (ok && rename(tmp, path) != 0) {
+    if (ok && tmp && rename(tmp, path) != 0) {
         ok = 0;
         saved = errno;
     }
-    if (!ok) {
-        if (fd >= 0)
-            unlink(tmp);
-        rt_data_error(path, 0, "cannot write: %s", strerror(saved));
-    }
+    if (!ok && fd >= 0 && tmp)
+        unlink(tmp);
+    if (guard && tmp)
+        guard_end();
+    if (!ok)
+        rt_data_error(given, 0, "cannot write: %s", strerror(saved));
     free(tmp);
+    free(path);
     return ok ? 0 : -1;
 }
 
-int rt_npz_save(const char *path, const NncModelDesc *m, void *const *params)
+int rt_npz_save(const char *path, const NncModelDesc *m, void *const *params, int guard)
 {
     Buf b = {0};
     int rc = archive(&b, m, params, path);
     if (rc == 0)
-        rc = write_whole(path, &b);
+        rc = write_whole(path, &b, guard);
     free(b.p);
     return rc;
 }
 
 /* ---- reading ---- */
 
+/* Every offset and length below comes from the file, so any sum of them may wrap: each is
+ * checked against what remains of the buffer, by subtraction, before it is used. */
+
 typedef struct ZipEntry {
     const unsigned char *data; /* as stored */
     size_t csize, size;
+    uint32_t crc;
     int method;
     char name[256];
 } ZipEntry;
@@ -233,14 +299,32 @@ typedef struct ZipEntry {
 typedef struct Zip {
     const char *path;
     const unsigned char *p;
-    size_t len, dir_at;
-    int count;
+    size_t len, dir_at, count;
 } Zip;
+
+/* Whether [at, at + need) lies inside [0, len). */
+static int fits(size_t len, uint64_t at, uint64_t need)
+{
+    return at <= len && need <= len - at;
+}
 
 static int zip_bad(const Zip *z, size_t offset, const char *what)
 {
     rt_data_error(z->path, 0, "offset %zu: %s (not a .npz written by nnc or numpy?)", offset, what);
     return -1;
+}
+
+/* The zip64 end record, found through the locator just before the end record at `at`. */
+static int zip64_end(const Zip *z, size_t at, uint64_t *count, uint64_t *dir_at)
+{
+    if (at < 20 || get32(z->p + at - 20) != 0x07064b50)
+        return zip_bad(z, at, "zip64 archive without its locator");
+    uint64_t rec = get64(z->p + at - 12);
+    if (!fits(at - 20, rec, 56) || get32(z->p + rec) != 0x06064b50)
+        return zip_bad(z, at - 20, "bad zip64 end-of-directory record");
+    *count = get64(z->p + rec + 32);
+    *dir_at = get64(z->p + rec + 48);
+    return 0;
 }
 
 static int zip_open(Zip *z)
@@ -253,90 +337,129 @@ static int zip_open(Zip *z)
             return zip_bad(z, z->len, "no zip end-of-directory record");
         at--;
     }
-    z->count = (int)get16(z->p + at + 10);
-    z->dir_at = get32(z->p + at + 16);
-    if (z->dir_at == 0xffffffffu || z->count == 0xffff) {
-        /* zip64: the locator sits just before the end record */
-        if (at < 20 || get32(z->p + at - 20) != 0x07064b50)
-            return zip_bad(z, at, "zip64 archive without its locator");
-        uint64_t rec = get64(z->p + at - 12);
-        if (rec > z->len - 56 || get32(z->p + rec) != 0x06064b50)
-            return zip_bad(z, at - 20, "bad zip64 end-of-directory record");
-        z->count = (int)get64(z->p + rec + 32);
-        z->dir_at = (size_t)get64(z->p + rec + 48);
-    }
-    if (z->dir_at > z->len)
-        return zip_bad(z, at + 16, "central directory outside the file");
+    uint64_t count = get16(z->p + at + 10), dir_at = get32(z->p + at + 16);
+    if ((dir_at == 0xffffffffu || count == 0xffff) && zip64_end(z, at, &count, &dir_at) != 0)
+        return -1;
+    if (dir_at > z->len)
+        return zip_bad(z, at, "central directory outside the file");
+    if (count > (z->len - dir_at) / 46) /* a record takes 46 bytes at least */
+        return zip_bad(z, at, "more entries than the central directory can hold");
+    z->dir_at = (size_t)dir_at;
+    z->count = (size_t)count;
     return 0;
 }
 
-/* zip64 extra field: the 0xffffffff ones among size, csize, offset, in that order. */
+/* zip64 extra field: the 0xffffffff ones among size, csize, offset, in that order. A field
+ * longer than the n bytes left is ignored (the sizes then fail their own checks). */
 static void zip64_extra(const unsigned char *x, size_t n, uint64_t *size, uint64_t *csize,
                         uint64_t *offset)
 {
-    for (size_t at = 0; at + 4 <= n;) {
-        unsigned id = get16(x + at), len = get16(x + at + 2);
-        const unsigned char *v = x + at + 4, *end = v + len;
-        if (id == 1) {
-            uint64_t *slots[3] = {size, csize, offset};
-            for (int i = 0; i < 3; i++)
-                if (*slots[i] == 0xffffffffu && v + 8 <= end) {
-                    *slots[i] = get64(v);
-                    v += 8;
-                }
-        }
-        at += 4 + len;
+    for (size_t at = 0; n - at >= 4;) {
+        size_t id = get16(x + at), len = get16(x + at + 2);
+        at += 4;
+        if (len > n - at)
+            return;
+        uint64_t *slots[3] = {size, csize, offset};
+        for (size_t i = 0, v = at; id == 1 && i < 3; i++)
+            if (*slots[i] == 0xffffffffu && at + len - v >= 8) {
+                *slots[i] = get64(x + v);
+                v += 8;
+            }
+        at += len;
     }
 }
 
 /* Reads the central directory record at *at and the entry it points to. */
 static int zip_entry(const Zip *z, size_t *at, ZipEntry *e)
 {
-    const unsigned char *c = z->p + *at;
-    if (*at + 46 > z->len || get32(c) != 0x02014b50)
-        return zip_bad(z, *at, "bad central directory record");
-    unsigned nlen = get16(c + 28), xlen = get16(c + 30), clen = get16(c + 32);
-    if (*at + 46 + nlen + xlen + clen > z->len)
-        return zip_bad(z, *at, "central directory record past the end");
+    size_t rec = *at;
+    if (!fits(z->len, rec, 46) || get32(z->p + rec) != 0x02014b50)
+        return zip_bad(z, rec, "bad central directory record");
+    const unsigned char *c = z->p + rec;
+    size_t nlen = get16(c + 28), xlen = get16(c + 30), clen = get16(c + 32);
+    if (!fits(z->len, rec + 46, nlen + xlen + clen))
+        return zip_bad(z, rec, "central directory record past the end");
     uint64_t csize = get32(c + 20), size = get32(c + 24), off = get32(c + 42);
     zip64_extra(c + 46 + nlen, xlen, &size, &csize, &off);
     e->method = (int)get16(c + 10);
-    snprintf(e->name, sizeof e->name, "%.*s", (int)nlen, (const char *)c + 46);
-    *at += 46 + nlen + xlen + clen;
-    if (off + 30 > z->len || get32(z->p + off) != 0x04034b50)
+    e->crc = get32(c + 16);
+    /* escaped for messages; a name with an escape matches no param anyway */
+    rt_printable(e->name, sizeof e->name, (const char *)c + 46, nlen);
+    *at = rec + 46 + nlen + xlen + clen;
+    if (!fits(z->len, off, 30))
+        return zip_bad(z, rec, "local file header outside the file");
+    if (get32(z->p + off) != 0x04034b50)
         return zip_bad(z, (size_t)off, "bad local file header");
-    uint64_t data = off + 30 + get16(z->p + off + 26) + get16(z->p + off + 28);
-    if (data > z->len || csize > z->len - data)
+    size_t data = (size_t)off + 30, skip = get16(z->p + off + 26) + (size_t)get16(z->p + off + 28);
+    if (!fits(z->len, data, skip) || !fits(z->len, data + skip, csize))
         return zip_bad(z, (size_t)off, "entry data past the end of the file");
-    e->data = z->p + data;
+    e->data = z->p + data + skip;
     e->csize = (size_t)csize;
     e->size = (size_t)size;
     return 0;
 }
 
-/* The entry's bytes, inflated when deflated; malloc'd. */
+/* Inflates a deflated entry into out (e->size bytes); NULL or what went wrong. zlib counts
+ * in uInt, so the sizes are fed in slices. */
+static const char *inflate_entry(const ZipEntry *e, unsigned char *out)
+{
+    z_stream s = {0};
+    if (inflateInit2(&s, -MAX_WBITS) != Z_OK)
+        return "out of memory";
+    const size_t slice = 1u << 30;
+    size_t in_left = e->csize, out_left = e->size;
+    s.next_in = (unsigned char *)e->data;
+    s.next_out = out;
+    int rc = Z_OK;
+    while (rc == Z_OK) {
+        uInt ai = (uInt)(in_left < slice ? in_left : slice);
+        uInt ao = (uInt)(out_left < slice ? out_left : slice);
+        s.avail_in = ai;
+        s.avail_out = ao;
+        rc = inflate(&s, Z_NO_FLUSH);
+        in_left -= ai - s.avail_in;
+        out_left -= ao - s.avail_out;
+    }
+    inflateEnd(&s);
+    return rc == Z_STREAM_END && out_left == 0 ? NULL : "corrupt deflated data";
+}
+
+static uint32_t crc_of(const unsigned char *p, size_t n)
+{
+    return (uint32_t)crc32_z(0, p, n);
+}
+
+/* The entry's bytes, inflated when deflated and checked against the CRC-32 the zip keeps
+ * for it (numpy checks it too); malloc'd. */
 static unsigned char *entry_bytes(const Zip *z, const ZipEntry *e)
 {
     unsigned char *out = malloc(e->size ? e->size : 1);
-    if (!out)
+    if (!out) {
+        rt_data_error(z->path, 0, "%s: out of memory (%zu bytes)", e->name, e->size);
         return NULL;
-    if (e->method == 0 && e->csize == e->size) {
+    }
+    const char *bad = NULL;
+    if (e->method == 0 && e->csize == e->size)
         memcpy(out, e->data, e->size);
-        return out;
+    else if (e->method == 0)
+        bad = "stored entry whose two sizes differ";
+    else if (e->method == 8)
+        bad = inflate_entry(e, out);
+    else
+        bad = "unsupported zip compression";
+    char crc_msg[96];
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+    int crc_checked = 0; /* a fuzzer cannot forge CRCs: let it on to the .npy headers */
+#else
+    int crc_checked = 1;
+#endif
+    if (!bad && crc_of(out, e->size) != e->crc && crc_checked) {
+        snprintf(crc_msg, sizeof crc_msg, "CRC mismatch: the data is damaged (CRC-32 %08x, the zip "
+                 "says %08x)", (unsigned)crc_of(out, e->size), (unsigned)e->crc);
+        bad = crc_msg;
     }
-    z_stream s = {0};
-    int ok = e->method == 8 && inflateInit2(&s, -MAX_WBITS) == Z_OK;
-    if (ok) {
-        s.next_in = (unsigned char *)e->data;
-        s.avail_in = (uInt)e->csize;
-        s.next_out = out;
-        s.avail_out = (uInt)e->size;
-        ok = inflate(&s, Z_FINISH) == Z_STREAM_END && s.total_out == e->size;
-        inflateEnd(&s);
-    }
-    if (!ok) {
-        rt_data_error(z->path, 0, "%s: %s", e->name,
-                      e->method == 8 ? "corrupt deflated data" : "unsupported zip compression");
+    if (bad) {
+        rt_data_error(z->path, 0, "%s: %s", e->name, bad);
         free(out);
         return NULL;
     }
@@ -355,6 +478,10 @@ static const char *dict_value(const char *hdr, const char *key)
     return k;
 }
 
+/* A .npy header longer than this (magic, length and dict) is not one numpy writes for a
+ * float array. */
+enum { NPY_HEADER_MAX = 4096 };
+
 /* Parses a .npy header: element size (4 or 8), shape. Returns the data's offset, 0 on error. */
 static size_t npy_header(const Zip *z, const char *name, const unsigned char *p, size_t n,
                          int *dsize, int *rank, long dims[8])
@@ -365,19 +492,21 @@ static size_t npy_header(const Zip *z, const char *name, const unsigned char *p,
     }
     size_t hl = p[6] == 1 ? get16(p + 8) : (n >= 12 ? get32(p + 8) : n);
     size_t at = p[6] == 1 ? 10 : 12;
-    if (at + hl > n || hl >= 4096) {
+    if (at + hl > n || at + hl > NPY_HEADER_MAX) {
         rt_data_error(z->path, 0, "%s: bad .npy header", name);
         return 0;
     }
-    char hdr[4096];
+    char hdr[NPY_HEADER_MAX];
     memcpy(hdr, p + at, hl);
     hdr[hl] = 0;
     const char *d = dict_value(hdr, "'descr'"), *f = dict_value(hdr, "'fortran_order'");
     const char *s = dict_value(hdr, "'shape'");
     *dsize = !d ? 0 : strncmp(d, "'<f4'", 5) == 0 ? 4 : strncmp(d, "'<f8'", 5) == 0 ? 8 : 0;
     if (!*dsize) {
-        rt_data_error(z->path, 0, "%s: unsupported array type %.12s (nnc reads float32 and "
-                      "float64: '<f4' or '<f8')", name, d ? d : "(none)");
+        char type[64];
+        rt_printable(type, sizeof type, d ? d : "(none)", d ? strnlen(d, 12) : 6);
+        rt_data_error(z->path, 0, "%s: unsupported array type %s (nnc reads float32 and "
+                      "float64: '<f4' or '<f8')", name, type);
         return 0;
     }
     if (!f || strncmp(f, "False", 5) != 0 || !s || *s != '(') {
@@ -425,9 +554,21 @@ static int check_shape(const Zip *z, const NncParamDesc *p, int rank, const long
     return -1;
 }
 
+/* The most bytes a .npy of n values takes: header (npy_header reads up to NPY_HEADER_MAX)
+ * and float64 data. */
+static size_t npy_most(int n)
+{
+    return NPY_HEADER_MAX + (size_t)n * 8;
+}
+
 /* One array into the param: checks, converts f32/f64 to the build's real type. */
 static int load_array(const Zip *z, const ZipEntry *e, const NncParamDesc *p, void *dst, int rs)
 {
+    if (e->size > npy_most(p->size)) {
+        rt_data_error(z->path, 0, "%s: %zu bytes, more than any .npy of param %s's %d value%s",
+                      e->name, e->size, p->name, p->size, p->size == 1 ? "" : "s");
+        return -1;
+    }
     unsigned char *bytes = entry_bytes(z, e);
     if (!bytes)
         return -1;
@@ -474,7 +615,7 @@ static int find_param(const NncModelDesc *m, const char *entry)
 static int load_entries(const Zip *z, const NncModelDesc *m, void *const *params, char *seen)
 {
     size_t at = z->dir_at;
-    for (int k = 0; k < z->count; k++) {
+    for (size_t k = 0; k < z->count; k++) {
         ZipEntry e;
         if (zip_entry(z, &at, &e) != 0)
             return -1;
@@ -496,27 +637,33 @@ static int load_entries(const Zip *z, const NncModelDesc *m, void *const *params
     return 0;
 }
 
+/* The most bytes a .npz of m's params takes: each array deflated (worst case under twice
+ * its size), its two headers with name, extra and comment fields of up to 64 KB, and the end
+ * records. Reading stops there, so a pipe that never ends is an error, not all memory. */
+static size_t npz_most(const NncModelDesc *m)
+{
+    size_t most = 4 * 65536;
+    for (int i = 0; i < m->nparams; i++)
+        most += 2 * npy_most(m->params[i].size) + 6 * 65536;
+    return most;
+}
+
 int rt_npz_load(const char *path, const NncModelDesc *m, void *const *params)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        rt_data_error(path, 0, "cannot open: %s", strerror(errno));
+    char limit[300];
+    snprintf(limit, sizeof limit, "the most a .npz of model %s's weights can take", m->name);
+    size_t len;
+    unsigned char *bytes = rt_read_file(path, npz_most(m), 0, limit, &len);
+    if (!bytes)
         return -1;
-    }
-    Buf b = {0};
-    unsigned char chunk[1 << 15];
-    for (size_t got; (got = fread(chunk, 1, sizeof chunk, f)) > 0;)
-        put(&b, chunk, got);
-    int bad = ferror(f);
-    fclose(f);
-    Zip z = {.path = path, .p = b.p, .len = b.len};
+    Zip z = {.path = path, .p = bytes, .len = len};
     char *seen = calloc((size_t)m->nparams + 1, 1);
     int rc = -1;
-    if (bad)
-        rt_data_error(path, 0, "cannot read: %s", strerror(errno));
+    if (!seen)
+        rt_data_error(path, 0, "out of memory");
     else if (zip_open(&z) == 0)
         rc = load_entries(&z, m, params, seen);
     free(seen);
-    free(b.p);
+    free(bytes);
     return rc;
 }

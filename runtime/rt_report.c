@@ -6,7 +6,9 @@
  * (acc parts only where accuracy applies; losses with 6 decimals, never exponents). */
 #include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rt_internal.h"
 
@@ -56,6 +58,48 @@ static double percent(long correct, long n)
 
 /* ---- --log FILE.csv ---- */
 
+/* Rows are made in memory, then written whole with write(2): a disk that fills mid-row is
+ * cut back to the rows before it (where the file allows: /dev/full has no size), and no
+ * stdio buffer holds a rest to write later. -1 with errno set. */
+static int log_put(NncRun *run, char *text, size_t n)
+{
+    int fd = fileno(run->log);
+    for (size_t at = 0; at < n;) {
+        ssize_t w = write(fd, text + at, n - at);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            int saved = w < 0 ? errno : ENOSPC;
+            if (ftruncate(fd, (off_t)run->log_size) == 0)
+                lseek(fd, (off_t)run->log_size, SEEK_SET);
+            errno = saved;
+            return -1;
+        }
+        at += (size_t)w;
+    }
+    run->log_size += n;
+    return 0;
+}
+
+/* A memory stream for one row; NULL (out of memory) exits, as rt_alloc does. */
+static FILE *row_begin(char **text, size_t *n)
+{
+    FILE *f = open_memstream(text, n);
+    if (!f) {
+        fprintf(stderr, "error: out of memory\n");
+        exit(1);
+    }
+    return f;
+}
+
+static int row_end(NncRun *run, FILE *f, char **text, size_t *n)
+{
+    fputc('\n', f);
+    int rc = fclose(f) == 0 ? log_put(run, *text, *n) : (errno = ENOMEM, -1);
+    free(*text);
+    return rc;
+}
+
 int rt_log_open(NncRun *run)
 {
     run->log = fopen(run->o.log, "w");
@@ -63,10 +107,16 @@ int rt_log_open(NncRun *run)
         rt_data_error(run->o.log, 0, "cannot create: %s", strerror(errno));
         return -1;
     }
-    fputs("epoch,loss,acc,test_loss,test_acc,seconds", run->log);
+    char *text;
+    size_t n;
+    FILE *f = row_begin(&text, &n);
+    fputs("epoch,loss,acc,test_loss,test_acc,seconds", f);
     for (int i = 0; i < run->m->nparams; i++)
-        fprintf(run->log, ",grad_norm:%s", run->m->params[i].name);
-    fputc('\n', run->log);
+        fprintf(f, ",grad_norm:%s", run->m->params[i].name);
+    if (row_end(run, f, &text, &n) != 0) {
+        rt_data_error(run->o.log, 0, "cannot write: %s", strerror(errno));
+        return -1;
+    }
     return 0;
 }
 
@@ -80,9 +130,12 @@ static double grad_norm(const NncRun *run, int i)
     return sqrt(sum);
 }
 
+/* A row that cannot be written stops the training as a NaN does: the weights are saved. */
 static void log_row(NncRun *run, double loss, double test_loss, long test_correct, double seconds)
 {
-    FILE *f = run->log;
+    char *text;
+    size_t n;
+    FILE *f = row_begin(&text, &n);
     fprintf(f, "%d,%.9g,", run->epoch + 1, loss);
     if (run->train.has_acc)
         fprintf(f, "%.6g", percent(run->correct, run->seen));
@@ -95,10 +148,10 @@ static void log_row(NncRun *run, double loss, double test_loss, long test_correc
     fprintf(f, ",%.6f", seconds);
     for (int i = 0; i < run->m->nparams; i++)
         fprintf(f, ",%.9g", run->seen ? grad_norm(run, i) : 0.0);
-    fputc('\n', f);
-    if (fflush(f) != 0 || ferror(f)) {
-        rt_data_error(run->o.log, 0, "cannot write: %s", strerror(errno));
-        run->failed = 1;
+    if (row_end(run, f, &text, &n) != 0) {
+        rt_data_error(run->o.log, 0, "cannot write: %s; training stopped after epoch %d, saving "
+                      "the weights to %s", strerror(errno), run->epoch + 1, run->save_path);
+        run->stopped = 1;
     }
 }
 

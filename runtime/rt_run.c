@@ -117,7 +117,7 @@ static void clamp_batch(NncRun *run)
 
 static int save(NncRun *run, const char *path)
 {
-    if (rt_npz_save(path, run->m, run->param) != 0)
+    if (rt_npz_save(path, run->m, run->param, 1) != 0)
         return -1;
     if (!run->o.quiet)
         printf("saved %s\n", path);
@@ -134,33 +134,48 @@ static int check_model(const NncModelDesc *m, const char *prog)
     return 0;
 }
 
+/* Whether the run ends with a save: not when it only evaluates loaded weights. */
+static int saves(const RtOptions *o)
+{
+    return !(o->epochs == 0 && o->load && !o->save);
+}
+
 static int train_and_report(NncRun *run, const char *save_path)
 {
     if (run->o.epochs > 0) {
         alloc_training(run);
         if (run->o.log && !run->gsum)
             return rt_error(run->o.prog, "out of memory"), 1;
+        if (rt_guard_start(run) != 0)
+            return rt_error(run->o.prog, "out of memory"), 1;
         run->m->train(run);
         if (run->stopped) {
             save(run, save_path);
             return 1;
         }
-        if (run->failed)
-            return 1;
     }
     if (run->train.loaded)
         rt_report_final(run, &run->train);
     if (run->test.loaded)
         rt_report_final(run, &run->test);
-    if (run->o.epochs == 0 && run->o.load && !run->o.save)
+    if (!saves(&run->o))
         return 0;
     return save(run, save_path) == 0 ? 0 : 1;
 }
 
-static int run_all(NncRun *run)
+/* The output files, checked before any data is read or any epoch trained. */
+static int check_outputs(NncRun *run)
+{
+    if (saves(&run->o) && rt_check_writable(run->save_path) != 0)
+        return -1;
+    return run->o.log ? rt_check_writable(run->o.log) : 0;
+}
+
+static int run_all(NncRun *run, const char *save_path)
 {
     const NncModelDesc *m = run->m;
-    if (check_model(m, run->o.prog) != 0)
+    run->save_path = save_path;
+    if (check_model(m, run->o.prog) != 0 || check_outputs(run) != 0)
         return 1;
     alloc_weights(run);
     if (init_weights(run) != 0 || load_sets(run) != 0)
@@ -171,20 +186,19 @@ static int run_all(NncRun *run)
     run->tty = !run->o.quiet && isatty(2);
     run->pred = rt_alloc((size_t)run->o.batch * (size_t)(m->out_size ? m->out_size : 1) *
                          (size_t)run->rs);
-    char *save_path = NULL;
-    const char *path = run->o.save;
-    if (!path) {
-        size_t n = strlen(m->name) + 5;
-        save_path = malloc(n);
-        if (!save_path)
-            return rt_error(run->o.prog, "out of memory"), 1;
-        snprintf(save_path, n, "%s.npz", m->name);
-        path = save_path;
-    }
-    run->save_path = path;
-    int rc = train_and_report(run, path);
-    free(save_path);
-    return rc;
+    return train_and_report(run, save_path);
+}
+
+/* --save, or MODEL.npz; malloc'd. */
+static char *save_path_of(const RtOptions *o, const NncModelDesc *m)
+{
+    if (o->save)
+        return strdup(o->save);
+    size_t n = strlen(m->name) + 5;
+    char *path = malloc(n);
+    if (path)
+        snprintf(path, n, "%s.npz", m->name);
+    return path;
 }
 
 static void free_slots(void **slots, int n)
@@ -219,6 +233,7 @@ static int free_run(NncRun *run)
     rt_free(run->bx);
     rt_free(run->bt);
     rt_free(run->pred);
+    rt_guard_free(run);
     int rc = 0;
     if (run->log && fclose(run->log) != 0) {
         rt_data_error(run->o.log, 0, "cannot write: %s", strerror(errno));
@@ -237,9 +252,15 @@ int nnc_main(int argc, char **argv, const NncModelDesc *model)
     }
     run->m = model;
     run->rs = model->real_size;
-    int rc = rt_parse_args(&run->o, argc, argv, model);
+    int rc = rt_cpu_check(argc > 0 ? argv[0] : model->name, model->cpu_features) == 0 ? -1 : 1;
     if (rc < 0)
-        rc = run_all(run);
+        rc = rt_parse_args(&run->o, argc, argv, model);
+    char *save_path = rc < 0 ? save_path_of(&run->o, model) : NULL;
+    if (rc < 0 && !save_path)
+        rc = (rt_error(run->o.prog, "out of memory"), 1);
+    else if (rc < 0)
+        rc = run_all(run, save_path);
+    free(save_path);
     if (free_run(run) != 0)
         rc = 1;
     fflush(stdout);

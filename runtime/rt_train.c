@@ -76,7 +76,7 @@ static void shuffle(NncRun *run)
 
 int nnc_rt_epoch_begin(NncRun *run, int epoch)
 {
-    if (run->stopped || run->failed)
+    if (run->stopped)
         return 0;
     run->epoch = epoch;
     run->loss_sum = 0;
@@ -183,12 +183,15 @@ static void progress(NncRun *run, int b)
 
 int nnc_rt_batch_end(NncRun *run, int b, double loss_sum, const void *pred, int n)
 {
-    return nnc_rt_batch_end_checked(run, b, loss_sum, pred, n, bad_gradient(run));
+    int bad = bad_gradient(run);
+    if (bad < 0)
+        rt_guard_gmax_from_grads(run);
+    return nnc_rt_batch_end_checked(run, b, loss_sum, pred, n, bad);
 }
 
 int nnc_rt_batch_end_checked(NncRun *run, int b, double loss_sum, const void *pred, int n, int bad)
 {
-    if (run->stopped || run->failed)
+    if (run->stopped)
         return 1;
     if (!isfinite(loss_sum))
         return stop(run, b, isnan(loss_sum) ? "the loss became nan" : "the loss became infinite");
@@ -196,6 +199,13 @@ int nnc_rt_batch_end_checked(NncRun *run, int b, double loss_sum, const void *pr
         char what[300];
         snprintf(what, sizeof what, "the gradient of %s became nan or infinite",
                  run->m->params[bad].name);
+        return stop(run, b, what);
+    }
+    int wild = rt_guard_step(run);
+    if (wild >= 0) {
+        char what[400];
+        snprintf(what, sizeof what, "the update of %s would make it nan or infinite (is lr %g too large?)",
+                 run->m->params[wild].name, nnc_rt_real(run, NNC_LR));
         return stop(run, b, what);
     }
     run->loss_sum += loss_sum;
@@ -212,7 +222,7 @@ int nnc_rt_batch_end_checked(NncRun *run, int b, double loss_sum, const void *pr
 
 void nnc_rt_epoch_end(NncRun *run, int epoch)
 {
-    if (run->stopped || run->failed)
+    if (run->stopped)
         return;
     double seconds = rt_now() - run->t0;
     clear_progress(run);

@@ -3,6 +3,7 @@ exit with a given status, and the driver every script has (ctest passes --nnc an
 --build; the tests run in a fresh folder removed afterwards, also on failure)."""
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,15 @@ def run(cmd, cwd, code=0, timeout=600):
     if p.returncode != code:
         fail(f"{' '.join(cmd)} exited {p.returncode}, expected {code}:\n{p.stdout}{p.stderr}")
     return p
+
+
+def sanitized(build):
+    """Whether BUILD is the sanitizer build (several times slower: tests do less there)."""
+    try:
+        with open(os.path.join(build or "", "CMakeCache.txt")) as f:
+            return re.search(r"^NNC_SANITIZE:BOOL=ON$", f.read(), re.M) is not None
+    except OSError:
+        return False
 
 
 def main(prefix, tests):

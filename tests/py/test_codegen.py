@@ -10,6 +10,8 @@
 6. An output that cannot be written is `nnc: error: ...`, exit 1, and no file at all.
 7. A loss without a target (an autoencoder) is still evaluated: the train/test lines
    report what numpy computes from the saved weights.
+8. A stack of 12 equal dense layers gets one kernel per distinct product, not one per
+   product (36), and still trains to the interpreter's weights (f64, rtol 1e-9).
 """
 import os
 import re
@@ -162,7 +164,29 @@ def test_targetless_loss(nnc, tmp):
             fail(f"autoencoder {what} loss: want {want:.6f} in:\n{out}")
 
 
+def test_shared_kernels(nnc, tmp):
+    layers = "".join(f"    h{i} = dense(h{i - 1}, 24, relu)\n" for i in range(1, 13))
+    src = ("model stack {\n    input x[24]\n    target t[24]\n    h0 = x * 1\n" + layers +
+           "    loss = mse(h12, t)\n}\ntrain stack {\n    data = csv(\"d.csv\")\n"
+           "    batch = 5\n    epochs = 2\n    optimizer = adam(lr = 0.01)\n}\n")
+    with open(os.path.join(tmp, "stack.nn"), "w") as f:
+        f.write(src)
+    rng = np.random.default_rng(3)
+    np.savetxt(os.path.join(tmp, "d.csv"), rng.uniform(-1, 1, size=(13, 48)), delimiter=",", fmt="%.17g")
+    ll = text(run([nnc, "--emit=llvm", "--precision=f64", "stack.nn"], tmp))
+    kernels = re.findall(r"^define internal void @nnc_(?:step|forward)\.", ll, re.M)
+    if not 0 < len(kernels) <= 8:
+        fail(f"{len(kernels)} product kernels for 12 equal layers (36 products)")
+    run([nnc, "--precision=f64", "stack.nn", "-o", "stack"], tmp)
+    run(["./stack", "--save", "s.npz", "--quiet"], tmp)
+    run([nnc, "--interp", "--precision=f64", "stack.nn", "--", "--save", "r.npz", "--quiet"], tmp)
+    got, want = np.load(os.path.join(tmp, "s.npz")), np.load(os.path.join(tmp, "r.npz"))
+    for k in want.files:
+        if not np.allclose(got[k], want[k], rtol=1e-9, atol=1e-12):
+            fail(f"stack: {k} differs from the interpreter")
+
+
 if __name__ == "__main__":
     main("nnc-codegen-", [test_xor_trains, test_run_matches_exe, test_precision_and_seed,
                           test_evaluate_only, test_emit_kinds, test_unwritable,
-                          test_targetless_loss])
+                          test_targetless_loss, test_shared_kernels])

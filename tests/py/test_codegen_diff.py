@@ -29,6 +29,8 @@ import tempfile
 
 import numpy as np
 
+from nnctest import sanitized
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLES = ["xor", "curve", "weight_decay", "spirals", "deep_relu", "deep_sigmoid"]
 MIN_SHARE = 0.75
@@ -164,14 +166,6 @@ def check(nnc, case, prec, opt, how, seed):
         return f"{case.name} ({prec}, -O{opt}, {how}): {e}"
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def sanitized(build):
-    try:
-        with open(os.path.join(build or "", "CMakeCache.txt")) as f:
-            return re.search(r"^NNC_SANITIZE:BOOL=ON$", f.read(), re.M) is not None
-    except OSError:
-        return False
 
 
 def both_failed(case, got, ref):

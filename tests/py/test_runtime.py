@@ -6,12 +6,17 @@ import gzip
 import io
 import os
 import re
+import resource
 import shutil
+import signal
 import struct
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -27,9 +32,9 @@ def check(cond, what):
         print("FAIL:", what)
 
 
-def run(model, *args, cwd):
+def run(model, *args, cwd, **kw):
     p = subprocess.run([os.path.join(BIN, model), *args], cwd=cwd, capture_output=True,
-                       text=True, timeout=120)
+                       text=True, timeout=120, **kw)
     return p.returncode, p.stdout, p.stderr
 
 
@@ -260,7 +265,8 @@ def bad(d, model, args, *needles, what):
     check(rc == 1, f"{what}: exit {rc}")
     for n in needles:
         check(n in err, f"{what}: {n!r} not in {err!r}")
-    check("Traceback" not in err and "Sanitizer" not in err, f"{what}: clean failure")
+    check("Traceback" not in err and "Sanitizer" not in err and "\x1b" not in err,
+          f"{what}: clean failure")
 
 
 def test_bad_data(d):
@@ -320,6 +326,61 @@ def test_bad_data(d):
     bad(d, "cls", ["--data", "i.gz"], "IMAGES,LABELS", what="idx flag needs two files")
 
 
+def test_data_limits(d):
+    """A cut gzip stream, numbers beyond the model's reals and IDX dims that multiply to
+    nonsense are errors with the right numbers."""
+    setup_reg(d)
+    rng = np.random.RandomState(4)
+    rows = "a,b,c,t1,t2\n" + "".join(",".join(f"{v:.6f}" for v in r) + "\n"
+                                     for r in rng.uniform(-1, 1, (256, 5)))
+    z = gzip.compress(rows.encode(), mtime=0)
+
+    def cut_mid_number(n):  # what zlib gives back of the first n bytes ends inside a last column
+        text = zlib.decompressobj(31).decompress(z[:n]).decode()
+        return text.count("\n") < 257 and len(text.rsplit("\n", 1)[-1].split(",")) == 5 \
+            and text[-1] not in ",-."
+    cut = next(n for n in range(len(z) * 7 // 8, 0, -1) if cut_mid_number(n))
+    for name, data in (("full.csv.gz", z), ("cut.csv.gz", z[:cut])):
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
+    ok("reg", "--data", "full.csv.gz", "--epochs", "1", cwd=d)
+    bad(d, "reg", ["--data", "cut.csv.gz", "--epochs", "1"], "cut.csv.gz: error: ", "cut short",
+        what="a truncated gzipped csv")
+
+    def csv(name, text):
+        with open(os.path.join(d, name), "w") as f:
+            f.write(text)
+    csv("big32.csv", "a,b,c,t1,t2\n1,2,3,4,5\n1,2,-3.5e38,4,5\n")
+    bad(d, "reg", ["--data", "big32.csv"], "big32.csv:3: error: ", "'-3.5e38' in column 3",
+        "beyond the range of f32", what="a number beyond f32")
+    csv("fits32.csv", "a,b,c,t1,t2\n1,2,3.4e38,4,5\n")
+    ok("reg", "--data", "fits32.csv", "--epochs", "0", "--save", "x.npz", cwd=d)
+    csv("big64.csv", "1,2,1e39\n0,1,1e309\n")
+    bad(d, "logic64", ["--data", "big64.csv"], "big64.csv:2: error: ", "'1e309' in column 3",
+        "beyond the range of f64", what="a number beyond f64")
+
+    csv("esc.csv", "a,b,c,t1,t2\n1,\x1b[31mred,3,4,5\n")
+    bad(d, "reg", ["--data", "esc.csv"], "esc.csv:2: error: bad number '\\x1b[31mred' in column 2",
+        what="control bytes of a file are escaped in messages")
+    with open(os.path.join(d, "badgz.csv"), "wb") as f:
+        f.write(b"\x1f\x8b\x09\x00junkjunkjunk")
+    bad(d, "reg", ["--data", "badgz.csv"], "badgz.csv: error: cannot read: unknown compression method",
+        what="zlib's message without its own file name")
+
+    def idx(name, dims, data=b""):
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(bytes([0, 0, 8, len(dims)]) + b"".join(struct.pack(">I", v) for v in dims) + data)
+    idx("lab", [0])
+    idx("none", [0, 28, 28])
+    bad(d, "cls", ["--data", "none,lab"], "none: error: ", "28x28 = 784 values", "input has 4",
+        what="IDX dims with no images")
+    idx("wide", [3, 100000, 100000], b"\0" * 100)
+    bad(d, "cls", ["--data", "wide,lab"], "wide: error: ", "the 30000000000 bytes of data",
+        what="IDX size past the file")
+    idx("huge", [2, 65536, 65536, 65536, 65536], b"\0" * 100)
+    bad(d, "cls", ["--data", "huge,lab"], "huge: error: ", "more than 2^64", what="IDX size past 2^64")
+
+
 def test_bad_npz(d):
     ok("logic", "--epochs", "0", cwd=d)
     good = dict(np.load(os.path.join(d, "logic.npz")))
@@ -334,9 +395,117 @@ def test_bad_npz(d):
         f.write(b"not a zip at all, surely" * 4)
     bad(d, "logic", ["--epochs", "0", "--load", "junk.npz"], "junk.npz", what="--load junk")
     bad(d, "logic", ["--epochs", "0", "--load", "none.npz"], "none.npz", "cannot open", what="--load missing")
-    bad(d, "logic", ["--log", "no/such/dir/l.csv"], "no/such/dir/l.csv", "cannot create", what="bad log path")
+    bad(d, "logic", ["--log", "no/such/dir/l.csv"], "no/such/dir/l.csv", "cannot write", what="bad log path")
     bad(d, "logic", ["--save", "no/such/dir/w.npz"], "no/such/dir/w.npz", "cannot write", what="bad save path")
     check(not os.path.exists(os.path.join(d, "no")), "no partial output")
+
+
+def npy(a):
+    b = io.BytesIO()
+    np.save(b, a)
+    return b.getvalue()
+
+
+def zip_bytes(entries, extra=b"", csize=None, size=None, offset=None, pad_to=0):
+    """A stored zip of (name, data) entries like nnc's; the last central record gets `extra`
+    and the given csize/size/offset fields. Bytes are put before the central directory to
+    make the file pad_to long (so that a read past its end leaves the allocation)."""
+    out, central = b"", b""
+    for k, (name, data) in enumerate(entries):
+        n, c = name.encode(), zlib.crc32(data)
+        off = len(out)
+        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 0x21, c, len(data), len(data),
+                           len(n), 0) + n + data
+        last = k == len(entries) - 1
+        x = extra if last else b""
+        fields = [len(data), len(data), off]
+        if last:
+            fields = [v if o is None else o for v, o in zip(fields, (csize, size, offset))]
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 0, 0, 0x21, c,
+                               fields[0], fields[1], len(n), len(x), 0, 0, 0, 0o644 << 16,
+                               fields[2]) + n + x
+    out += b"\0" * max(0, pad_to - len(out) - len(central) - 22)
+    return out + central + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(entries), len(entries),
+                                       len(central), len(out), 0)
+
+
+def logic_entries():
+    return [("W.npy", npy(np.array([[0.5, -1.5]], np.float32))),
+            ("h.b.npy", npy(np.array([0.25], np.float32))), ("s.npy", npy(np.float32(2)))]
+
+
+def test_npz_hostile(d):
+    """Zip fields that point outside the file, or past 2^64 when added, are errors."""
+    z64 = bytearray(50)
+    z64[8:28] = struct.pack("<IIQI", 0x07064B50, 0, 0x100000000000, 1)
+    z64[28:50] = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 0xFFFF, 0xFFFF, 0, 0xFFFFFFFF, 0)
+    e = logic_entries()
+    cases = [("z64_locator.npz", bytes(z64), ["zip64"]),
+             ("long_extra.npz", zip_bytes(e, struct.pack("<HH", 1, 0xFFFF), 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF,
+                                          pad_to=4096), ["offset"]),
+             ("far_offset.npz", zip_bytes(e, struct.pack("<HHQ", 1, 8, 2**64 - 16), offset=0xFFFFFFFF),
+              ["local file header"]),
+             ("huge_entry.npz", zip_bytes(e, struct.pack("<HHQ", 1, 8, 0xFFFFFFFFFFFF), size=0xFFFFFFFF),
+              ["s.npy", "281474976710655 bytes"]),
+             ("cut.npz", zip_bytes(e)[:150], ["offset"]),
+             ("esc.npz", zip_bytes(e[:2] + [("\x1b[2Js.npy", e[2][1])]), ["holds '\\x1b[2Js.npy'"]),
+             ("good.npz", zip_bytes(e), None)]
+    for name, data, needles in cases:
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
+        if needles is None:
+            out = ok("logic", "--epochs", "0", "--load", name, "--save", "back.npz", cwd=d)
+            w = np.load(os.path.join(d, "back.npz"))
+            check(w["W"].tolist() == [[0.5, -1.5]] and float(w["s"]) == 2, "the crafted zip loads")
+        else:
+            bad(d, "logic", ["--epochs", "0", "--load", name], name + ": error: ", *needles,
+                what=f"--load {name}")
+
+
+def test_npz_crc(d):
+    """One flipped bit in a weight's data is found (numpy finds it too)."""
+    ok("logic", "--epochs", "0", "--save", "w.npz", cwd=d)
+    raw = bytearray(open(os.path.join(d, "w.npz"), "rb").read())
+    with zipfile.ZipFile(os.path.join(d, "w.npz")) as z:
+        info = z.getinfo("W.npy")
+    last = info.header_offset + 30 + len(info.filename) + len(info.extra) + info.file_size - 1
+    raw[last] ^= 0x10
+    with open(os.path.join(d, "flip.npz"), "wb") as f:
+        f.write(raw)
+    with zipfile.ZipFile(os.path.join(d, "flip.npz")) as z:
+        check(z.testzip() == "W.npy", "the flipped bit is in W.npy's data")
+    bad(d, "logic", ["--epochs", "0", "--load", "flip.npz"], "flip.npz: error: W.npy: CRC mismatch",
+        what="a flipped bit")
+
+
+def feed_fifo(path, source):
+    """A thread that writes `source` into the FIFO at path until the reader goes away."""
+    def feed():
+        try:
+            with open(path, "wb") as f, open(source, "rb") as src:
+                while f.write(src.read(1 << 16)):
+                    pass
+        except (BrokenPipeError, OSError):
+            pass
+    os.mkfifo(path)
+    t = threading.Thread(target=feed, daemon=True)
+    t.start()
+    return t
+
+
+def test_unending_files(d):
+    """Devices that never end are refused; a pipe is read, up to a limit."""
+    setup_reg(d)
+    bad(d, "logic", ["--epochs", "0", "--load", "/dev/zero"], "/dev/zero: error: ",
+        "character device", what="--load /dev/zero")
+    bad(d, "reg", ["--data", "/dev/zero"], "/dev/zero: error: ", "character device", what="--data /dev/zero")
+    bad(d, "reg", ["--test", "data"], "data: error: ", "folder", what="--test FOLDER")
+    feed_fifo(os.path.join(d, "zeros"), "/dev/zero")
+    bad(d, "logic", ["--epochs", "0", "--load", "zeros"], "zeros: error: too large", "model logic",
+        what="--load from an endless pipe")
+    feed_fifo(os.path.join(d, "csv_pipe"), os.path.join(d, "data", "lin.csv"))
+    out = ok("reg", "--data", "csv_pipe", "--epochs", "1", cwd=d)
+    check(len(epoch_losses(out)) == 1, "a csv through a pipe trains")
 
 
 def test_nan_stop(d):
@@ -357,6 +526,7 @@ def test_flags(d):
     for args, needle in [(["--frob"], "unknown option '--frob'"), (["--epochs", "-1"], "--epochs"),
                          (["--epochs"], "needs a value"), (["--batch", "0"], "--batch"),
                          (["--lr", "abc"], "--lr"), (["--lr", "0"], "--lr"), (["--seed", "x"], "--seed"),
+                         (["--seed", "-1"], "--seed: '-1' is not an integer >= 0"),
                          (["stray"], "unexpected argument")]:
         bad(d, "logic", args, needle, what=f"flag {args}")
     ok("logic", "--batch", "5", "--save", "b5.npz", cwd=d)
@@ -366,6 +536,125 @@ def test_flags(d):
     out = ok("logic", "--quiet", "--epochs=5", cwd=d)
     check(out.splitlines() == [l for l in out.splitlines() if l.startswith("train: ")] and out,
           f"--quiet prints only the final lines: {out!r}")
+
+
+def test_threads_cap(d):
+    """--threads beyond 4 a core is capped, with a note; the pool starts that many."""
+    env = dict(os.environ, FAKE_SLICES="1")
+    cores = os.cpu_count()
+    rc, out, err = run("logic", "--epochs", "1", "--threads", "3", cwd=d, env=env)
+    check(rc == 0 and "slices 3" in out and "note" not in err, f"--threads 3: {out!r} {err!r}")
+    rc, out, err = run("logic", "--epochs", "1", "--threads", "3000", cwd=d, env=env)
+    most = 4 * min(cores, 256)
+    check(rc == 0 and f"slices {most}\n" in out, f"--threads 3000 starts {most}: {out!r}")
+    check(f"logic: note: --threads 3000 is more than 4 a core ({cores} core" in err and
+          f"using {most}" in err, f"the cap is said: {err!r}")
+    rc, out, err = run("logic", "--epochs", "1", "--threads", "3000", "--quiet", cwd=d, env=env)
+    check(rc == 0 and err == "", f"--quiet keeps the note quiet: {err!r}")
+
+
+def test_outputs_first(d):
+    """Output paths that cannot be written are found before training, not after it."""
+    os.mkdir(os.path.join(d, "folder"))
+    for args, needles in [(["--save", "no/dir/w.npz"], ["no/dir/w.npz: error: cannot write: No such file"]),
+                          (["--save", "folder"], ["folder: error: cannot write: it is a folder"]),
+                          (["--log", "folder"], ["folder: error: cannot write: it is a folder"]),
+                          (["--log", "/dev/full"], ["/dev/full: error: cannot write: No space left"])]:
+        rc, out, err = run("logic", *args, cwd=d)
+        check(rc == 1 and out == "", f"{args}: exit {rc}, trained first: {out[:200]!r}")
+        for n in needles:
+            check(n in err, f"{args}: {n!r} not in {err!r}")
+    check(sorted(os.listdir(d)) == ["folder"] and not os.listdir(os.path.join(d, "folder")),
+          f"nothing written: {os.listdir(d)}")
+    # only evaluating loaded weights saves nothing, so no save path is checked
+    ok("logic", "--epochs", "0", "--save", "w.npz", cwd=d)
+    out = ok("logic", "--epochs", "0", "--load", "w.npz", cwd=d)
+    check("saved" not in out, "--epochs 0 --load saves nothing")
+
+
+def test_save_through_links_and_devices(d):
+    """--save follows symbolic links to the file they name (the link stays a link) and
+    writes through a pipe or a device instead of renaming a temporary over it."""
+    ok("logic", "--epochs", "0", "--save", "plain.npz", cwd=d)
+    want = open(os.path.join(d, "plain.npz"), "rb").read()
+    os.mkdir(os.path.join(d, "real"))
+    os.symlink("real/w.npz", os.path.join(d, "link.npz"))  # dangling until the save
+    os.symlink("link.npz", os.path.join(d, "link2.npz"))   # a link to a link
+    for name in ("link.npz", "link2.npz"):
+        ok("logic", "--epochs", "0", "--save", name, cwd=d)
+        check(os.path.islink(os.path.join(d, name)), f"--save {name}: the link was replaced")
+        check(open(os.path.join(d, "real", "w.npz"), "rb").read() == want,
+              f"--save {name}: the link's file does not hold the weights")
+    fifo = os.path.join(d, "pipe.npz")
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
+    reader.start()
+    ok("logic", "--epochs", "0", "--save", "pipe.npz", cwd=d)
+    reader.join(10)
+    import stat as st
+    check(st.S_ISFIFO(os.lstat(fifo).st_mode), "--save over a pipe replaced it")
+    check(got == [want], "the pipe's reader did not get the weights")
+    if os.geteuid() == 0:  # a null device of our own (never the system's /dev/null)
+        null = os.path.join(d, "null")
+        os.mknod(null, 0o666 | st.S_IFCHR, os.makedev(1, 3))
+        ok("logic", "--epochs", "0", "--save", "null", cwd=d)
+        check(st.S_ISCHR(os.lstat(null).st_mode), "--save over a device replaced it with a file")
+    check(not [f for f in os.listdir(d) if ".tmp" in f], f"temporaries left: {os.listdir(d)}")
+
+
+def no_bigger_than(n):
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past it fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (n, n))
+    return limit
+
+
+def test_log_full(d):
+    """A log that cannot be written mid-training stops it as a NaN does: weights saved, the
+    log cut back to its whole rows."""
+    rc, out, err = run("logic", "--log", "run.csv", cwd=d, preexec_fn=no_bigger_than(1200))
+    m = re.search(r"^run.csv: error: cannot write: File too large; training stopped after epoch "
+                  r"(\d+), saving the weights to logic.npz$", err, re.M)
+    check(rc == 1 and m, f"log failure: exit {rc}, {err!r}")
+    check("saved logic.npz" in out, f"the weights are saved: {out[-200:]!r}")
+    saved = os.path.exists(os.path.join(d, "logic.npz"))
+    check(saved and sorted(np.load(os.path.join(d, "logic.npz")).files) == ["W", "h.b", "s"],
+          "a whole .npz")
+    text = open(os.path.join(d, "run.csv")).read()
+    rows = text.splitlines()
+    check(text.endswith("\n") and all(len(r.split(",")) == 9 for r in rows),
+          f"only whole rows: {rows[-2:]}")
+    check(m and len(rows) == int(m.group(1)) and rows[-1].startswith(f"{int(m.group(1)) - 1},"),
+          f"a row for each epoch before the failing one: {rows[-1]}")
+
+
+def test_kill_during_save(d):
+    """SIGTERM while the weights are written removes the temporary (here a FIFO, so that the
+    save waits in open() until the signal comes)."""
+    exe = os.path.join(BIN, "logic")
+    p = subprocess.Popen(["sh", "-c", 'kill -STOP $$; exec "$0" --save w.npz --quiet', exe], cwd=d,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    state = lambda: open(f"/proc/{p.pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    for _ in range(3000):
+        if state() == "T":
+            break
+        time.sleep(0.01)
+    tmp = os.path.join(d, f"w.npz.tmp{p.pid}")
+    os.mkfifo(tmp)
+    os.kill(p.pid, signal.SIGCONT)
+    waiting = False
+    for _ in range(3000):  # openat(2) of the FIFO, waiting for a reader
+        waiting = open(f"/proc/{p.pid}/syscall").read().split()[0] == "257" and state() == "S"
+        if waiting or p.poll() is not None:
+            break
+        time.sleep(0.01)
+    check(waiting, f"the save waits in open(): {p.poll()}")
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=60)
+    err = p.stderr.read().decode()
+    check(p.returncode == -signal.SIGTERM, f"killed by SIGTERM: {p.returncode}, {err!r}")
+    check(sorted(os.listdir(d)) == [], f"no temporary left: {os.listdir(d)}")
 
 
 def main():

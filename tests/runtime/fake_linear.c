@@ -10,6 +10,9 @@
  *   CLS      f32, cross_entropy(softmax), x[1,2,2] -> t[3], sgd, idx (gzipped images)
  *   CLS_CSV  the same with adam and csv(label = true) */
 #include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nnc_rt.h"
@@ -166,10 +169,28 @@ static void step(NncRun *run, long t)
     }
 }
 
+static void count_slice(void *ctx, long long lo, long long hi)
+{
+    (void)lo;
+    (void)hi;
+    atomic_fetch_add((atomic_int *)ctx, 1);
+}
+
+/* FAKE_SLICES in the environment: prints the slices a large job is split into, one a thread
+ * of the pool (test_runtime checks the --threads cap with it). */
+static void report_slices(NncRun *run)
+{
+    atomic_int n = 0;
+    nnc_rt_parallel(run, 1 << 20, 1e12, count_slice, &n);
+    printf("slices %d\n", atomic_load(&n));
+}
+
 static void train(NncRun *run)
 {
     int epochs = nnc_rt_int(run, NNC_EPOCHS), batch = nnc_rt_int(run, NNC_BATCH);
     long t = 0;
+    if (getenv("FAKE_SLICES"))
+        report_slices(run);
     for (int e = 0; e < epochs; e++) {
         int nb = nnc_rt_epoch_begin(run, e);
         for (int b = 0; b < nb; b++) {

@@ -59,7 +59,7 @@ static void test_desc_layout(LLVMTargetDataRef td)
         F(name), F(base_dir), F(real_size), F(in_rank), F(in_dims), F(in_size), F(tgt_rank),
         F(tgt_dims), F(tgt_size), F(out_size), F(nparams), F(params), F(epochs), F(batch), F(opt),
         F(lr), F(momentum), F(beta1), F(beta2), F(eps), F(seed), F(shuffle), F(data), F(test),
-        F(train), F(evaluate), F(ctx)};
+        F(train), F(evaluate), F(ctx), F(cpu_features)};
 #undef F
     check_offsets(td, model, md, sizeof md / sizeof *md, sizeof(NncModelDesc), "NncModelDesc");
     LLVMContextDispose(ctx);
@@ -137,22 +137,22 @@ static void test_plan(Arena *a)
     CHECK(pl->nodes[pl->output].where == CG_AT_PRED, "the output goes straight to pred");
 }
 
-static void test_module(Arena *a, LLVMTargetMachineRef tm, int real_size)
+static void test_module(Arena *a, const CgTarget *t, int real_size)
 {
     Prog pr = build(a);
     CgPlan *pl = cg_plan(pr.p, a);
     NncModelDesc d = {.name = "hand", .base_dir = ".", .real_size = real_size, .nparams = 0};
     LLVMContextRef ctx = LLVMContextCreate();
     LLVMModuleRef mod = LLVMModuleCreateWithNameInContext("hand", ctx);
-    cg_target_module(mod, tm);
+    cg_target_module(mod, t->tm);
     Cg g;
-    cg_init(&g, ctx, mod, pr.p, pl, real_size, a);
+    cg_init(&g, ctx, mod, pr.p, pl, real_size, t, a);
     LLVMValueRef train, evaluate;
     cg_emit_functions(&g, real_size == 8 ? NNC_OPT_ADAM : NNC_OPT_SGD, 0, &train, &evaluate);
     cg_emit_desc(&g, &d, train, evaluate);
     cg_dispose(&g);
     CHECK(cg_verify(mod), "the module verifies (real_size %d)", real_size);
-    CHECK(cg_optimise(mod, tm, 2), "the module optimises");
+    CHECK(cg_optimise(mod, t->tm, 2), "the module optimises");
     CHECK(LLVMGetNamedGlobal(mod, "nnc_model") != NULL, "nnc_model is defined");
     LLVMDisposeModule(mod);
     LLVMContextDispose(ctx);
@@ -160,15 +160,16 @@ static void test_module(Arena *a, LLVMTargetMachineRef tm, int real_size)
 
 int main(void)
 {
-    LLVMTargetMachineRef tm = cg_target_machine(2);
-    if (!tm)
-        return 1;
-    LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
     Arena *a = arena_new();
+    CgTarget t;
+    if (!cg_target_init(&t, NULL, NULL, 2, a))
+        return 1;
+    LLVMTargetMachineRef tm = t.tm;
+    LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
     test_desc_layout(td);
     test_plan(a);
-    test_module(a, tm, 4);
-    test_module(a, tm, 8);
+    test_module(a, &t, 4);
+    test_module(a, &t, 8);
     arena_free(a);
     LLVMDisposeTargetData(td);
     LLVMDisposeTargetMachine(tm);

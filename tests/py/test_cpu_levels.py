@@ -1,0 +1,117 @@
+#!/usr/bin/python3
+"""--cpu and --cpu-features (spec section 6), and the differential test at every x86-64
+level the host can run, so an AVX-512 host also tests the AVX2 and SSE code paths.
+
+1. Each level the host's CPU has (x86-64, x86-64-v3, and x86-64-v4 with AVX-512; v2 has
+   SSE's width as x86-64 and is not repeated): every model of tests/codegen trains to the interpreter's weights (f64, rtol
+   1e-9), and the module uses the level's widest registers and none wider (xmm, ymm, zmm).
+2. An executable (and nnc --run) compiled for a feature this CPU lacks exits 1 naming it,
+   before any of its code runs: avx512er (Xeon Phi only) everywhere, and x86-64-v4 on a
+   host without AVX-512.
+3. An unknown CPU or feature is an error naming it.
+"""
+import concurrent.futures
+import glob
+import os
+import re
+import sys
+
+import numpy as np
+
+from nnctest import fail, main, run, sanitized
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LEVELS = [  # name, /proc/cpuinfo flags it needs, the widest register it may use
+    ("x86-64", [], "xmm"),
+    ("x86-64-v2", ["sse4_2", "popcnt", "ssse3", "cx16"], None),  # SSE's width too: not retested
+    ("x86-64-v3", ["avx2", "fma", "bmi1", "bmi2", "movbe", "f16c"], "ymm"),
+    ("x86-64-v4", ["avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"], "zmm"),
+]
+WIDER = {"xmm": ("ymm", "zmm"), "ymm": ("zmm",), "zmm": ()}
+
+
+BUILD = [None]
+
+
+def host_flags():
+    with open("/proc/cpuinfo") as f:
+        m = re.search(r"^flags\s*:(.*)$", f.read(), re.M)
+    return set(m.group(1).split()) if m else set()
+
+
+def runnable_levels():
+    flags, out = host_flags(), []
+    for name, need, reg in LEVELS:
+        if not all(f in flags for f in need):
+            break
+        if reg:
+            out.append((name, reg))
+    return out
+
+
+def check_level(nnc, tmp, path, level, reg, want):
+    name = os.path.basename(path)[:-3]
+    exe = os.path.join(tmp, f"{name}_{level}")
+    run([nnc, "--cpu=" + level, "--precision=f64", path, "-o", exe], tmp)
+    run([exe, "--epochs", "3", "--save", exe + ".npz", "--quiet"], tmp)
+    got = np.load(exe + ".npz")
+    for k in want.files:
+        if not np.allclose(got[k], want[k], rtol=1e-9, atol=1e-12):
+            fail(f"{name} --cpu={level}: {k} differs from the interpreter by "
+                 f"{np.max(np.abs(got[k] - want[k])):g}")
+    if name in ("matmul", "long_chain"):  # products and fused chains: the kernels' registers
+        asm = run([nnc, "--cpu=" + level, "--emit=asm", path], tmp).stdout
+        wider = [w for w in WIDER[reg] if "%" + w in asm]
+        if wider or (reg != "xmm" and "%" + reg not in asm):
+            fail(f"{name} --cpu={level}: registers {wider or 'none of ' + reg} in the assembly")
+
+
+def test_levels(nnc, tmp):
+    models = sorted(glob.glob(os.path.join(ROOT, "tests", "codegen", "*.nn")))
+    levels = runnable_levels()
+    if len(levels) < 2:
+        fail(f"this host runs only {levels}: x86-64-v3 at least is expected here")
+    if sanitized(BUILD[0]):  # several times slower there: the models of products and chains
+        models = [m for m in models if os.path.basename(m) in ("matmul.nn", "long_chain.nn", "fused.nn")]
+    refs = {}
+    for path in models:
+        ref = os.path.join(tmp, os.path.basename(path) + "_ref.npz")
+        run([nnc, "--interp", "--precision=f64", path, "--", "--epochs", "3", "--save", ref, "--quiet"], tmp)
+        refs[path] = np.load(ref)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        jobs = [pool.submit(check_level, nnc, tmp, path, level, reg, refs[path])
+                for path in models for level, reg in levels]
+        for j in jobs:
+            j.result()  # a failure exits the whole script
+
+
+def test_missing_feature(nnc, tmp):
+    xor = os.path.join(ROOT, "examples", "xor.nn")
+    cases = [("--cpu-features=+avx512er", "avx512er")]
+    if "avx512f" not in host_flags():
+        cases.append(("--cpu=x86-64-v4", "avx512f, avx512bw, avx512cd, avx512dq, avx512vl"))
+    for flag, names in cases:
+        run([nnc, flag, xor, "-o", "lacking"], tmp)
+        want = f"this program needs {names}; this CPU lacks"
+        for cmd in (["./lacking"], [nnc, "--run", flag, xor]):
+            p = run(cmd, tmp, code=1)
+            if want not in p.stderr or "train:" in p.stdout:
+                fail(f"{' '.join(cmd)}: expected '{want}' and no training:\n{p.stdout}{p.stderr}")
+
+
+def test_bad_names(nnc, tmp):
+    xor = os.path.join(ROOT, "examples", "xor.nn")
+    for flag, want in (("--cpu=pentium9", "unknown CPU 'pentium9'"),
+                       ("--cpu-features=+warp", "unknown feature 'warp'"),
+                       ("--cpu-features=avx2", "'avx2' is not +FEATURE or -FEATURE")):
+        p = run([nnc, flag, xor, "-o", "x"], tmp, code=1)
+        if want not in p.stderr:
+            fail(f"{flag}: expected '{want}' in: {p.stderr}")
+        if os.path.exists(os.path.join(tmp, "x")):
+            fail(f"{flag}: an output was written")
+
+
+if __name__ == "__main__":
+    if "--build" in sys.argv:
+        BUILD[0] = sys.argv[sys.argv.index("--build") + 1]
+    main("nnc-cpu-", [test_bad_names, test_missing_feature, test_levels])
