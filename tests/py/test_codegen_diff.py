@@ -40,6 +40,8 @@ NO_MODEL = "error: the file defines no model"
 # message both sides must print.
 EXPECTED_ERRORS = {
     "tests/check/missing_data.nn": "no_such_file.csv: error: cannot open",
+    "tests/check/inf_loss.nn": "error: the loss became infinite in epoch 1, batch 1 of 1",
+    "tests/check/nan_loss.nn": "error: the loss became nan in epoch 1, batch 1 of 1",
 }
 
 
