@@ -7,8 +7,8 @@ and log_softmax on any rank, sum, mean, dot, outer, transpose, the three losses 
 unfused, dense with every activation but log and sqrt, whose argument W @ a + b has no
 sign), every initialiser, input and target of rank 0-4 (or no target), output given or
 implied, every train option (inline, csv with header and label, and idx data; a test set;
-epochs, batch, sgd, momentum, adam, seed, shuffle), several models in one file, and the
-executable's flags (genprog.Program.run). Sections 9+ (convolution, pooling, new
+epochs, batch, sgd, momentum, adam, seed, shuffle), several models in one file, the
+executable's flags, and the compiler's --cpu and --cpu-features (genprog.Program.run). Sections 9+ (convolution, pooling, new
 optimizers) are not implemented yet: a new op is a method `_op_NAME` listed in Gen.OPS
 (or one name in SMOOTH_FNS) with its interval rule; a new optimizer is one entry in
 Gen.OPTIMIZERS and a branch of train_options.
@@ -782,6 +782,13 @@ def run_options(r, p, big, tiny):
     opt = pick(r, [(25, None), (75, 0)] if tiny else [(70, None), (15, 0), (10, 1), (5, 3)])
     if opt is not None:
         run["run_opt"] = opt
+    # the code generator's target (another vector width, no FMA); the oracle keeps to
+    # what the host runs
+    cpu = pick(r, [(70, None), (8, "x86-64"), (7, "x86-64-v2"), (8, "x86-64-v3"), (7, "x86-64-v4")])
+    if cpu:
+        run["cpu"] = cpu
+    if r.random() < 0.05:
+        run["cpu_features"] = r.choice(["-fma", "-avx512f", "+avx2,-fma"])
     if r.random() < 0.8:
         run["epochs"] = pick(r, [(20, 1), (50, 2), (25, 3), (5, 0)])
     if r.random() < 0.2:

@@ -8,7 +8,8 @@ For a program (its .nn text, data files and trainer flags) in a fresh folder:
            (elements whose step crosses a kink are skipped by the checker itself)
   interp   `nnc --interp`: the reference (f64 maths through the same runtime); it may only
            exit 0, or 1 for a NaN/inf stop
-  O0, O2   the executable at -O0 and -O2, with --threads 1
+  O0, O2   the executable at -O0 and -O2, with --threads 1 (and the program's --cpu and
+           --cpu-features, when the host runs what they make)
   run      `nnc --run` (the JIT; at -O2 or the program's run_opt)
   threads  the -O0 and -O2 executables again with --threads 2: the same .npz bytes, the
            same report
@@ -87,6 +88,36 @@ def run(cmd, cwd, stage):
     if p.returncode < 0 or p.returncode > 1:
         raise Failure(stage, "crash %d" % p.returncode, "%s\n%s%s" % (" ".join(cmd), out, err[-3000:]))
     return Proc(p.returncode, out, err)
+
+
+# What each --cpu level needs of the host (LLVM's x86-64-vN), as /proc/cpuinfo names it.
+CPU_NEEDS = {"x86-64": set(), "x86-64-v2": {"sse4_2", "popcnt"},
+             "x86-64-v3": {"sse4_2", "popcnt", "avx2", "fma", "bmi2", "movbe", "f16c"},
+             "x86-64-v4": {"sse4_2", "popcnt", "avx2", "fma", "bmi2", "movbe", "f16c",
+                           "avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}}
+
+
+def host_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            m = re.search(r"^flags\s*:(.*)$", f.read(), re.M)
+        return set(m.group(1).split()) if m else set()
+    except OSError:
+        return set()
+
+
+HOST = host_flags()
+
+
+def cpu_flags(run):
+    """--cpu and --cpu-features of a job, left out when the host cannot run the result."""
+    cpu, feats = run.get("cpu"), run.get("cpu_features")
+    if cpu and not CPU_NEEDS.get(cpu, {"?"}) <= HOST:
+        return []
+    added = {f[1:] for f in (feats or "").split(",") if f.startswith("+")}
+    if feats and not added <= HOST:
+        feats = None
+    return (["--cpu=" + cpu] if cpu else []) + (["--cpu-features=" + feats] if feats else [])
 
 
 def compile_to(nnc, sel, src, exe, flags, cwd, stage):
@@ -268,6 +299,7 @@ class Setup:
                 f.write(data)
         self.sel = ["--model=" + job.model] if job.model else []
         self.prec = ["--precision=" + job.precision]
+        self.cpu = cpu_flags(job.run)
 
     def args(self, tag, threads=None):
         ro = self.job.run
@@ -356,7 +388,7 @@ def exe_stage(nnc, s, ref, opt, threads):
     tag = "o%d" % opt
     exe = os.path.join(s.tmp, tag)
     stage = "O%d" % opt
-    compile_to(nnc, s.sel, s.src, exe, s.prec + ["-O%d" % opt], s.tmp, stage)
+    compile_to(nnc, s.sel, s.src, exe, s.prec + s.cpu + ["-O%d" % opt], s.tmp, stage)
     p = run([exe] + s.args(tag, threads=1), s.tmp, stage)
     agree(s, p, ref, tag, stage)
     if threads:
@@ -365,7 +397,7 @@ def exe_stage(nnc, s, ref, opt, threads):
 
 def run_stage(nnc, s, ref):
     opt = s.job.run.get("run_opt")
-    flags = s.prec + (["-O%d" % opt] if opt is not None else [])
+    flags = s.prec + s.cpu + (["-O%d" % opt] if opt is not None else [])
     p = run([nnc] + s.sel + flags + ["--run", s.src, "--"] + s.args("jit"), s.tmp, "run")
     agree(s, p, ref, "jit", "run")
 
