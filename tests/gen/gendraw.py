@@ -718,10 +718,16 @@ class Gen:
         t = self.m.train
         opt = r.choice(self.OPTIMIZERS)
         lr = r.choice([0.001, 0.01, 0.02, 0.05])
+        # In f32 a gradient carries the rounding of its computation, which the optimizer
+        # multiplies (momentum mu by up to 1 / (1 - mu), adam by up to lr / eps) and every
+        # step adds to: f32 programs keep those factors small and their steps few
+        # (run_options), so the weights stay within oracle.py's tolerance.
+        f32 = self.p.precision == "f32"
         if opt == "sgd":
             t["optimizer"] = r.choice(["sgd(lr = %g)" % lr, "sgd(lr = %g, momentum = 0)" % lr])
         elif opt == "momentum":
-            t["optimizer"] = "sgd(lr = %g, momentum = %g)" % (lr, r.choice([0.5, 0.9, 0.99]))
+            mu = r.choice([0.5, 0.9] if f32 else [0.5, 0.9, 0.99])
+            t["optimizer"] = "sgd(lr = %g, momentum = %g)" % (lr, mu)
         elif opt == "adam":
             # eps well above rounding: adam divides by sqrt(v) + eps, so a gradient that is
             # rounding noise (a structural zero, as the gradient of sum(softmax(z))) would
@@ -729,7 +735,7 @@ class Gen:
             args = ["lr = %g" % lr] + [a for a in ("beta1 = %g" % r.choice([0, 0.5, 0.9]),
                                                    "beta2 = %g" % r.choice([0.9, 0.99, 0.999]))
                                        if r.random() < 0.5]
-            args.append("eps = %g" % r.choice([1e-4, 1e-3, 0.01]))
+            args.append("eps = %g" % (0.1 if f32 else r.choice([1e-4, 1e-3, 0.01])))
             r.shuffle(args)
             t["optimizer"] = "adam(%s)" % ", ".join(args)
         self.lr = lr if opt else 0.01
@@ -789,8 +795,9 @@ def run_options(r, p, big, tiny):
         run["cpu"] = cpu
     if r.random() < 0.05:
         run["cpu_features"] = r.choice(["-fma", "-avx512f", "+avx2,-fma"])
-    if r.random() < 0.8:
-        run["epochs"] = pick(r, [(20, 1), (50, 2), (25, 3), (5, 0)])
+    if r.random() < 0.8 or p.precision == "f32":   # f32: few steps (train_options)
+        run["epochs"] = pick(r, [(20, 1), (50, 2), (25, 3), (5, 0)] if p.precision == "f64"
+                             else [(45, 1), (50, 2), (5, 0)])
     if r.random() < 0.2:
         run["batch"] = r.randint(3 if big else 1, 5)
     if r.random() < 0.15:
