@@ -19,7 +19,7 @@ the same report lines with the same numbers, the same --log rows, the same weigh
 "the same number" is within the tolerance of the precision:
 
   f64: rtol 1e-9 (atol 1e-12 for weights; printed numbers: one unit in their last printed
-       digit on top). Two f64 evaluations of the same maths in another order differ by a
+       digit on top; accuracy: one sample, see acc_tolerance). Two f64 evaluations of the same maths in another order differ by a
        few ulps a step (~1e-15); nothing in a few steps amplifies that to 1e-9 unless the
        code is wrong.
   f32: rtol 2e-3, atol 2e-4 (weights and losses; accuracy: one sample). Only programs
@@ -187,9 +187,13 @@ def same_report(got, ref, precision, nsamples):
 
 
 def acc_tolerance(precision, nsamples):
-    """An accuracy may differ by one sample in f32, where an argmax or the 0.5 threshold
-    can be a near tie; in f64 it may not."""
-    return 100.0 / max(1, nsamples) if precision == "f32" else 0.0
+    """An accuracy may differ by one sample: it is an argmax (or the 0.5 threshold) of the
+    prediction, and where classes tie, two right evaluations one rounding apart pick
+    different ones. Ties are common, not only in f32: params that start equal (zeros,
+    ones, const) give equal logits, and after a step one side may keep the exact tie and
+    the other be 4e-19 off (found by the generator, f64). Losses, log rows and weights
+    are still compared within the tolerance."""
+    return 100.0 / max(1, nsamples)
 
 
 def is_acc(pattern, index):
@@ -451,8 +455,10 @@ def self_test():
                                                            "f64", 4) is None),
             ("a loss two printed digits apart", same_report(out, out.replace("0.400000", "0.400002"),
                                                             "f64", 4) is not None),
-            ("an accuracy apart in f64", same_report(out, out.replace("acc 50.00", "acc 75.00"),
-                                                     "f64", 4) is not None),
+            ("an accuracy two samples apart", same_report(out, out.replace("acc 50.00", "acc 100.00"),
+                                                          "f64", 4) is not None),
+            ("an accuracy one sample apart", same_report(out, out.replace("acc 50.00", "acc 75.00"),
+                                                         "f64", 4) is None),
             ("an epoch number apart", same_report(out, out.replace("epoch 1", "epoch 2"), "f32", 4)
              is not None),
             ("a line missing", same_report(out, out.split("\n", 1)[1], "f64", 4) is not None),
