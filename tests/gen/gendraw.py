@@ -32,6 +32,7 @@ from genprog import KINK_FNS, Expr, Let, Model, Param, Program, fmt_num, num, pr
 
 BOUND = 30.0          # values beyond this are squashed
 PRED_MAX = 5.0        # predictions beyond this are squashed
+SATURATE = 4.0        # f32: the largest argument of tanh and sigmoid
 EXP_MAX = 8.0         # largest argument exp gets
 POS_MIN = 0.05        # smallest value log, sqrt, 1/x and x^-c get
 SMOOTH_FNS = ("sigmoid", "tanh", "exp", "log", "sqrt", "softplus")
@@ -126,7 +127,11 @@ class Gen:
         self.rng = random.Random(seed)
         self.p = Program(seed)
         self.tiny = tiny
-        self.big = self.rng.random() < (0.02 if tiny else 0.05)
+        # f32 programs are not big: a sum of 10^5 f32 terms is off by far more than the
+        # tolerance allows for (oracle.py), in sums the f64 interpreter does exactly
+        self.f32 = self.rng.random() < 0.4
+        self.p.precision = "f32" if self.f32 else "f64"
+        self.big = self.rng.random() < (0.02 if tiny else 0.05) and not self.f32
         self.cap = BIG_ELEMS if self.big else MAX_ELEMS
         self.bridging = False
 
@@ -302,17 +307,28 @@ class Gen:
 
     # -- keeping values in range --
 
+    # In f32 a value is brought into range by scaling, never by tanh of a large argument:
+    # the derivative of a saturated tanh or sigmoid (1 - y^2, y (1 - y)) keeps only a few
+    # of f32's digits, and an f32 program is compared with the interpreter's f64 maths.
+
     def squash(self, e, iv, bound=BOUND):
         if iv.mag() <= bound:
             return e, iv
-        if self.rng.random() < 0.6:
+        if self.rng.random() < 0.6 and not self.f32:
             return Expr("call", [e], e.shape, "tanh"), unary_iv("tanh", iv)
+        return self.scale_to(e, iv, bound)
+
+    def scale_to(self, e, iv, bound):
+        if iv.mag() <= bound:
+            return e, iv
         c = 10 ** -math.ceil(math.log10(iv.mag() / bound))
         return Expr("*", [e, num(c)], e.shape), iv * Iv(c, c)
 
     def bounded_exp_arg(self, e, iv):
         if iv.hi <= EXP_MAX and iv.lo >= -40:
             return e, iv
+        if self.f32:
+            return self.scale_to(e, iv, EXP_MAX)
         e = Expr("call", [e], e.shape, "tanh")
         c = self.rng.choice([1, 2, 4])
         return (Expr("*", [num(c), e], e.shape), Iv(-c, c)) if c != 1 else (e, Iv(-1, 1))
@@ -329,7 +345,7 @@ class Gen:
         kind = r.choice(kinds)
         c = r.choice([0.1, 0.5, 1])
         if kind in ("sigmoid", "exp", "softmax"):
-            e, iv = self.squash_to(e, iv, 10)
+            e, iv = self.saturation(kind, *self.squash_to(e, iv, 10))
             v = Expr("call", [e], shape, kind)
             if kind == "softmax":
                 piv = Iv(math.exp(iv.lo - iv.hi) / self.p.dims[shape[-1]], 1)
@@ -349,7 +365,15 @@ class Gen:
     def squash_to(self, e, iv, m):
         if iv.mag() <= m:
             return e, iv
+        if self.f32:
+            return self.scale_to(e, iv, m)
         return Expr("call", [e], e.shape, "tanh"), unary_iv("tanh", iv)
+
+    def saturation(self, fn, e, iv):
+        """The argument of tanh or sigmoid in f32, scaled to where it does not saturate."""
+        if self.f32 and fn in ("tanh", "sigmoid"):
+            return self.scale_to(e, iv, SATURATE)
+        return e, iv
 
     # -- expressions: gen(shape, depth) draws an expression of that shape --
 
@@ -366,7 +390,7 @@ class Gen:
     def _op_unary(self, shape, depth):
         fns = SMOOTH_FNS + (KINK_FNS if self.kinks_ok else ())
         fn = self.rng.choice(fns)
-        a, iv = self.gen(shape, depth)
+        a, iv = self.saturation(fn, *self.gen(shape, depth))
         if fn == "exp":
             a, iv = self.bounded_exp_arg(a, iv)
         elif fn in ("log", "sqrt"):
@@ -439,6 +463,7 @@ class Gen:
         e, iv = self.gen(shape, depth)
         for _ in range(self.rng.randint(3, 12)):
             fn = self.rng.choice(["sigmoid", "tanh", "softplus"] + (["relu"] if self.kinks_ok else []))
+            e, iv = self.saturation(fn, e, iv)
             e, iv = Expr("call", [e], shape, fn), unary_iv(fn, iv)
         return e, iv
 
@@ -762,8 +787,7 @@ def generate(seed, tiny=False):
     g = Gen(seed, tiny)
     r = g.rng
     p = g.p
-    p.precision = "f32" if r.random() < 0.4 else "f64"
-    g.kinks_ok = p.precision == "f64" and r.random() < 0.7
+    g.kinks_ok = not g.f32 and r.random() < 0.7
     nstmts = pick(r, [(55, r.randint(0, 3)), (35, r.randint(4, 8)), (10, r.randint(9, 25))])
     if tiny:
         nstmts = pick(r, [(70, r.randint(0, 2)), (27, r.randint(3, 5)), (3, r.randint(6, 12))])

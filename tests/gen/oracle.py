@@ -25,10 +25,12 @@ the same report lines with the same numbers, the same --log rows, the same weigh
   f32: rtol 2e-3, atol 2e-4 (weights and losses; accuracy: one sample). Only programs
        without kinks are compared in f32 (gendraw), so every quantity is a smooth function
        of the data and weights. The compiled code rounds every intermediate to f32
-       (u = 6e-8); the interpreter rounds only what it stores. With the values the
-       generator keeps within [-30, 30] and the chains it draws, a gradient element is off
+       (u = 6e-8); the interpreter rounds only what it stores. f32 programs are small
+       (no sum of more than 4096 terms) and keep tanh and sigmoid out of saturation
+       (arguments within +-4, scaled rather than squashed), so a gradient element is off
        by ~16u times the size G of the terms it sums (~1e-6 G; where terms cancel, as in
-       the gradient of a softmax, that is not relative to the element). A step turns that
+       the gradient of a softmax, that is not relative to the element). A big f32 program
+       (a 300 x 300 product of saturated tanh) put a gradient norm 0.4% off. A step turns that
        into lr * 1e-6 G, times 1 / (1 - mu) <= 10 with momentum, or 1e-6 G * lr / eps with
        adam; f32 programs draw mu <= 0.9, adam's eps = 0.1 (lr / eps <= 0.5) and 1-2 epochs
        of <= 40 samples (<= 80 steps): <= 4e-5 G in all, under the tolerance for G <= 5.
