@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """gen.py - random valid programs through the whole of nnc (issue 11).
 
-    gen.py show SEED                         print the program of a seed
+    gen.py show [--tiny] SEED                print the program of a seed
     gen.py batch --nnc NNC [--seed S] [--count N] [--shard I/K]
                                              programs S:0 .. S:N-1 (this shard's share);
                                              a failure is reduced and reported
@@ -10,7 +10,8 @@
     gen.py forever --nnc NNC [--jobs J]      random seeds until stopped, printing counts;
                                              the first failure of each signature (stage
                                              and kind) reduced into tests/gen/cases
-    gen.py reduce --nnc NNC SEED             reduce the program of a seed and keep it
+    gen.py reduce [--tiny] --nnc NNC SEED    reduce the program of a seed and keep it
+    (--tiny: the small programs of the suite's batch, as `batch --tiny` draws them)
 
 Programs come from gendraw.py (what is drawn, as genprog.py structures), genprint.py (the
 text and data), oracle.py (what must agree) and reduce.py (shrinking a failure). Program i
@@ -43,11 +44,11 @@ def seed_of(base, i):
 
 
 def show(args):
-    text, files = genprint.program_text(gendraw.generate(int(args.seed)))
+    p = gendraw.generate(int(args.seed), args.tiny)
+    text, files = genprint.program_text(p)
     print(text)
     for name in files:
         print("# file:", name)
-    p = gendraw.generate(int(args.seed))
     print("# precision %s, run %s" % (p.precision, p.run))
 
 
@@ -78,7 +79,8 @@ def batch(args):
         seed = seed_of(args.seed, i)
         prog, f = one(nnc, seed, args.tiny)
         if f:
-            print("FAIL program %s:%d (seed %d, %s): %s" % (args.seed, i, seed, prog.precision, f), flush=True)
+            print("FAIL program %s:%d (%s; again: gen.py reduce --tiny --nnc NNC %d): %s" % (
+                args.seed, i, prog.precision, seed, f), flush=True)
             failed.append((seed, prog, f))
     for seed, prog, f in failed:
         if args.reduce:
@@ -152,7 +154,7 @@ def forever(args):
 
 def reduce_seed(args):
     nnc = os.path.abspath(args.nnc)
-    prog, f = one(nnc, int(args.seed))
+    prog, f = one(nnc, int(args.seed), args.tiny)
     if not f:
         print("seed %s passes" % args.seed)
         return 0

@@ -7,8 +7,8 @@ and log_softmax on any rank, sum, mean, dot, outer, transpose, the three losses 
 unfused, dense with every activation but log and sqrt, whose argument W @ a + b has no
 sign), every initialiser, input and target of rank 0-4 (or no target), output given or
 implied, every train option (inline, csv with header and label, and idx data; a test set;
-epochs, batch, sgd, momentum, adam, seed, shuffle), several models in one file, and the
-executable's flags (genprog.Program.run). Sections 9+ (convolution, pooling, new
+epochs, batch, sgd, momentum, adam, seed, shuffle), several models in one file, the
+executable's flags, and the compiler's --cpu and --cpu-features (genprog.Program.run). Sections 9+ (convolution, pooling, new
 optimizers) are not implemented yet: a new op is a method `_op_NAME` listed in Gen.OPS
 (or one name in SMOOTH_FNS) with its interval rule; a new optimizer is one entry in
 Gen.OPTIMIZERS and a branch of train_options.
@@ -32,6 +32,7 @@ from genprog import KINK_FNS, Expr, Let, Model, Param, Program, fmt_num, num, pr
 
 BOUND = 30.0          # values beyond this are squashed
 PRED_MAX = 5.0        # predictions beyond this are squashed
+SATURATE = 4.0        # f32: the largest argument of tanh and sigmoid
 EXP_MAX = 8.0         # largest argument exp gets
 POS_MIN = 0.05        # smallest value log, sqrt, 1/x and x^-c get
 SMOOTH_FNS = ("sigmoid", "tanh", "exp", "log", "sqrt", "softplus")
@@ -126,7 +127,11 @@ class Gen:
         self.rng = random.Random(seed)
         self.p = Program(seed)
         self.tiny = tiny
-        self.big = self.rng.random() < (0.02 if tiny else 0.05)
+        # f32 programs are not big: a sum of 10^5 f32 terms is off by far more than the
+        # tolerance allows for (oracle.py), in sums the f64 interpreter does exactly
+        self.f32 = self.rng.random() < 0.4
+        self.p.precision = "f32" if self.f32 else "f64"
+        self.big = self.rng.random() < (0.02 if tiny else 0.05) and not self.f32
         self.cap = BIG_ELEMS if self.big else MAX_ELEMS
         self.bridging = False
 
@@ -265,7 +270,7 @@ class Gen:
         if k == 0:
             o, io = self.other(shape)
             return Expr("*", [o, v] if r.random() < 0.5 else [v, o], shape), io * iv
-        if len(shape) <= 2 and k <= 2 and s[-1] != s[0] and len(shape) == 2 and s == (shape[1], shape[0]):
+        if len(shape) == 2 and k == 2 and s == (shape[1], shape[0]):
             return Expr("call", [v], shape, "transpose"), iv
         mm = self.bridge_matmul(v, iv, s, shape)
         if mm:
@@ -298,21 +303,32 @@ class Gen:
         os, v_left = self.rng.choice(forms)
         o, io = self.other(os)
         args = [v, o] if v_left else [o, v]
-        return Expr("@", args, shape), (iv * io).scale(self.p.dims[s[0] if v_left else s[-1]])
+        return Expr("@", args, shape), (iv * io).scale(self.p.dims[s[-1] if v_left else s[0]])
 
     # -- keeping values in range --
+
+    # In f32 a value is brought into range by scaling, never by tanh of a large argument:
+    # the derivative of a saturated tanh or sigmoid (1 - y^2, y (1 - y)) keeps only a few
+    # of f32's digits, and an f32 program is compared with the interpreter's f64 maths.
 
     def squash(self, e, iv, bound=BOUND):
         if iv.mag() <= bound:
             return e, iv
-        if self.rng.random() < 0.6:
+        if self.rng.random() < 0.6 and not self.f32:
             return Expr("call", [e], e.shape, "tanh"), unary_iv("tanh", iv)
+        return self.scale_to(e, iv, bound)
+
+    def scale_to(self, e, iv, bound):
+        if iv.mag() <= bound:
+            return e, iv
         c = 10 ** -math.ceil(math.log10(iv.mag() / bound))
         return Expr("*", [e, num(c)], e.shape), iv * Iv(c, c)
 
     def bounded_exp_arg(self, e, iv):
         if iv.hi <= EXP_MAX and iv.lo >= -40:
             return e, iv
+        if self.f32:
+            return self.scale_to(e, iv, EXP_MAX)
         e = Expr("call", [e], e.shape, "tanh")
         c = self.rng.choice([1, 2, 4])
         return (Expr("*", [num(c), e], e.shape), Iv(-c, c)) if c != 1 else (e, Iv(-1, 1))
@@ -329,15 +345,15 @@ class Gen:
         kind = r.choice(kinds)
         c = r.choice([0.1, 0.5, 1])
         if kind in ("sigmoid", "exp", "softmax"):
-            e, iv = self.squash_to(e, iv, 10)
-            if kind == "exp":
-                v = Expr("call", [e], shape, "exp")
-                return v, unary_iv("exp", iv)
+            e, iv = self.saturation(kind, *self.squash_to(e, iv, 10))
             v = Expr("call", [e], shape, kind)
-            lo = sigmoid(iv.lo) if kind == "sigmoid" else math.exp(iv.lo - iv.hi) / self.p.size(shape)
-            if lo >= POS_MIN:
-                return v, Iv(lo, 1)
-            return Expr("+", [v, num(c)], shape), Iv(lo + c, 1 + c)
+            if kind == "softmax":
+                piv = Iv(math.exp(iv.lo - iv.hi) / self.p.dims[shape[-1]], 1)
+            else:
+                piv = unary_iv(kind, iv)
+            if piv.lo >= POS_MIN:
+                return v, piv
+            return Expr("+", [v, num(c)], shape), piv + Iv(c, c)
         if kind == "square":
             v = Expr("^", [e], shape, (2, "2"))
             piv = power_iv(iv, 2)
@@ -349,7 +365,15 @@ class Gen:
     def squash_to(self, e, iv, m):
         if iv.mag() <= m:
             return e, iv
+        if self.f32:
+            return self.scale_to(e, iv, m)
         return Expr("call", [e], e.shape, "tanh"), unary_iv("tanh", iv)
+
+    def saturation(self, fn, e, iv):
+        """The argument of tanh or sigmoid in f32, scaled to where it does not saturate."""
+        if self.f32 and fn in ("tanh", "sigmoid"):
+            return self.scale_to(e, iv, SATURATE)
+        return e, iv
 
     # -- expressions: gen(shape, depth) draws an expression of that shape --
 
@@ -366,19 +390,17 @@ class Gen:
     def _op_unary(self, shape, depth):
         fns = SMOOTH_FNS + (KINK_FNS if self.kinks_ok else ())
         fn = self.rng.choice(fns)
-        a, iv = self.gen(shape, depth)
+        a, iv = self.saturation(fn, *self.gen(shape, depth))
         if fn == "exp":
             a, iv = self.bounded_exp_arg(a, iv)
         elif fn in ("log", "sqrt"):
             a, iv = self.positive(a, iv)
         alpha = None
         if fn == "leaky_relu":
+            # (alpha, its text, named as alpha = ...), or the default 0.01
             alpha = self.rng.choice([None, (0.2, "0.2", False), (0.1, "0.1", True),
-                                     (0.125, "1/8", False), (0.5, "alpha = 0.5", True)])
-            a_val = alpha[0] if alpha else 0.01
-            if alpha and alpha[1].startswith("alpha"):
-                alpha = (0.5, "0.5", True)
-            return Expr("call", [a], shape, fn, alpha), unary_iv(fn, iv, a_val)
+                                     (0.125, "1/8", False), (0.5, "0.5", True)])
+            return Expr("call", [a], shape, fn, alpha), unary_iv(fn, iv, alpha[0] if alpha else 0.01)
         return Expr("call", [a], shape, fn), unary_iv(fn, iv)
 
     def _op_softmax(self, shape, depth):
@@ -441,6 +463,7 @@ class Gen:
         e, iv = self.gen(shape, depth)
         for _ in range(self.rng.randint(3, 12)):
             fn = self.rng.choice(["sigmoid", "tanh", "softplus"] + (["relu"] if self.kinks_ok else []))
+            e, iv = self.saturation(fn, e, iv)
             e, iv = Expr("call", [e], shape, fn), unary_iv(fn, iv)
         return e, iv
 
@@ -720,10 +743,16 @@ class Gen:
         t = self.m.train
         opt = r.choice(self.OPTIMIZERS)
         lr = r.choice([0.001, 0.01, 0.02, 0.05])
+        # In f32 a gradient carries the rounding of its computation, which the optimizer
+        # multiplies (momentum mu by up to 1 / (1 - mu), adam by up to lr / eps) and every
+        # step adds to: f32 programs keep those factors small and their steps few
+        # (run_options), so the weights stay within oracle.py's tolerance.
+        f32 = self.p.precision == "f32"
         if opt == "sgd":
             t["optimizer"] = r.choice(["sgd(lr = %g)" % lr, "sgd(lr = %g, momentum = 0)" % lr])
         elif opt == "momentum":
-            t["optimizer"] = "sgd(lr = %g, momentum = %g)" % (lr, r.choice([0.5, 0.9, 0.99]))
+            mu = r.choice([0.5, 0.9] if f32 else [0.5, 0.9, 0.99])
+            t["optimizer"] = "sgd(lr = %g, momentum = %g)" % (lr, mu)
         elif opt == "adam":
             # eps well above rounding: adam divides by sqrt(v) + eps, so a gradient that is
             # rounding noise (a structural zero, as the gradient of sum(softmax(z))) would
@@ -731,7 +760,7 @@ class Gen:
             args = ["lr = %g" % lr] + [a for a in ("beta1 = %g" % r.choice([0, 0.5, 0.9]),
                                                    "beta2 = %g" % r.choice([0.9, 0.99, 0.999]))
                                        if r.random() < 0.5]
-            args.append("eps = %g" % r.choice([1e-4, 1e-3, 0.01]))
+            args.append("eps = %g" % (0.1 if f32 else r.choice([1e-4, 1e-3, 0.01])))
             r.shuffle(args)
             t["optimizer"] = "adam(%s)" % ", ".join(args)
         self.lr = lr if opt else 0.01
@@ -758,8 +787,7 @@ def generate(seed, tiny=False):
     g = Gen(seed, tiny)
     r = g.rng
     p = g.p
-    p.precision = "f32" if r.random() < 0.4 else "f64"
-    g.kinks_ok = p.precision == "f64" and r.random() < 0.7
+    g.kinks_ok = not g.f32 and r.random() < 0.7
     nstmts = pick(r, [(55, r.randint(0, 3)), (35, r.randint(4, 8)), (10, r.randint(9, 25))])
     if tiny:
         nstmts = pick(r, [(70, r.randint(0, 2)), (27, r.randint(3, 5)), (3, r.randint(6, 12))])
@@ -784,8 +812,16 @@ def run_options(r, p, big, tiny):
     opt = pick(r, [(25, None), (75, 0)] if tiny else [(70, None), (15, 0), (10, 1), (5, 3)])
     if opt is not None:
         run["run_opt"] = opt
-    if r.random() < 0.8:
-        run["epochs"] = pick(r, [(20, 1), (50, 2), (25, 3), (5, 0)])
+    # the code generator's target (another vector width, no FMA); the oracle keeps to
+    # what the host runs
+    cpu = pick(r, [(70, None), (8, "x86-64"), (7, "x86-64-v2"), (8, "x86-64-v3"), (7, "x86-64-v4")])
+    if cpu:
+        run["cpu"] = cpu
+    if r.random() < 0.05:
+        run["cpu_features"] = r.choice(["-fma", "-avx512f", "+avx2,-fma"])
+    if r.random() < 0.8 or p.precision == "f32":   # f32: few steps (train_options)
+        run["epochs"] = pick(r, [(20, 1), (50, 2), (25, 3), (5, 0)] if p.precision == "f64"
+                             else [(45, 1), (50, 2), (5, 0)])
     if r.random() < 0.2:
         run["batch"] = r.randint(3 if big else 1, 5)
     if r.random() < 0.15:

@@ -8,7 +8,8 @@ For a program (its .nn text, data files and trainer flags) in a fresh folder:
            (elements whose step crosses a kink are skipped by the checker itself)
   interp   `nnc --interp`: the reference (f64 maths through the same runtime); it may only
            exit 0, or 1 for a NaN/inf stop
-  O0, O2   the executable at -O0 and -O2, with --threads 1
+  O0, O2   the executable at -O0 and -O2, with --threads 1 (and the program's --cpu and
+           --cpu-features, when the host runs what they make)
   run      `nnc --run` (the JIT; at -O2 or the program's run_opt)
   threads  the -O0 and -O2 executables again with --threads 2: the same .npz bytes, the
            same report
@@ -18,18 +19,24 @@ the same report lines with the same numbers, the same --log rows, the same weigh
 "the same number" is within the tolerance of the precision:
 
   f64: rtol 1e-9 (atol 1e-12 for weights; printed numbers: one unit in their last printed
-       digit on top). Two f64 evaluations of the same maths in another order differ by a
+       digit on top; accuracy: one sample, see acc_tolerance). Two f64 evaluations of the same maths in another order differ by a
        few ulps a step (~1e-15); nothing in a few steps amplifies that to 1e-9 unless the
        code is wrong.
   f32: rtol 2e-3, atol 2e-4 (weights and losses; accuracy: one sample). Only programs
        without kinks are compared in f32 (gendraw), so every quantity is a smooth function
        of the data and weights. The compiled code rounds every intermediate to f32
-       (u = 6e-8); the interpreter rounds only what it stores. A chain of at most ~60 ops
-       whose values the generator keeps within [-30, 30] loses at most ~60u relative per
-       evaluation, with condition numbers the squashing keeps below ~100: ~4e-4 in the
-       worst case per step, on values which training moves by lr * |g| <= 0.05 * |g|.
-       Over <= 40 steps the weights differ by well under 2e-3 relative; measured over
-       thousands of programs the largest difference is far below (see gen.py --stats).
+       (u = 6e-8); the interpreter rounds only what it stores. f32 programs are small
+       (no sum of more than 4096 terms) and keep tanh and sigmoid out of saturation
+       (arguments within +-4, scaled rather than squashed), so a gradient element is off
+       by ~16u times the size G of the terms it sums (~1e-6 G; where terms cancel, as in
+       the gradient of a softmax, that is not relative to the element). A big f32 program
+       (a 300 x 300 product of saturated tanh) put a gradient norm 0.4% off. A step turns that
+       into lr * 1e-6 G, times 1 / (1 - mu) <= 10 with momentum, or 1e-6 G * lr / eps with
+       adam; f32 programs draw mu <= 0.9, adam's eps = 0.1 (lr / eps <= 0.5) and 1-2 epochs
+       of <= 40 samples (<= 80 steps): <= 4e-5 G in all, under the tolerance for G <= 5.
+       Measured over thousands of programs the largest difference is a few percent of the
+       tolerance (gen.py prints it). The generator found the case that set these limits:
+       adam with eps = 1e-4 (lr / eps = 200) over 10 epochs put a weight 0.3% off.
   Adam divides by sqrt(v) + eps: the generator uses eps >= 1e-4 so that a gradient which
   is rounding noise (a structural zero) stays a noise-sized step.
 
@@ -87,6 +94,36 @@ def run(cmd, cwd, stage):
     if p.returncode < 0 or p.returncode > 1:
         raise Failure(stage, "crash %d" % p.returncode, "%s\n%s%s" % (" ".join(cmd), out, err[-3000:]))
     return Proc(p.returncode, out, err)
+
+
+# What each --cpu level needs of the host (LLVM's x86-64-vN), as /proc/cpuinfo names it.
+CPU_NEEDS = {"x86-64": set(), "x86-64-v2": {"sse4_2", "popcnt"},
+             "x86-64-v3": {"sse4_2", "popcnt", "avx2", "fma", "bmi2", "movbe", "f16c"},
+             "x86-64-v4": {"sse4_2", "popcnt", "avx2", "fma", "bmi2", "movbe", "f16c",
+                           "avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}}
+
+
+def host_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            m = re.search(r"^flags\s*:(.*)$", f.read(), re.M)
+        return set(m.group(1).split()) if m else set()
+    except OSError:
+        return set()
+
+
+HOST = host_flags()
+
+
+def cpu_flags(run):
+    """--cpu and --cpu-features of a job, left out when the host cannot run the result."""
+    cpu, feats = run.get("cpu"), run.get("cpu_features")
+    if cpu and not CPU_NEEDS.get(cpu, {"?"}) <= HOST:
+        return []
+    added = {f[1:] for f in (feats or "").split(",") if f.startswith("+")}
+    if feats and not added <= HOST:
+        feats = None
+    return (["--cpu=" + cpu] if cpu else []) + (["--cpu-features=" + feats] if feats else [])
 
 
 def compile_to(nnc, sel, src, exe, flags, cwd, stage):
@@ -152,9 +189,13 @@ def same_report(got, ref, precision, nsamples):
 
 
 def acc_tolerance(precision, nsamples):
-    """An accuracy may differ by one sample in f32, where an argmax or the 0.5 threshold
-    can be a near tie; in f64 it may not."""
-    return 100.0 / max(1, nsamples) if precision == "f32" else 0.0
+    """An accuracy may differ by one sample: it is an argmax (or the 0.5 threshold) of the
+    prediction, and where classes tie, two right evaluations one rounding apart pick
+    different ones. Ties are common, not only in f32: params that start equal (zeros,
+    ones, const) give equal logits, and after a step one side may keep the exact tie and
+    the other be 4e-19 off (found by the generator, f64). Losses, log rows and weights
+    are still compared within the tolerance."""
+    return 100.0 / max(1, nsamples)
 
 
 def is_acc(pattern, index):
@@ -268,6 +309,7 @@ class Setup:
                 f.write(data)
         self.sel = ["--model=" + job.model] if job.model else []
         self.prec = ["--precision=" + job.precision]
+        self.cpu = cpu_flags(job.run)
 
     def args(self, tag, threads=None):
         ro = self.job.run
@@ -356,7 +398,7 @@ def exe_stage(nnc, s, ref, opt, threads):
     tag = "o%d" % opt
     exe = os.path.join(s.tmp, tag)
     stage = "O%d" % opt
-    compile_to(nnc, s.sel, s.src, exe, s.prec + ["-O%d" % opt], s.tmp, stage)
+    compile_to(nnc, s.sel, s.src, exe, s.prec + s.cpu + ["-O%d" % opt], s.tmp, stage)
     p = run([exe] + s.args(tag, threads=1), s.tmp, stage)
     agree(s, p, ref, tag, stage)
     if threads:
@@ -365,7 +407,7 @@ def exe_stage(nnc, s, ref, opt, threads):
 
 def run_stage(nnc, s, ref):
     opt = s.job.run.get("run_opt")
-    flags = s.prec + (["-O%d" % opt] if opt is not None else [])
+    flags = s.prec + s.cpu + (["-O%d" % opt] if opt is not None else [])
     p = run([nnc] + s.sel + flags + ["--run", s.src, "--"] + s.args("jit"), s.tmp, "run")
     agree(s, p, ref, "jit", "run")
 
@@ -415,8 +457,10 @@ def self_test():
                                                            "f64", 4) is None),
             ("a loss two printed digits apart", same_report(out, out.replace("0.400000", "0.400002"),
                                                             "f64", 4) is not None),
-            ("an accuracy apart in f64", same_report(out, out.replace("acc 50.00", "acc 75.00"),
-                                                     "f64", 4) is not None),
+            ("an accuracy two samples apart", same_report(out, out.replace("acc 50.00", "acc 100.00"),
+                                                          "f64", 4) is not None),
+            ("an accuracy one sample apart", same_report(out, out.replace("acc 50.00", "acc 75.00"),
+                                                         "f64", 4) is None),
             ("an epoch number apart", same_report(out, out.replace("epoch 1", "epoch 2"), "f32", 4)
              is not None),
             ("a line missing", same_report(out, out.split("\n", 1)[1], "f64", 4) is not None),
