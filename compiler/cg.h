@@ -89,6 +89,7 @@ typedef struct CgTarget {
     const char *required;     /* comma-separated features the executable checks at start */
     int vector_bytes;         /* the widest vector register: 64 (AVX-512), 32 (AVX), 16 */
     int vector_regs;          /* vector registers: 32 with AVX-512, else 16 */
+    int l2_kb;                /* the L2 cache of a core, KB */
     LLVMTargetMachineRef tm;  /* the caller disposes it */
 } CgTarget;
 
@@ -133,6 +134,7 @@ typedef struct Cg {
     int real_size;
     int lanes; /* reals in the target's widest vector register */
     int vregs; /* the target's vector registers: the kernels' blocks are sized for them */
+    long long l2; /* bytes of a core's L2: the products' row panels are sized for it */
     const IrProgram *ir;
     CgPlan *plan;
     Arena *arena;

@@ -54,6 +54,7 @@ void cg_init(Cg *g, LLVMContextRef ctx, LLVMModuleRef mod, const IrProgram *p, C
     g->realp = LLVMPointerType(g->real, 0);
     g->lanes = t->vector_bytes / real_size;
     g->vregs = t->vector_regs;
+    g->l2 = (t->l2_kb > 0 ? t->l2_kb : 256) * 1024LL;
     g->i8p = LLVMPointerType(LLVMInt8TypeInContext(ctx), 0);
     g->i1 = LLVMInt1TypeInContext(ctx);
     g->i32 = LLVMInt32TypeInContext(ctx);

@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Error.h>
@@ -56,24 +57,35 @@ static LLVMTargetMachineRef machine(const char *cpu, const char *features, int o
 #define V3 V2 ",avx,avx2,bmi,bmi2,f16c,fma,lzcnt,movbe,xsave"
 #define V4 V3 ",avx512f,avx512bw,avx512cd,avx512dq,avx512vl"
 #define ICL ",avx512vbmi,avx512vbmi2,avx512vnni,avx512ifma,avx512bitalg,avx512vpopcntdq,gfni,vaes,vpclmulqdq"
+/* l2_kb: the core's L2 (the products' row panels are sized to it); the x86-64 levels
+ * assume 256 KB, the smallest L2 of the cores that have their features. */
 static const struct {
     const char *name, *features;
+    int l2_kb;
     const char *llvm_name; /* the name LLVM knows it by, when not its own */
 } cpus[] = {
-    {"x86-64", "", NULL}, {"x86-64-v2", V2, NULL}, {"x86-64-v3", V3, NULL}, {"x86-64-v4", V4, NULL},
-    {"haswell", V3 ",aes,pclmul", NULL}, {"broadwell", V3 ",adx,aes,pclmul", NULL},
-    {"skylake", V3 ",adx,aes,pclmul", NULL}, {"skylake-avx512", V4 ",adx,aes,pclmul", NULL},
-    {"cascadelake", V4 ",adx,aes,pclmul,avx512vnni", NULL},
-    {"icelake-server", V4 ",adx,aes,pclmul,sha" ICL, NULL},
-    {"znver1", V3 ",adx,aes,pclmul,sha", NULL}, {"znver2", V3 ",adx,aes,pclmul,sha", NULL},
-    {"znver3", V3 ",adx,aes,pclmul,sha,vaes,vpclmulqdq", NULL},
+    {"x86-64", "", 256, NULL}, {"x86-64-v2", V2, 256, NULL}, {"x86-64-v3", V3, 256, NULL},
+    {"x86-64-v4", V4, 256, NULL},
+    {"haswell", V3 ",aes,pclmul", 256, NULL}, {"broadwell", V3 ",adx,aes,pclmul", 256, NULL},
+    {"skylake", V3 ",adx,aes,pclmul", 256, NULL}, {"skylake-avx512", V4 ",adx,aes,pclmul", 1024, NULL},
+    {"cascadelake", V4 ",adx,aes,pclmul,avx512vnni", 1024, NULL},
+    {"icelake-server", V4 ",adx,aes,pclmul,sha" ICL, 1280, NULL},
+    {"znver1", V3 ",adx,aes,pclmul,sha", 512, NULL}, {"znver2", V3 ",adx,aes,pclmul,sha", 512, NULL},
+    {"znver3", V3 ",adx,aes,pclmul,sha,vaes,vpclmulqdq", 512, NULL},
     /* LLVM knows znver4 from version 16: before it, znver3's schedule with znver4's features */
 #if NNC_LLVM_MAJOR >= 16
-    {"znver4", V4 ",adx,aes,pclmul,sha,avx512bf16" ICL, NULL},
+    {"znver4", V4 ",adx,aes,pclmul,sha,avx512bf16" ICL, 1024, NULL},
 #else
-    {"znver4", V4 ",adx,aes,pclmul,sha,avx512bf16" ICL, "znver3"},
+    {"znver4", V4 ",adx,aes,pclmul,sha,avx512bf16" ICL, 1024, "znver3"},
 #endif
 };
+
+/* The host's L2 per core as the C library reads it from CPUID; 256 KB when it cannot. */
+static int host_l2_kb(void)
+{
+    long bytes = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    return bytes >= 64 * 1024 && bytes <= (1L << 30) ? (int)(bytes / 1024) : 256;
+}
 
 /* What a feature implies (LLVM's X86 feature graph, the part that matters here): adding
  * one adds these, removing one of these removes it. */
@@ -224,6 +236,7 @@ bool cg_target_init(CgTarget *t, const char *cpu, const char *mods, int opt_leve
         llvm_features = arena_printf(a, "%s%s%s", host, mods && *mods ? "," : "", mods ? mods : "");
         LLVMDisposeMessage(host);
         host_features(s, a);
+        t->l2_kb = host_l2_kb();
     } else {
         size_t i = 0;
         while (i < sizeof cpus / sizeof *cpus && strcmp(cpus[i].name, cpu) != 0)
@@ -233,6 +246,7 @@ bool cg_target_init(CgTarget *t, const char *cpu, const char *mods, int opt_leve
             return false;
         }
         set_add_list(s, cpus[i].features, a);
+        t->l2_kb = cpus[i].l2_kb;
         if (cpus[i].llvm_name)
             cpu = cpus[i].llvm_name;
         /* the set spelled out, so LLVM enables what the runtime will check */

@@ -9,6 +9,9 @@ level the host can run, so an AVX-512 host also tests the AVX2 and SSE code path
    before any of its code runs: avx512er (Xeon Phi only) everywhere, and x86-64-v4 on a
    host without AVX-512.
 3. An unknown CPU or feature is an error naming it.
+4. The products' row panels are sized to the target's L2 (haswell 256 KB, znver3 512 KB,
+   same features and registers): a batch of 300 x 784 f32 spans 8 and 4 panels, and both
+   train to the same bits, which agree with the interpreter.
 """
 import concurrent.futures
 import glob
@@ -85,6 +88,46 @@ def test_levels(nnc, tmp):
             j.result()  # a failure exits the whole script
 
 
+PANEL_MODEL = """model pan {
+    input x[784]
+    target t[10]
+    h = dense(x, 96, relu)
+    y = dense(h, 10, softmax)
+    loss = cross_entropy(y, t)
+}
+train pan {
+    data = csv("pan.csv")
+    epochs = 1
+    batch = 300
+    optimizer = sgd(lr = 0.1, momentum = 0.9)
+}
+"""
+
+
+def test_panels(nnc, tmp):
+    if "avx2" not in host_flags() or "fma" not in host_flags():
+        return  # haswell and znver3 need AVX2 and FMA
+    rng = np.random.default_rng(3)
+    x = rng.random((650, 784))
+    np.savetxt(os.path.join(tmp, "pan.csv"), np.hstack([x, np.eye(10)[rng.integers(0, 10, 650)]]),
+               delimiter=",", fmt="%.5f")
+    with open(os.path.join(tmp, "pan.nn"), "w") as f:
+        f.write(PANEL_MODEL)
+    saved = {}
+    for cpu in ("haswell", "znver3"):
+        run([nnc, "--cpu=" + cpu, "pan.nn", "-o", "pan_" + cpu], tmp)
+        run(["./pan_" + cpu, "--quiet", "--save", cpu + ".npz"], tmp)
+        with open(os.path.join(tmp, cpu + ".npz"), "rb") as f:
+            saved[cpu] = f.read()
+    if saved["haswell"] != saved["znver3"]:
+        fail("pan.nn: the weights depend on the L2 panel size (haswell vs znver3)")
+    run([nnc, "--interp", "pan.nn", "--", "--quiet", "--save", "ref.npz"], tmp)
+    got, want = np.load(os.path.join(tmp, "haswell.npz")), np.load(os.path.join(tmp, "ref.npz"))
+    for k in want.files:  # f32 sums of 784 terms vs f64: a few ulps of f32
+        if not np.allclose(got[k], want[k], rtol=1e-4, atol=1e-5):
+            fail(f"pan.nn: {k} differs from the interpreter by {np.max(np.abs(got[k] - want[k])):g}")
+
+
 def test_missing_feature(nnc, tmp):
     xor = os.path.join(ROOT, "examples", "xor.nn")
     cases = [("--cpu-features=+avx512er", "avx512er")]
@@ -114,4 +157,4 @@ def test_bad_names(nnc, tmp):
 if __name__ == "__main__":
     if "--build" in sys.argv:
         BUILD[0] = sys.argv[sys.argv.index("--build") + 1]
-    main("nnc-cpu-", [test_bad_names, test_missing_feature, test_levels])
+    main("nnc-cpu-", [test_bad_names, test_missing_feature, test_panels, test_levels])
