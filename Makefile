@@ -110,3 +110,7 @@ fuzz-deep: build
 .PHONY: docs
 docs: build
 	$(BUILD)/nnc --emit=dot examples/xor.nn | dot -Tsvg -o docs/xor.svg
+	for m in deep_sigmoid deep_relu; do \
+	  $(BUILD)/nnc examples/$$m.nn -o $(BUILD)/$$m && \
+	  $(BUILD)/$$m --quiet --plot docs/$$m.svg --save $(BUILD)/$$m.npz || exit 1; \
+	done
