@@ -6,6 +6,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= 2
 PACKAGES   := cmake make gcc libc6-dev flex bison llvm-dev zlib1g-dev python3 python3-numpy \
               dataset-fashion-mnist clang libclang-rt-dev
+PACKAGES   += graphviz librsvg2-bin
 FUZZ_SECONDS ?= 60
 # Each runtime reader's fuzz target (npz, csv, idx) runs a third of that after the front end's.
 FUZZ_RT_SECONDS ?= $(shell expr $(FUZZ_SECONDS) / 3)
@@ -103,3 +104,13 @@ GEN_JOBS ?= 1
 .PHONY: fuzz-deep
 fuzz-deep: build
 	nice -n 10 /usr/bin/python3 tests/gen/gen.py forever --jobs $(GEN_JOBS) --nnc $(BUILD)/nnc
+
+# The pictures of docs/ the README shows (issue 15): the xor graph (--emit=dot; a test checks
+# it is current) and the training plots of deep_sigmoid and deep_relu (--plot).
+.PHONY: docs
+docs: build
+	$(BUILD)/nnc --emit=dot examples/xor.nn | dot -Tsvg -o docs/xor.svg
+	for m in deep_sigmoid deep_relu; do \
+	  $(BUILD)/nnc examples/$$m.nn -o $(BUILD)/$$m && \
+	  $(BUILD)/$$m --quiet --plot docs/$$m.svg --save $(BUILD)/$$m.npz || exit 1; \
+	done

@@ -11,6 +11,7 @@
 #include "check.h"
 #include "codegen.h"
 #include "diag.h"
+#include "dot.h"
 #include "interp.h"
 #include "irprint.h"
 #include "lower.h"
@@ -20,12 +21,14 @@
 #include "simplify.h"
 
 typedef enum {
-    EMIT_NONE, EMIT_TOKENS, EMIT_AST, EMIT_IR, EMIT_GRAD, EMIT_LLVM, EMIT_ASM, EMIT_OBJ, EMIT_EXE
+    EMIT_NONE, EMIT_TOKENS, EMIT_AST, EMIT_IR, EMIT_GRAD, EMIT_LLVM, EMIT_ASM, EMIT_OBJ, EMIT_EXE,
+    EMIT_DOT
 } Emit;
 
 static const char *const emit_names[] = {
     [EMIT_TOKENS] = "tokens", [EMIT_AST] = "ast", [EMIT_IR] = "ir", [EMIT_GRAD] = "grad",
     [EMIT_LLVM] = "llvm",     [EMIT_ASM] = "asm", [EMIT_OBJ] = "obj", [EMIT_EXE] = "exe",
+    [EMIT_DOT] = "dot",
 };
 
 typedef struct Options {
@@ -40,7 +43,7 @@ typedef struct Options {
 
 static const char usage[] =
     "usage: nnc MODEL.nn [-o OUT]              compile to a training executable\n"
-    "       nnc --emit=KIND MODEL.nn [-o FILE] KIND: tokens ast ir grad llvm asm obj exe\n"
+    "       nnc --emit=KIND MODEL.nn [-o FILE] KIND: tokens ast ir grad dot llvm asm obj exe\n"
     "       nnc --run MODEL.nn [-- ARGS]       compile in memory and train now\n"
     "       nnc --check MODEL.nn               check every gradient by finite differences\n"
     "       nnc --interp MODEL.nn [-- ARGS]    train with the reference interpreter (slow)\n"
@@ -98,7 +101,7 @@ static int parse_args(Options *o, int argc, char **argv)
         } else if (strncmp(a, "--emit=", 7) == 0 || strcmp(a, "--emit") == 0) {
             const char *kind = a[6] == '=' ? a + 7 : (++i < argc ? argv[i] : "");
             if (!parse_emit(o, kind))
-                return fail_usage("unknown --emit kind '%s' (tokens, ast, ir, grad, llvm, asm, obj, exe)", kind);
+                return fail_usage("unknown --emit kind '%s' (tokens, ast, ir, grad, dot, llvm, asm, obj, exe)", kind);
         } else if (strncmp(a, "--model=", 8) == 0) {
             o->model = a + 8;
         } else if (strcmp(a, "--run") == 0) {
@@ -312,6 +315,12 @@ static void print_grad(FILE *out, const void *arg)
     ir_print(out, s->ir, s->diag, true);
 }
 
+static void print_dot(FILE *out, const void *arg)
+{
+    const Stage *s = arg;
+    dot_print(out, s->ir, s->diag);
+}
+
 static CgEmit cg_kind(Emit e)
 {
     switch (e) {
@@ -375,6 +384,8 @@ static int compile(const Options *o, const Input *in, Diag *d, Arena *a)
         return emit_text(o, print_ir, &st);
     if (o->emit == EMIT_GRAD)
         return emit_text(o, print_grad, &st);
+    if (o->emit == EMIT_DOT)
+        return emit_text(o, print_dot, &st);
     if (o->check)
         return check_gradients(ir, m, d, stdout);
     if (o->interp)

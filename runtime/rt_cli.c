@@ -24,6 +24,7 @@ static void usage(const NncModelDesc *m)
            "  --load W.npz    start from these weights instead of the initialisers\n"
            "  --save W.npz    where to save the weights (default %s.npz)\n"
            "  --log FILE.csv  one row per epoch: loss, accuracy, test, time, gradient norms\n"
+           "  --plot F.svg    draw loss, accuracy and gradient norms per epoch into F.svg\n"
            "  --threads N     threads for the matrix products (default: all %d cores)\n"
            "  --quiet         print only the final train/test lines and errors\n"
            "  --help          this text\n"
@@ -99,7 +100,8 @@ static int set_value(RtOptions *o, const char *flag, const char *v)
         const char **slot = strcmp(flag, "--data") == 0 ? &o->data
                           : strcmp(flag, "--test") == 0 ? &o->test
                           : strcmp(flag, "--load") == 0 ? &o->load
-                          : strcmp(flag, "--save") == 0 ? &o->save : &o->log;
+                          : strcmp(flag, "--save") == 0 ? &o->save
+                          : strcmp(flag, "--plot") == 0 ? &o->plot : &o->log;
         if (!*v)
             return rt_error(o->prog, "%s needs a file name", flag), 1;
         *slot = v;
@@ -110,7 +112,8 @@ static int set_value(RtOptions *o, const char *flag, const char *v)
 static int takes_value(const char *flag)
 {
     static const char *const names[] = {"--epochs", "--batch", "--lr", "--seed", "--data",
-                                         "--test", "--load", "--save", "--log", "--threads"};
+                                         "--test", "--load", "--save", "--log", "--threads",
+                                         "--plot"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         if (strcmp(flag, names[i]) == 0)
             return 1;

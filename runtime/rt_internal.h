@@ -89,6 +89,9 @@ int rt_data_has_accuracy(const NncData *d);
 int rt_npz_save(const char *path, const NncModelDesc *m, void *const *params, int guard);
 /* Reads every param from path, converting f32/f64 to the model's real type. */
 int rt_npz_load(const char *path, const NncModelDesc *m, void *const *params);
+/* Writes len bytes to path as a save does (a temporary renamed into place; devices and
+ * pipes written through; guard as above). 0, or -1 after a message. */
+int rt_write_file(const char *path, const void *data, size_t len, int guard);
 
 /* ---- rt_cli.c ---- */
 
@@ -101,6 +104,7 @@ typedef struct RtOptions {
     const char *load, *save, *log;
     int quiet;
     int threads;                /* --threads; 0: all cores */
+    const char *plot;           /* --plot FILE.svg (rt_plot.c) */
 } RtOptions;
 
 /* Fills o from the model's defaults and argv. Returns -1 to go on, else the exit status
@@ -178,6 +182,7 @@ struct NncRun {
     RtPool *pool;        /* started by the first job worth splitting (rt_pool.c) */
     int pool_failed;     /* no threads could start: run jobs alone */
     RtGuard *guard;      /* rt_guard.c */
+    struct RtPlot *plot; /* --plot: the epochs so far (rt_plot.c) */
 };
 
 /* Loss sum and correct count of a whole set through evaluate(), in batch-sized chunks. */
@@ -188,5 +193,23 @@ int rt_log_open(NncRun *run);
 void rt_report_epoch(NncRun *run, double seconds);
 /* The final "train: ..." / "test: ..." line of a loaded set. */
 void rt_report_final(NncRun *run, const RtSet *s);
+
+/* The L2 norm of param i's mean gradient over the epoch so far (needs run->gsum). */
+double rt_grad_norm(const NncRun *run, int i);
+
+/* ---- rt_plot.c: --plot FILE.svg ---- */
+
+typedef struct RtPlot RtPlot;
+/* One epoch's numbers; NAN where one does not apply. A validation set (issue 14) fills
+ * val_loss and val_acc: the plot draws every series that has a value. */
+typedef struct RtPlotEpoch {
+    double loss, acc, test_loss, test_acc, val_loss, val_acc;
+} RtPlotEpoch;
+/* Records an ending epoch, with each param's gradient norm (rt_grad_norm); nothing
+ * without --plot. */
+void rt_plot_epoch(NncRun *run, const RtPlotEpoch *e);
+/* Writes --plot's SVG of the epochs recorded; 0 without --plot, -1 after a message. */
+int rt_plot_write(NncRun *run);
+void rt_plot_free(NncRun *run);
 
 #endif

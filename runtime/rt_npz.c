@@ -273,6 +273,12 @@ static int write_whole(const char *given, const Buf *b, int guard)
     return ok ? 0 : -1;
 }
 
+int rt_write_file(const char *path, const void *data, size_t len, int guard)
+{
+    Buf b = {(unsigned char *)data, len, len};
+    return write_whole(path, &b, guard);
+}
+
 int rt_npz_save(const char *path, const NncModelDesc *m, void *const *params, int guard)
 {
     Buf b = {0};

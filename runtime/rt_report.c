@@ -120,7 +120,7 @@ int rt_log_open(NncRun *run)
     return 0;
 }
 
-static double grad_norm(const NncRun *run, int i)
+double rt_grad_norm(const NncRun *run, int i)
 {
     double sum = 0;
     for (int j = 0; j < run->m->params[i].size; j++) {
@@ -147,7 +147,7 @@ static void log_row(NncRun *run, double loss, double test_loss, long test_correc
         fprintf(f, "%.6g", percent(test_correct, run->test.d.n));
     fprintf(f, ",%.6f", seconds);
     for (int i = 0; i < run->m->nparams; i++)
-        fprintf(f, ",%.9g", run->seen ? grad_norm(run, i) : 0.0);
+        fprintf(f, ",%.9g", run->seen ? rt_grad_norm(run, i) : 0.0);
     if (row_end(run, f, &text, &n) != 0) {
         rt_data_error(run->o.log, 0, "cannot write: %s; training stopped after epoch %d, saving "
                       "the weights to %s", strerror(errno), run->epoch + 1, run->save_path);
@@ -175,6 +175,11 @@ void rt_report_epoch(NncRun *run, double seconds)
     }
     if (run->log)
         log_row(run, loss, test_loss, test_correct, seconds);
+    RtPlotEpoch pe = {loss, run->train.has_acc ? percent(run->correct, run->seen) : NAN,
+                      run->test.loaded ? test_loss / run->test.d.n : NAN,
+                      run->test.loaded && run->test.has_acc ? percent(test_correct, run->test.d.n) : NAN,
+                      NAN, NAN};
+    rt_plot_epoch(run, &pe);
 }
 
 void rt_report_final(NncRun *run, const RtSet *s)

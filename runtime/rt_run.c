@@ -97,7 +97,7 @@ static void alloc_training(NncRun *run)
     rt_rng_seed(&run->shuffle, run->o.seed, RT_STREAM_SHUFFLE);
     run->bx = rt_alloc(batch * (size_t)m->in_size * rs);
     run->bt = rt_alloc(batch * (size_t)m->tgt_size * rs);
-    if (run->log) {
+    if (run->log || run->o.plot) {
         run->gsum = calloc((size_t)(m->nparams ? m->nparams : 1), sizeof(double *));
         for (int i = 0; run->gsum && i < m->nparams; i++)
             run->gsum[i] = rt_alloc(sizeof(double) * (size_t)m->params[i].size);
@@ -144,11 +144,13 @@ static int train_and_report(NncRun *run, const char *save_path)
 {
     if (run->o.epochs > 0) {
         alloc_training(run);
-        if (run->o.log && !run->gsum)
+        if ((run->o.log || run->o.plot) && !run->gsum)
             return rt_error(run->o.prog, "out of memory"), 1;
         if (rt_guard_start(run) != 0)
             return rt_error(run->o.prog, "out of memory"), 1;
         run->m->train(run);
+        if (rt_plot_write(run) != 0)
+            run->stopped = 1;
         if (run->stopped) {
             save(run, save_path);
             return 1;
@@ -167,6 +169,8 @@ static int train_and_report(NncRun *run, const char *save_path)
 static int check_outputs(NncRun *run)
 {
     if (saves(&run->o) && rt_check_writable(run->save_path) != 0)
+        return -1;
+    if (run->o.plot && rt_check_writable(run->o.plot) != 0)
         return -1;
     return run->o.log ? rt_check_writable(run->o.log) : 0;
 }
@@ -234,6 +238,7 @@ static int free_run(NncRun *run)
     rt_free(run->bt);
     rt_free(run->pred);
     rt_guard_free(run);
+    rt_plot_free(run);
     int rc = 0;
     if (run->log && fclose(run->log) != 0) {
         rt_data_error(run->o.log, 0, "cannot write: %s", strerror(errno));

@@ -155,7 +155,7 @@ static int bad_gradient(NncRun *run)
 static void clear_progress(NncRun *run)
 {
     if (run->shown)
-        fprintf(stderr, "\r%60s\r", "");
+        fprintf(stderr, "\r%79s\r", "");
     run->shown = 0;
 }
 
@@ -176,8 +176,14 @@ static void progress(NncRun *run, int b)
         return;
     run->progress_t = now;
     run->shown = 1;
-    fprintf(stderr, "\repoch %d  batch %d/%d  loss %.6f ", run->epoch + 1, b + 1, run->nbatches,
+    /* the epoch's time left, at the pace of its batches so far */
+    double left = (now - run->t0) / (b + 1) * (run->nbatches - b - 1);
+    fprintf(stderr, "\repoch %d  batch %d/%d  loss %.6f  ", run->epoch + 1, b + 1, run->nbatches,
             run->seen ? run->loss_sum / (double)run->seen : 0.0);
+    if (left < 60)
+        fprintf(stderr, "%.*fs left   ", left < 10 ? 1 : 0, left);
+    else
+        fprintf(stderr, "%.0fm%02.0fs left   ", floor(left / 60), fmod(floor(left), 60));
     fflush(stderr);
 }
 
