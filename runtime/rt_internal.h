@@ -12,6 +12,11 @@
 #define RT_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #define RT_PRINTF(f, a)
+/* ---- rt_predict.c ---- */
+
+/* --predict: the forward pass over a source, predictions as csv. The exit status. */
+int rt_predict(NncRun *run);
+
 #endif
 
 /* ---- rt_rng.c: the deterministic generator ---- */
@@ -71,8 +76,13 @@ void rt_data_error(const char *file, long row, const char *fmt, ...) RT_PRINTF(3
 
 int rt_load_csv(const NncSourceDesc *src, const char *path, int in_size, int tgt_size,
                 int real_size, NncData *out);
+/* labels NULL: the images alone (tgt_size 0). */
 int rt_load_idx(const char *images, const char *labels, int in_size, int tgt_size,
                 int real_size, NncData *out);
+/* --predict's csv: rows of the inputs alone, or of the inputs and targets as rt_load_csv
+ * reads them; the first row decides which. Without targets out->tgt_size is 0. */
+int rt_load_csv_inputs(const NncSourceDesc *src, const char *path, int in_size, int tgt_size,
+                       int real_size, NncData *out);
 /* Allocates n samples in out. */
 void rt_data_alloc(NncData *out, int n, int in_size, int tgt_size, int real_size);
 /* Sets sample i's target from a class index: one-hot over tgt_size, or the index itself
@@ -89,6 +99,8 @@ int rt_data_has_accuracy(const NncData *d);
 int rt_npz_save(const char *path, const NncModelDesc *m, void *const *params, int guard);
 /* Reads every param from path, converting f32/f64 to the model's real type. */
 int rt_npz_load(const char *path, const NncModelDesc *m, void *const *params);
+/* len bytes to path as rt_npz_save writes its archive: whole or not at all. */
+int rt_write_whole(const char *path, const void *data, size_t len, int guard);
 
 /* ---- rt_cli.c ---- */
 
@@ -101,6 +113,7 @@ typedef struct RtOptions {
     const char *load, *save, *log;
     int quiet;
     int threads;                /* --threads; 0: all cores */
+    const char *predict, *out;  /* --predict SRC, --out FILE.csv (rt_predict.c) */
 } RtOptions;
 
 /* Fills o from the model's defaults and argv. Returns -1 to go on, else the exit status
@@ -188,5 +201,10 @@ int rt_log_open(NncRun *run);
 void rt_report_epoch(NncRun *run, double seconds);
 /* The final "train: ..." / "test: ..." line of a loaded set. */
 void rt_report_final(NncRun *run, const RtSet *s);
+
+/* ---- rt_predict.c ---- */
+
+/* --predict: the forward pass over a source, predictions as csv. The exit status. */
+int rt_predict(NncRun *run);
 
 #endif

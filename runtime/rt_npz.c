@@ -283,6 +283,12 @@ int rt_npz_save(const char *path, const NncModelDesc *m, void *const *params, in
     return rc;
 }
 
+int rt_write_whole(const char *path, const void *data, size_t len, int guard)
+{
+    Buf b = {(unsigned char *)data, len, len};
+    return write_whole(path, &b, guard);
+}
+
 /* ---- reading ---- */
 
 /* Every offset and length below comes from the file, so any sum of them may wrap: each is

@@ -255,6 +255,8 @@ int nnc_main(int argc, char **argv, const NncModelDesc *model)
     int rc = rt_cpu_check(argc > 0 ? argv[0] : model->name, model->cpu_features) == 0 ? -1 : 1;
     if (rc < 0)
         rc = rt_parse_args(&run->o, argc, argv, model);
+    if (rc < 0 && run->o.predict) /* rt_predict.c: no training, no save */
+        rc = rt_predict(run);
     char *save_path = rc < 0 ? save_path_of(&run->o, model) : NULL;
     if (rc < 0 && !save_path)
         rc = (rt_error(run->o.prog, "out of memory"), 1);
