@@ -103,3 +103,12 @@ GEN_JOBS ?= 1
 .PHONY: fuzz-deep
 fuzz-deep: build
 	nice -n 10 /usr/bin/python3 tests/gen/gen.py forever --jobs $(GEN_JOBS) --nnc $(BUILD)/nnc
+
+# Installs bin/nnc, its runtime (lib/nnc), the header (include/nnc) and the man page nnc(1)
+# under PREFIX; the installed nnc finds its runtime beside itself, so the build folder may go.
+PREFIX ?= /usr/local
+.PHONY: install
+install: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS) --target nnc nncrt nncrt_main
+	cmake --install $(BUILD) --prefix $(PREFIX)
+

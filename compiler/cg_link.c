@@ -2,6 +2,7 @@
  * compiler driver, run directly (posix_spawnp, no shell). The executable goes into nnc's
  * private temporary folder; codegen.c moves it into place (outfile.c) once the link worked. */
 #include "cg.h"
+#include "cg_runtime.h"
 #include "outfile.h"
 
 #include <errno.h>
@@ -17,14 +18,19 @@ extern char **environ;
 
 enum { MAX_ARGS = 32 };
 
-/* cc OBJ NNC_RUNTIME_MAIN NNC_RUNTIME_LIB NNC_LINK_EXTRA... -lz -lm -pthread -o OUT */
+/* cc OBJ RUNTIME_MAIN RUNTIME_LIB NNC_LINK_EXTRA... -lz -lm -pthread -o OUT; the runtime's
+ * files as cg_runtime.c finds them. -1 after a message when they are missing. */
 static int link_args(char **argv, char *extra, const char *obj, const char *out)
 {
+    const char *main_obj = cg_runtime_file(CG_RT_FILE_MAIN);
+    const char *lib = main_obj ? cg_runtime_file(CG_RT_FILE_LIB) : NULL;
+    if (!lib)
+        return -1;
     int n = 0;
     argv[n++] = "cc";
     argv[n++] = (char *)obj;
-    argv[n++] = NNC_RUNTIME_MAIN;
-    argv[n++] = NNC_RUNTIME_LIB;
+    argv[n++] = (char *)main_obj;
+    argv[n++] = (char *)lib;
     for (char *tok = strtok(extra, " "); tok && n < MAX_ARGS - 7; tok = strtok(NULL, " "))
         argv[n++] = tok;
     argv[n++] = "-lz";
@@ -60,7 +66,8 @@ static bool run_cc(const char *obj, const char *out)
 {
     char extra[] = NNC_LINK_EXTRA;
     char *argv[MAX_ARGS];
-    link_args(argv, extra, obj, out);
+    if (link_args(argv, extra, obj, out) < 0)
+        return false;
     pid_t pid;
     int err = spawn_cc(&pid, argv);
     if (err) {
