@@ -71,6 +71,9 @@ void rt_error(const char *prog, const char *fmt, ...) RT_PRINTF(2, 3);
 void rt_note(const char *prog, const char *fmt, ...) RT_PRINTF(2, 3);
 /* "FILE:ROW: error: MSG" (row > 0) or "FILE: error: MSG" on stderr. */
 void rt_data_error(const char *file, long row, const char *fmt, ...) RT_PRINTF(3, 4);
+/* Until called again with NULL, this thread's error messages go into buf (the first one,
+ * without the "PROG: error: " of rt_error) instead of stderr: a library's NAME_error(). */
+void rt_capture_errors(char *buf, size_t cap);
 
 /* ---- rt_csv.c, rt_idx.c, rt_data.c ---- */
 
@@ -151,6 +154,9 @@ void rt_guard_gmax_from_grads(NncRun *run);
 /* Before the optimizer step (unless the step applied it): -1 when it leaves every weight
  * and state finite, else the first param it would not. */
 int rt_guard_step(NncRun *run);
+/* The bounds taken again from the weights and states, which something else changed (a
+ * library's load, or its caller through the param pointers); the step count stays. */
+void rt_guard_rebound(NncRun *run);
 
 /* ---- the run (rt_train.c, rt_report.c, rt_run.c) ---- */
 
@@ -191,8 +197,11 @@ struct NncRun {
     RtPool *pool;        /* started by the first job worth splitting (rt_pool.c) */
     int pool_failed;     /* no threads could start: run jobs alone */
     RtGuard *guard;      /* rt_guard.c */
+    int steps_before;    /* nnc_rt_int(NNC_STEPS): a library's steps so far (rt_lib.c) */
 };
 
+/* The workspace and the outgrown ones kept since (nnc_rt_workspace), freed. */
+void rt_free_workspaces(NncRun *run);
 /* Loss sum and correct count of a whole set through evaluate(), in batch-sized chunks. */
 void rt_evaluate_set(NncRun *run, const RtSet *s, double *loss, long *correct);
 /* Correct predictions among n samples (pred: n*out_size, t: n*tgt_size). */

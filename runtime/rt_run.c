@@ -220,13 +220,7 @@ static int free_run(NncRun *run)
         rt_free(run->gsum[i]);
     free(run->gsum);
     rt_pool_free(run->pool);
-    rt_free(run->ws);
-    while (run->retired) {
-        RtBlock *b = run->retired;
-        run->retired = b->next;
-        rt_free(b->p);
-        rt_free(b);
-    }
+    rt_free_workspaces(run);
     nnc_free_data(&run->train.d);
     nnc_free_data(&run->test.d);
     rt_free(run->perm);
