@@ -114,3 +114,11 @@ docs: build
 	  $(BUILD)/nnc examples/$$m.nn -o $(BUILD)/$$m && \
 	  $(BUILD)/$$m --quiet --plot docs/$$m.svg --save $(BUILD)/$$m.npz || exit 1; \
 	done
+# Installs bin/nnc, its runtime (lib/nnc), the header (include/nnc) and the man page nnc(1)
+# under PREFIX; the installed nnc finds its runtime beside itself, so the build folder may go.
+PREFIX ?= /usr/local
+.PHONY: install
+install: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS) --target nnc nncrt nncrt_main
+	cmake --install $(BUILD) --prefix $(PREFIX)
+

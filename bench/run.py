@@ -440,6 +440,51 @@ def git_commit():
     return head + (" (plus uncommitted changes to the compiler/runtime)" if dirty else "")
 
 
+# ---- the predict row: ./fashion_mlp --predict against torch.no_grad() (spec 11) ----
+
+def predict_rows(a):
+    """samples/s of `./fashion_mlp --predict` over the 10 000 test images (the whole command:
+    reading the gzipped IDX file, the forward pass, the csv to /dev/null; median of --reps
+    runs); of the same generated forward pass alone, through the model's shared library
+    (bench/lib_predict.py); and of PyTorch's no_grad() forward over the same images in
+    memory with the same weights (bench/torch_predict.py). The ratios compare the forward
+    passes alone."""
+    out = os.path.join(a.out, "predict")
+    os.makedirs(out, exist_ok=True)
+    exe, npz, images = os.path.join(out, "fashion_mlp"), os.path.join(out, "w.npz"), TEST[0]
+    rows = ["| --predict, Fashion-MNIST MLP, 10 000 test images | samples/s | vs nnc |",
+            "|---|---:|---:|"]
+    try:
+        run([a.nnc, os.path.join(ROOT, "examples", "fashion_mlp.nn"), "-o", exe])
+        run([exe, "--epochs", "0", "--save", npz], cwd=out)
+        secs = statistics.median(timed([exe, "--predict", images, "--load", npz, "--out", os.devnull])[0]
+                                 for _ in range(a.reps))
+    except RuntimeError as e:
+        return rows + [f"| nnc --predict | failed: {failure_text(e)} | |"]
+    rows.append(f"| nnc `--predict` (whole command: read, forward, write csv) | {10000 / secs:.0f} | |")
+    try:
+        lib = os.path.join(out, "libfashion_mlp.so")
+        run([a.nnc, "--emit=shared", os.path.join(ROOT, "examples", "fashion_mlp.nn"), "-o", lib])
+        text = run([PYTHON, os.path.join(HERE, "lib_predict.py"), "--lib", lib, "--images", images,
+                    "--weights", npz, "--reps", str(a.reps)])
+        s, n = re.search(r"seconds ([0-9.]+)  samples (\d+)", text).groups()
+    except (RuntimeError, AttributeError) as e:
+        return rows + [f"| nnc forward only | failed: {failure_text(e)} | |"]
+    nnc_rate = int(n) / float(s)
+    rows.append(f"| nnc forward only (fashion_mlp_predict of --emit=shared) | {nnc_rate:.0f} | 1.00 |")
+    if not torch_available():
+        return rows
+    try:
+        text = run([PYTHON, os.path.join(HERE, "torch_predict.py"), "--images", images, "--weights", npz,
+                    "--threads", a.torch_threads, "--reps", str(a.reps)])
+    except RuntimeError as e:
+        return rows + [f"| PyTorch no_grad() forward | failed: {failure_text(e)} | |"]
+    for t, s, n in re.findall(r"threads (\d+)  seconds ([0-9.]+)  samples (\d+)", text):
+        rate = int(n) / float(s)
+        rows.append(f"| PyTorch no_grad() forward only, {t} thr | {rate:.0f} | {nnc_rate / rate:.2f} |")
+    return rows
+
+
 # ---- main ----
 
 class Context:
@@ -532,6 +577,7 @@ def main():
     peers = make_peers(a, has_blas, torch_available())
     measure_all(ctx, peers, a.workloads, a.reps)
     lines = report(a, peers, compile_rows, load0, time.perf_counter() - t0)
+    lines += ["", "prediction (vs nnc: nnc's samples/s over the peer's):", "", *predict_rows(a)]
     print(*lines, sep="\n")
     if a.results:
         write_results(a.results, lines)

@@ -1,7 +1,10 @@
 /* cg_link.c - the object linked with the runtime into an executable by the system C
- * compiler driver, run directly (posix_spawnp, no shell). The executable goes into nnc's
+ * compiler driver, run directly (posix_spawnp, no shell; cg_spawn runs the tools of
+ * cg_lib.c too). The executable goes into nnc's
  * private temporary folder; codegen.c moves it into place (outfile.c) once the link worked. */
 #include "cg.h"
+#include "cg_lib.h"
+#include "cg_runtime.h"
 #include "outfile.h"
 
 #include <errno.h>
@@ -17,14 +20,19 @@ extern char **environ;
 
 enum { MAX_ARGS = 32 };
 
-/* cc OBJ NNC_RUNTIME_MAIN NNC_RUNTIME_LIB NNC_LINK_EXTRA... -lz -lm -pthread -o OUT */
+/* cc OBJ RUNTIME_MAIN RUNTIME_LIB NNC_LINK_EXTRA... -lz -lm -pthread -o OUT; the runtime's
+ * files as cg_runtime.c finds them. -1 after a message when they are missing. */
 static int link_args(char **argv, char *extra, const char *obj, const char *out)
 {
+    const char *main_obj = cg_runtime_file(CG_RT_FILE_MAIN);
+    const char *lib = main_obj ? cg_runtime_file(CG_RT_FILE_LIB) : NULL;
+    if (!lib)
+        return -1;
     int n = 0;
     argv[n++] = "cc";
     argv[n++] = (char *)obj;
-    argv[n++] = NNC_RUNTIME_MAIN;
-    argv[n++] = NNC_RUNTIME_LIB;
+    argv[n++] = (char *)main_obj;
+    argv[n++] = (char *)lib;
     for (char *tok = strtok(extra, " "); tok && n < MAX_ARGS - 7; tok = strtok(NULL, " "))
         argv[n++] = tok;
     argv[n++] = "-lz";
@@ -36,10 +44,10 @@ static int link_args(char **argv, char *extra, const char *obj, const char *out)
     return n;
 }
 
-/* Starts cc. Signals wait from before the spawn until the child is tracked, so that an
- * interrupted nnc always stops it before removing its folder; cc itself starts with
- * nnc's usual signal mask. */
-static int spawn_cc(pid_t *pid, char **argv)
+/* Starts argv[0]. Signals wait from before the spawn until the child is tracked, so that
+ * an interrupted nnc always stops it before removing its folder; the child itself starts
+ * with nnc's usual signal mask. */
+static int spawn_child(pid_t *pid, char **argv)
 {
     sigset_t all, old;
     sigfillset(&all);
@@ -48,7 +56,7 @@ static int spawn_cc(pid_t *pid, char **argv)
     posix_spawnattr_init(&attr);
     posix_spawnattr_setsigmask(&attr, &old);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-    int err = posix_spawnp(pid, "cc", NULL, &attr, argv, environ);
+    int err = posix_spawnp(pid, argv[0], NULL, &attr, argv, environ);
     if (!err)
         outfile_track_child(*pid);
     posix_spawnattr_destroy(&attr);
@@ -56,31 +64,35 @@ static int spawn_cc(pid_t *pid, char **argv)
     return err;
 }
 
-static bool run_cc(const char *obj, const char *out)
+bool cg_spawn(char **argv, const char *what)
 {
-    char extra[] = NNC_LINK_EXTRA;
-    char *argv[MAX_ARGS];
-    link_args(argv, extra, obj, out);
     pid_t pid;
-    int err = spawn_cc(&pid, argv);
+    int err = spawn_child(&pid, argv);
     if (err) {
-        fprintf(stderr, "nnc: error: cannot run the C compiler 'cc' to link: %s\n", strerror(err));
+        fprintf(stderr, "nnc: error: cannot run '%s' to %s: %s\n", argv[0], what, strerror(err));
         return false;
     }
     int status;
     while (waitpid(pid, &status, 0) < 0)
         if (errno != EINTR) {
-            fprintf(stderr, "nnc: error: waiting for 'cc': %s\n", strerror(errno));
+            fprintf(stderr, "nnc: error: waiting for '%s': %s\n", argv[0], strerror(errno));
             outfile_track_child(0);
             return false;
         }
     outfile_track_child(0);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return true;
-    fprintf(stderr, "nnc: error: linking with 'cc' failed (%s %d)\n",
+    fprintf(stderr, "nnc: error: '%s' failed to %s (%s %d)\n", argv[0], what,
             WIFEXITED(status) ? "exit status" : "signal",
             WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
     return false;
+}
+
+static bool run_cc(const char *obj, const char *out)
+{
+    char extra[] = NNC_LINK_EXTRA;
+    char *argv[MAX_ARGS];
+    return link_args(argv, extra, obj, out) >= 0 && cg_spawn(argv, "link");
 }
 
 bool cg_link(const char *obj, const char *out)

@@ -157,7 +157,8 @@ void cg_optim_begin(Cg *g, CgOptim *o, LLVMValueRef run)
     o->b2 = to_real(g, rt_real(g, run, NNC_BETA2));
     o->eps = to_real(g, rt_real(g, run, NNC_EPS));
     o->step = cg_slot(g, g->i64, "step");
-    LLVMBuildStore(g->b, cg_i64(g, 0), o->step);
+    /* adam's t goes on from the steps before this call (a library's train_step) */
+    LLVMBuildStore(g->b, cg_rt_int(g, run, NNC_STEPS), o->step);
 }
 
 /* The rule on a param of more than a block, through the thread pool: its arguments in a

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cg.h"
+#include "cg_lib.h"
 #include "desc.h"
 #include "outfile.h"
 
@@ -136,6 +137,7 @@ static bool write_output(LLVMModuleRef mod, LLVMTargetMachineRef tm, const CgOpt
     case CG_EMIT_ASM: return write_machine(mod, tm, LLVMAssemblyFile, o->out_path);
     case CG_EMIT_OBJ: return write_machine(mod, tm, LLVMObjectFile, o->out_path);
     case CG_EMIT_EXE: return write_exe(mod, tm, o->out_path);
+    default: return false; /* the libraries: cg_lib.c */
     }
     return false;
 }
@@ -151,7 +153,8 @@ int cg_emit(const IrProgram *p, const Model *m, const CgOptions *o, Diag *d)
     }
     LLVMContextRef ctx = LLVMContextCreate();
     LLVMModuleRef mod = build_module(p, m, o, ctx, &t, a);
-    bool ok = mod && write_output(mod, t.tm, o);
+    bool lib = o->emit == CG_EMIT_LIB || o->emit == CG_EMIT_SHARED; /* cg_lib.c */
+    bool ok = mod && (lib ? cg_write_lib(mod, t.tm, o, p, m, a) : write_output(mod, t.tm, o));
     if (mod)
         LLVMDisposeModule(mod);
     LLVMContextDispose(ctx);

@@ -6,7 +6,7 @@
 #include "diag.h"
 #include "ir.h"
 
-typedef enum { CG_EMIT_LLVM, CG_EMIT_ASM, CG_EMIT_OBJ, CG_EMIT_EXE } CgEmit;
+typedef enum { CG_EMIT_LLVM, CG_EMIT_ASM, CG_EMIT_OBJ, CG_EMIT_EXE, CG_EMIT_LIB, CG_EMIT_SHARED } CgEmit;
 
 typedef struct CgOptions {
     int opt_level;        /* 0..3 */

@@ -22,13 +22,13 @@
 
 typedef enum {
     EMIT_NONE, EMIT_TOKENS, EMIT_AST, EMIT_IR, EMIT_GRAD, EMIT_LLVM, EMIT_ASM, EMIT_OBJ, EMIT_EXE,
-    EMIT_DOT
+    EMIT_DOT, EMIT_LIB, EMIT_SHARED
 } Emit;
 
 static const char *const emit_names[] = {
     [EMIT_TOKENS] = "tokens", [EMIT_AST] = "ast", [EMIT_IR] = "ir", [EMIT_GRAD] = "grad",
     [EMIT_LLVM] = "llvm",     [EMIT_ASM] = "asm", [EMIT_OBJ] = "obj", [EMIT_EXE] = "exe",
-    [EMIT_DOT] = "dot",
+    [EMIT_DOT] = "dot",       [EMIT_LIB] = "lib",       [EMIT_SHARED] = "shared",
 };
 
 typedef struct Options {
@@ -44,6 +44,7 @@ typedef struct Options {
 static const char usage[] =
     "usage: nnc MODEL.nn [-o OUT]              compile to a training executable\n"
     "       nnc --emit=KIND MODEL.nn [-o FILE] KIND: tokens ast ir grad dot llvm asm obj exe\n"
+    "                                          lib (libNAME.a and NAME.h), shared (libNAME.so)\n"
     "       nnc --run MODEL.nn [-- ARGS]       compile in memory and train now\n"
     "       nnc --check MODEL.nn               check every gradient by finite differences\n"
     "       nnc --interp MODEL.nn [-- ARGS]    train with the reference interpreter (slow)\n"
@@ -101,7 +102,8 @@ static int parse_args(Options *o, int argc, char **argv)
         } else if (strncmp(a, "--emit=", 7) == 0 || strcmp(a, "--emit") == 0) {
             const char *kind = a[6] == '=' ? a + 7 : (++i < argc ? argv[i] : "");
             if (!parse_emit(o, kind))
-                return fail_usage("unknown --emit kind '%s' (tokens, ast, ir, grad, dot, llvm, asm, obj, exe)", kind);
+                return fail_usage("unknown --emit kind '%s' (tokens, ast, ir, grad, dot, llvm, asm, obj, "
+                                  "exe, lib, shared)", kind);
         } else if (strncmp(a, "--model=", 8) == 0) {
             o->model = a + 8;
         } else if (strcmp(a, "--run") == 0) {
@@ -256,6 +258,8 @@ static const char *output_path(const Options *o, const Model *m, Arena *a)
         return arena_printf(a, "%s.o", m->name);
     if (o->emit == EMIT_EXE || o->emit == EMIT_NONE)
         return m->name;
+    if (o->emit == EMIT_LIB || o->emit == EMIT_SHARED) /* and NAME.h beside it (cg_lib.c) */
+        return arena_printf(a, "lib%s.%s", m->name, o->emit == EMIT_LIB ? "a" : "so");
     return NULL;
 }
 
@@ -327,6 +331,8 @@ static CgEmit cg_kind(Emit e)
     case EMIT_LLVM: return CG_EMIT_LLVM;
     case EMIT_ASM: return CG_EMIT_ASM;
     case EMIT_OBJ: return CG_EMIT_OBJ;
+    case EMIT_LIB: return CG_EMIT_LIB;
+    case EMIT_SHARED: return CG_EMIT_SHARED;
     default: return CG_EMIT_EXE;
     }
 }

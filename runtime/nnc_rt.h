@@ -80,8 +80,10 @@ typedef struct NncModelDesc {
 
 /* nnc_rt_int; NNC_NEED_GRADS: 1 when the runtime reads the gradient buffers after
  * nnc_rt_batch_end_checked (--log sums them), so code that fuses the update into the
- * gradient's product must still store the gradients. */
-enum { NNC_EPOCHS, NNC_BATCH, NNC_NEED_GRADS };
+ * gradient's product must still store the gradients. NNC_STEPS: the optimizer steps
+ * applied before this train() call (0 in an executable; a library's train_step calls
+ * train() once a step): adam's t goes on from it. */
+enum { NNC_EPOCHS, NNC_BATCH, NNC_NEED_GRADS, NNC_STEPS };
 enum { NNC_LR, NNC_MOMENTUM, NNC_BETA1, NNC_BETA2, NNC_EPS }; /* nnc_rt_real */
 int nnc_rt_int(NncRun *run, int which);
 const NncModelDesc *nnc_rt_model(NncRun *run);
@@ -158,6 +160,22 @@ int nnc_cpu_feature_known(const char *name);
  * status (0, or 1 after a message) and frees all it allocated, so it can run inside nnc;
  * only running out of memory exits. */
 int nnc_main(int argc, char **argv, const NncModelDesc *model);
+
+/* ---- a model as a library (nnc --emit=lib/shared; rt_lib.c) ---- */
+/* The generated NAME_new, NAME_predict, ... (spec section 11) call these with the model's
+ * descriptor. An NncRun here is one model: its weights, optimizer state, workspace and
+ * threads; two never share anything, and messages go to the calling thread's
+ * nnc_lib_error(), never to stderr. Buffers are reals of the model's real_size. */
+NncRun *nnc_lib_new(const NncModelDesc *m, unsigned long long seed); /* NULL: nnc_lib_error() */
+void nnc_lib_free(NncRun *run);
+int nnc_lib_load(NncRun *run, const char *npz);       /* 0, or -1 and nnc_lib_error() */
+int nnc_lib_save(const NncRun *run, const char *npz);
+const char *nnc_lib_error(void);                      /* "" when none */
+void nnc_lib_predict(NncRun *run, int n, const void *x, void *y);
+/* One step of the generated train(): the mean loss, or NaN (nnc_lib_error()) when the step
+ * was not applied. */
+double nnc_lib_train_step(NncRun *run, int n, const void *x, const void *t);
+void *nnc_lib_param(NncRun *run, const char *name, int *count);
 
 #ifdef __cplusplus
 }

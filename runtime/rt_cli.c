@@ -27,10 +27,25 @@ static void usage(const NncModelDesc *m)
            "  --plot F.svg    draw loss, accuracy and gradient norms per epoch into F.svg\n"
            "  --threads N     threads for the matrix products (default: all %d cores)\n"
            "  --quiet         print only the final train/test lines and errors\n"
+           "  --predict SRC   no training: the predictions for SRC's inputs as csv\n"
+           "                  (weights from --load, default %s.npz)\n"
+           "  --out FILE.csv  where --predict writes (default: standard output)\n"
+           "  --version       the model, its precision and the nnc that built it\n"
            "  --help          this text\n"
            "--epochs 0 saves the initial weights; --epochs 0 --load W.npz only evaluates\n"
            "(the test set, and the train set when --data is given).\n",
-           m->name, m->name, m->epochs, m->batch, m->lr, m->seed, m->name, rt_default_threads());
+           m->name, m->name, m->epochs, m->batch, m->lr, m->seed, m->name, rt_default_threads(),
+           m->name);
+}
+
+#ifndef NNC_VERSION
+#define NNC_VERSION "unknown"
+#endif
+
+/* One line (spec 13): the model, its precision, the nnc that compiled it. */
+static void version(const NncModelDesc *m)
+{
+    printf("%s (f%d, compiled by nnc %s)\n", m->name, m->real_size * 8, NNC_VERSION);
 }
 
 static int parse_int(const char *s, long long lo, long long *out)
@@ -101,7 +116,9 @@ static int set_value(RtOptions *o, const char *flag, const char *v)
                           : strcmp(flag, "--test") == 0 ? &o->test
                           : strcmp(flag, "--load") == 0 ? &o->load
                           : strcmp(flag, "--save") == 0 ? &o->save
-                          : strcmp(flag, "--plot") == 0 ? &o->plot : &o->log;
+                          : strcmp(flag, "--plot") == 0 ? &o->plot
+                          : strcmp(flag, "--predict") == 0 ? &o->predict
+                          : strcmp(flag, "--out") == 0 ? &o->out : &o->log;
         if (!*v)
             return rt_error(o->prog, "%s needs a file name", flag), 1;
         *slot = v;
@@ -113,7 +130,7 @@ static int takes_value(const char *flag)
 {
     static const char *const names[] = {"--epochs", "--batch", "--lr", "--seed", "--data",
                                          "--test", "--load", "--save", "--log", "--threads",
-                                         "--plot"};
+                                         "--plot", "--predict", "--out"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         if (strcmp(flag, names[i]) == 0)
             return 1;
@@ -141,6 +158,9 @@ int rt_parse_args(RtOptions *o, int argc, char **argv, const NncModelDesc *m)
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(m);
             return 0;
+        } else if (strcmp(a, "--version") == 0) {
+            version(m);
+            return 0;
         } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
             o->quiet = 1;
         } else if (n < sizeof flag && takes_value(flag)) {
@@ -157,6 +177,10 @@ int rt_parse_args(RtOptions *o, int argc, char **argv, const NncModelDesc *m)
         }
     }
     cap_threads(o);
+    if (o->out && !o->predict) {
+        rt_error(o->prog, "--out is where --predict writes: give --predict SRC too");
+        return 1;
+    }
     return -1;
 }
 

@@ -14,6 +14,7 @@ typedef struct CsvCtx {
     const char *path;
     long line;
     int in_size, tgt_size, label, fields;
+    int optional; /* the targets may be left out (--predict) */
     NncData *out;
 } CsvCtx;
 
@@ -153,9 +154,23 @@ static int parse_row(CsvCtx *c, char *s, int i)
     return 0;
 }
 
+/* Rows of the inputs alone, when the targets are optional and the first row has no more. */
+static void inputs_alone(CsvCtx *c, char **lines, long nlines, long first)
+{
+    long l = first;
+    while (l < nlines && is_blank(lines[l]))
+        l++;
+    if (l < nlines && count_fields(lines[l]) == c->in_size) {
+        c->tgt_size = c->label = 0;
+        c->fields = c->in_size;
+    }
+}
+
 static int parse_lines(CsvCtx *c, char **lines, long nlines, int header)
 {
     long first = header ? 1 : 0, rows = 0;
+    if (c->optional)
+        inputs_alone(c, lines, nlines, first);
     for (long l = first; l < nlines; l++)
         rows += !is_blank(lines[l]);
     if (rows == 0) {
@@ -176,8 +191,8 @@ static int parse_lines(CsvCtx *c, char **lines, long nlines, int header)
     return 0;
 }
 
-int rt_load_csv(const NncSourceDesc *src, const char *path, int in_size, int tgt_size,
-                int real_size, NncData *out)
+static int load_csv(const NncSourceDesc *src, const char *path, int in_size, int tgt_size,
+                    int real_size, NncData *out, int optional)
 {
     if (src->label && tgt_size == 0) {
         rt_data_error(path, 0, "label = true, but the model has no target");
@@ -196,7 +211,7 @@ int rt_load_csv(const NncSourceDesc *src, const char *path, int in_size, int tgt
     char **lines = NULL;
     long nlines = split_lines(buf + bom, len - bom, &lines);
     CsvCtx c = {.path = path, .in_size = in_size, .tgt_size = tgt_size, .label = src->label,
-                .fields = in_size + (src->label ? 1 : tgt_size), .out = out};
+                .fields = in_size + (src->label ? 1 : tgt_size), .optional = optional, .out = out};
     out->real_size = real_size;
     int rc = nlines < 0 ? -1 : parse_lines(&c, lines, nlines, src->header);
     if (nlines < 0)
@@ -204,4 +219,16 @@ int rt_load_csv(const NncSourceDesc *src, const char *path, int in_size, int tgt
     free(lines);
     free(buf);
     return rc;
+}
+
+int rt_load_csv(const NncSourceDesc *src, const char *path, int in_size, int tgt_size,
+                int real_size, NncData *out)
+{
+    return load_csv(src, path, in_size, tgt_size, real_size, out, 0);
+}
+
+int rt_load_csv_inputs(const NncSourceDesc *src, const char *path, int in_size, int tgt_size,
+                       int real_size, NncData *out)
+{
+    return load_csv(src, path, in_size, tgt_size, real_size, out, 1);
 }

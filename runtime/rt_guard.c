@@ -54,13 +54,19 @@ int rt_guard_start(NncRun *run)
     run->guard = g;
     if (!g->gmax || !g->bw || !g->bs0 || !g->bs1)
         return -1;
-    for (int i = 0; i < np; i++) {
+    rt_guard_rebound(run);
+    return 0;
+}
+
+void rt_guard_rebound(NncRun *run)
+{
+    RtGuard *g = run->guard;
+    for (int i = 0; i < run->m->nparams; i++) {
         int size = run->m->params[i].size;
         g->bw[i] = max_abs(run->param[i], size, run->rs);
         g->bs0[i] = run->state[0][i] ? max_abs(run->state[0][i], size, run->rs) : 0;
         g->bs1[i] = run->state[1][i] ? max_abs(run->state[1][i], size, run->rs) : 0;
     }
-    return 0;
 }
 
 void rt_guard_free(NncRun *run)

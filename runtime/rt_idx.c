@@ -174,7 +174,7 @@ int rt_load_idx(const char *images, const char *labels, int in_size, int tgt_siz
     Idx img = {0}, lab = {0};
     int rc = -1;
     if (idx_open(&img, images, "images") == 0 && check_images(&img, in_size) == 0 &&
-        idx_open(&lab, labels, "labels") == 0 && check_labels(&img, &lab) == 0) {
+        (!labels || (idx_open(&lab, labels, "labels") == 0 && check_labels(&img, &lab) == 0))) {
         if (img.count == 0) {
             rt_data_error(images, 0, "offset 4: no images");
         } else {

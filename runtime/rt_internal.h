@@ -12,6 +12,11 @@
 #define RT_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #define RT_PRINTF(f, a)
+/* ---- rt_predict.c ---- */
+
+/* --predict: the forward pass over a source, predictions as csv. The exit status. */
+int rt_predict(NncRun *run);
+
 #endif
 
 /* ---- rt_rng.c: the deterministic generator ---- */
@@ -66,13 +71,21 @@ void rt_error(const char *prog, const char *fmt, ...) RT_PRINTF(2, 3);
 void rt_note(const char *prog, const char *fmt, ...) RT_PRINTF(2, 3);
 /* "FILE:ROW: error: MSG" (row > 0) or "FILE: error: MSG" on stderr. */
 void rt_data_error(const char *file, long row, const char *fmt, ...) RT_PRINTF(3, 4);
+/* Until called again with NULL, this thread's error messages go into buf (the first one,
+ * without the "PROG: error: " of rt_error) instead of stderr: a library's NAME_error(). */
+void rt_capture_errors(char *buf, size_t cap);
 
 /* ---- rt_csv.c, rt_idx.c, rt_data.c ---- */
 
 int rt_load_csv(const NncSourceDesc *src, const char *path, int in_size, int tgt_size,
                 int real_size, NncData *out);
+/* labels NULL: the images alone (tgt_size 0). */
 int rt_load_idx(const char *images, const char *labels, int in_size, int tgt_size,
                 int real_size, NncData *out);
+/* --predict's csv: rows of the inputs alone, or of the inputs and targets as rt_load_csv
+ * reads them; the first row decides which. Without targets out->tgt_size is 0. */
+int rt_load_csv_inputs(const NncSourceDesc *src, const char *path, int in_size, int tgt_size,
+                       int real_size, NncData *out);
 /* Allocates n samples in out. */
 void rt_data_alloc(NncData *out, int n, int in_size, int tgt_size, int real_size);
 /* Sets sample i's target from a class index: one-hot over tgt_size, or the index itself
@@ -105,6 +118,7 @@ typedef struct RtOptions {
     int quiet;
     int threads;                /* --threads; 0: all cores */
     const char *plot;           /* --plot FILE.svg (rt_plot.c) */
+    const char *predict, *out;  /* --predict SRC, --out FILE.csv (rt_predict.c) */
 } RtOptions;
 
 /* Fills o from the model's defaults and argv. Returns -1 to go on, else the exit status
@@ -142,6 +156,9 @@ void rt_guard_gmax_from_grads(NncRun *run);
 /* Before the optimizer step (unless the step applied it): -1 when it leaves every weight
  * and state finite, else the first param it would not. */
 int rt_guard_step(NncRun *run);
+/* The bounds taken again from the weights and states, which something else changed (a
+ * library's load, or its caller through the param pointers); the step count stays. */
+void rt_guard_rebound(NncRun *run);
 
 /* ---- the run (rt_train.c, rt_report.c, rt_run.c) ---- */
 
@@ -183,8 +200,11 @@ struct NncRun {
     int pool_failed;     /* no threads could start: run jobs alone */
     RtGuard *guard;      /* rt_guard.c */
     struct RtPlot *plot; /* --plot: the epochs so far (rt_plot.c) */
+    int steps_before;    /* nnc_rt_int(NNC_STEPS): a library's steps so far (rt_lib.c) */
 };
 
+/* The workspace and the outgrown ones kept since (nnc_rt_workspace), freed. */
+void rt_free_workspaces(NncRun *run);
 /* Loss sum and correct count of a whole set through evaluate(), in batch-sized chunks. */
 void rt_evaluate_set(NncRun *run, const RtSet *s, double *loss, long *correct);
 /* Correct predictions among n samples (pred: n*out_size, t: n*tgt_size). */
@@ -211,5 +231,9 @@ void rt_plot_epoch(NncRun *run, const RtPlotEpoch *e);
 /* Writes --plot's SVG of the epochs recorded; 0 without --plot, -1 after a message. */
 int rt_plot_write(NncRun *run);
 void rt_plot_free(NncRun *run);
+/* ---- rt_predict.c ---- */
+
+/* --predict: the forward pass over a source, predictions as csv. The exit status. */
+int rt_predict(NncRun *run);
 
 #endif

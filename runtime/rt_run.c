@@ -224,13 +224,7 @@ static int free_run(NncRun *run)
         rt_free(run->gsum[i]);
     free(run->gsum);
     rt_pool_free(run->pool);
-    rt_free(run->ws);
-    while (run->retired) {
-        RtBlock *b = run->retired;
-        run->retired = b->next;
-        rt_free(b->p);
-        rt_free(b);
-    }
+    rt_free_workspaces(run);
     nnc_free_data(&run->train.d);
     nnc_free_data(&run->test.d);
     rt_free(run->perm);
@@ -260,6 +254,8 @@ int nnc_main(int argc, char **argv, const NncModelDesc *model)
     int rc = rt_cpu_check(argc > 0 ? argv[0] : model->name, model->cpu_features) == 0 ? -1 : 1;
     if (rc < 0)
         rc = rt_parse_args(&run->o, argc, argv, model);
+    if (rc < 0 && run->o.predict) /* rt_predict.c: no training, no save */
+        rc = rt_predict(run);
     char *save_path = rc < 0 ? save_path_of(&run->o, model) : NULL;
     if (rc < 0 && !save_path)
         rc = (rt_error(run->o.prog, "out of memory"), 1);

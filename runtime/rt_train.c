@@ -10,6 +10,8 @@ int nnc_rt_int(NncRun *run, int which)
 {
     if (which == NNC_NEED_GRADS)
         return run->gsum != NULL;
+    if (which == NNC_STEPS)
+        return run->steps_before;
     return which == NNC_EPOCHS ? run->o.epochs : run->o.batch;
 }
 
@@ -61,6 +63,18 @@ void *nnc_rt_workspace(NncRun *run, size_t bytes)
     run->ws_size = bytes > run->ws_size * 3 / 2 ? bytes : run->ws_size * 3 / 2;
     run->ws = rt_alloc(run->ws_size);
     return run->ws;
+}
+
+void rt_free_workspaces(NncRun *run)
+{
+    rt_free(run->ws);
+    run->ws = NULL;
+    while (run->retired) {
+        RtBlock *b = run->retired;
+        run->retired = b->next;
+        rt_free(b->p);
+        rt_free(b);
+    }
 }
 
 /* Fisher-Yates over the previous order, from the shuffle stream. */

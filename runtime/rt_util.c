@@ -325,8 +325,35 @@ unsigned char *rt_read_data(const char *path, size_t *len)
     return rt_read_file(path, memory_size(), 1, "this machine's memory (data files are read whole)", len);
 }
 
+static _Thread_local char *capture;
+static _Thread_local size_t capture_cap;
+
+void rt_capture_errors(char *buf, size_t cap)
+{
+    capture = cap ? buf : NULL;
+    capture_cap = cap;
+    if (capture)
+        capture[0] = 0;
+}
+
+/* Into the capture buffer, when one is set and still empty: 1, else 0 (print it). */
+static int captured(const char *file, long row, const char *fmt, va_list ap)
+{
+    if (!capture)
+        return 0;
+    if (capture[0])
+        return 1;
+    int n = !file ? 0 : row > 0 ? snprintf(capture, capture_cap, "%s:%ld: ", file, row)
+                                : snprintf(capture, capture_cap, "%s: ", file);
+    if (n >= 0 && (size_t)n < capture_cap)
+        vsnprintf(capture + n, capture_cap - (size_t)n, fmt, ap);
+    return 1;
+}
+
 static void message(const char *prog, const char *kind, const char *fmt, va_list ap)
 {
+    if (kind[0] == 'e' && captured(NULL, 0, fmt, ap))
+        return;
     fflush(stdout); /* progress first, then the message, when both go to one place */
     fprintf(stderr, "%s: %s: ", prog, kind);
     vfprintf(stderr, fmt, ap);
@@ -353,6 +380,10 @@ void rt_data_error(const char *file, long row, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
+    if (captured(file, row, fmt, ap)) {
+        va_end(ap);
+        return;
+    }
     fflush(stdout);
     if (row > 0)
         fprintf(stderr, "%s:%ld: error: ", file, row);
