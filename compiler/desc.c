@@ -29,6 +29,23 @@ static NncSourceDesc source_desc(const Source *s)
     return d;
 }
 
+/* spec section 10's options */
+static void options_desc(NncModelDesc *d, const Train *t)
+{
+    d->nesterov = t->opt.nesterov;
+    d->weight_decay = t->opt.weight_decay;
+    d->alpha = t->opt.alpha;
+    d->sched = (int)t->schedule.kind;
+    d->sched_every = (int)t->schedule.every;
+    d->gamma = t->schedule.gamma;
+    d->min_lr = t->schedule.min_lr;
+    d->warmup = (int)t->warmup;
+    d->patience = (int)t->patience;
+    d->clip = t->clip;
+    d->val_fraction = t->val_fraction;
+    d->validation = source_desc(&t->validation);
+}
+
 static void train_desc(NncModelDesc *d, const Train *t)
 {
     if (!t) {
@@ -43,6 +60,8 @@ static void train_desc(NncModelDesc *d, const Train *t)
         d->eps = 1e-8;
         d->seed = 0;
         d->shuffle = 1;
+        d->alpha = 0.99;
+        d->gamma = 0.1;
         return;
     }
     d->epochs = (int)t->epochs;
@@ -57,6 +76,7 @@ static void train_desc(NncModelDesc *d, const Train *t)
     d->shuffle = t->shuffle;
     d->data = source_desc(&t->data);
     d->test = source_desc(&t->test);
+    options_desc(d, t);
 }
 
 void desc_build(NncModelDesc *d, const IrProgram *p, const Model *m, int real_size,

@@ -59,7 +59,9 @@ static void test_desc_layout(LLVMTargetDataRef td)
         F(name), F(base_dir), F(real_size), F(in_rank), F(in_dims), F(in_size), F(tgt_rank),
         F(tgt_dims), F(tgt_size), F(out_size), F(nparams), F(params), F(epochs), F(batch), F(opt),
         F(lr), F(momentum), F(beta1), F(beta2), F(eps), F(seed), F(shuffle), F(data), F(test),
-        F(train), F(evaluate), F(ctx), F(cpu_features)};
+        F(train), F(evaluate), F(ctx), F(cpu_features), F(nesterov), F(weight_decay), F(alpha),
+        F(sched), F(sched_every), F(gamma), F(min_lr), F(warmup), F(patience), F(clip),
+        F(val_fraction), F(validation)};
 #undef F
     check_offsets(td, model, md, sizeof md / sizeof *md, sizeof(NncModelDesc), "NncModelDesc");
     LLVMContextDispose(ctx);
