@@ -19,6 +19,7 @@ static void usage(const NncModelDesc *m)
            "  --seed N        seed of initialisers and shuffling (default %lld)\n"
            "  --data SRC      training data instead of the train block's\n"
            "  --test SRC      test data instead of the train block's\n"
+           "  --validation SRC  validation data instead of the train block's\n"
            "                  SRC keeps the block's kind and options: a csv file, or\n"
            "                  IMAGES,LABELS for idx data\n"
            "  --load W.npz    start from these weights instead of the initialisers\n"
@@ -98,6 +99,7 @@ static int set_value(RtOptions *o, const char *flag, const char *v)
     } else {
         const char **slot = strcmp(flag, "--data") == 0 ? &o->data
                           : strcmp(flag, "--test") == 0 ? &o->test
+                          : strcmp(flag, "--validation") == 0 ? &o->validation
                           : strcmp(flag, "--load") == 0 ? &o->load
                           : strcmp(flag, "--save") == 0 ? &o->save : &o->log;
         if (!*v)
@@ -110,7 +112,8 @@ static int set_value(RtOptions *o, const char *flag, const char *v)
 static int takes_value(const char *flag)
 {
     static const char *const names[] = {"--epochs", "--batch", "--lr", "--seed", "--data",
-                                         "--test", "--load", "--save", "--log", "--threads"};
+                                         "--test", "--load", "--save", "--log", "--threads",
+                                         "--validation"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         if (strcmp(flag, names[i]) == 0)
             return 1;

@@ -99,6 +99,7 @@ typedef struct RtOptions {
     unsigned long long seed;
     const char *data, *test;    /* --data/--test as given, or NULL */
     const char *load, *save, *log;
+    const char *validation;     /* --validation SRC, or NULL */
     int quiet;
     int threads;                /* --threads; 0: all cores */
 } RtOptions;
@@ -139,6 +140,25 @@ void rt_guard_gmax_from_grads(NncRun *run);
  * and state finite, else the first param it would not. */
 int rt_guard_step(NncRun *run);
 
+/* ---- rt_sched.c: the lr in force, gradient clipping ---- */
+
+/* At an epoch's start: the schedule's lr for it (warm-up aside). */
+void rt_sched_epoch(NncRun *run, int epoch);
+/* At batch b: the lr in force (the warm-up's during the first warmup epochs). */
+void rt_sched_batch(NncRun *run, int b);
+/* Scales the batch's mean gradients as clip_grad_norm_(max_norm = clip) does. */
+void rt_clip(NncRun *run);
+
+/* ---- rt_valid.c: the validation set, early stopping ---- */
+
+/* Holds m->val_fraction of the loaded train set out as the validation set. -1 after a message. */
+int rt_valid_split(NncRun *run);
+/* At an epoch's end: val_loss, val_correct; with patience, the best weights and the stop. */
+void rt_valid_epoch(NncRun *run);
+/* After training with patience: the best epoch's weights back, and a line saying so. */
+void rt_valid_finish(NncRun *run);
+void rt_valid_free(NncRun *run);
+
 /* ---- the run (rt_train.c, rt_report.c, rt_run.c) ---- */
 
 typedef struct RtBlock {
@@ -178,6 +198,14 @@ struct NncRun {
     RtPool *pool;        /* started by the first job worth splitting (rt_pool.c) */
     int pool_failed;     /* no threads could start: run jobs alone */
     RtGuard *guard;      /* rt_guard.c */
+    double epoch_lr, cur_lr; /* the schedule's lr for the epoch; the lr in force (rt_sched.c) */
+    int first_epoch;     /* where train() starts: 0, or a resumed checkpoint's epoch */
+    long long steps0;    /* optimizer steps taken before first_epoch */
+    RtSet val;           /* the validation set (rt_valid.c) */
+    double val_loss, best_loss;
+    long val_correct;
+    int best_epoch, early; /* best_epoch 1-based, 0 none; early: patience ran out */
+    void **best;         /* the best epoch's weights, with patience */
 };
 
 /* Loss sum and correct count of a whole set through evaluate(), in batch-sized chunks. */

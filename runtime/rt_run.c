@@ -69,6 +69,18 @@ static int load_set(NncRun *run, RtSet *s, const char *what, const char *flag, c
     return 0;
 }
 
+/* The validation set: --validation, the block's source, or a fraction of the train set. */
+static int load_validation(NncRun *run)
+{
+    const NncModelDesc *m = run->m;
+    if (run->o.validation || m->validation.kind != NNC_SRC_NONE) {
+        const NncSourceDesc *like = m->validation.kind != NNC_SRC_NONE ? &m->validation : &m->data;
+        return load_set(run, &run->val, "validation", "--validation", run->o.validation,
+                        &m->validation, like);
+    }
+    return m->val_fraction > 0 ? rt_valid_split(run) : 0;
+}
+
 static int load_sets(NncRun *run)
 {
     const NncModelDesc *m = run->m;
@@ -80,6 +92,8 @@ static int load_sets(NncRun *run)
         if (load_set(run, &run->train, "train", "--data", run->o.data, &m->data, &m->data) != 0)
             return -1;
     }
+    if (run->o.epochs > 0 && load_validation(run) != 0)
+        return -1;
     const NncSourceDesc *like = m->test.kind != NNC_SRC_NONE ? &m->test : &m->data;
     if (run->o.test || m->test.kind != NNC_SRC_NONE)
         return load_set(run, &run->test, "test", "--test", run->o.test, &m->test, like);
@@ -146,6 +160,7 @@ static int train_and_report(NncRun *run, const char *save_path)
         alloc_training(run);
         if (run->o.log && !run->gsum)
             return rt_error(run->o.prog, "out of memory"), 1;
+        run->cur_lr = run->epoch_lr = run->o.lr;
         if (rt_guard_start(run) != 0)
             return rt_error(run->o.prog, "out of memory"), 1;
         run->m->train(run);
@@ -153,6 +168,7 @@ static int train_and_report(NncRun *run, const char *save_path)
             save(run, save_path);
             return 1;
         }
+        rt_valid_finish(run);
     }
     if (run->train.loaded)
         rt_report_final(run, &run->train);
@@ -229,6 +245,7 @@ static int free_run(NncRun *run)
     }
     nnc_free_data(&run->train.d);
     nnc_free_data(&run->test.d);
+    rt_valid_free(run);
     rt_free(run->perm);
     rt_free(run->bx);
     rt_free(run->bt);

@@ -8,18 +8,24 @@
 
 int nnc_rt_int(NncRun *run, int which)
 {
-    if (which == NNC_NEED_GRADS)
-        return run->gsum != NULL;
-    return which == NNC_EPOCHS ? run->o.epochs : run->o.batch;
+    switch (which) {
+    case NNC_NEED_GRADS: return run->gsum != NULL;
+    case NNC_FIRST_EPOCH: return run->first_epoch;
+    case NNC_STEPS: return (int)run->steps0;
+    case NNC_EPOCHS: return run->o.epochs;
+    default: return run->o.batch;
+    }
 }
 
 double nnc_rt_real(NncRun *run, int which)
 {
     switch (which) {
-    case NNC_LR: return run->o.lr;
+    case NNC_LR: return run->cur_lr;
     case NNC_MOMENTUM: return run->m->momentum;
     case NNC_BETA1: return run->m->beta1;
     case NNC_BETA2: return run->m->beta2;
+    case NNC_WEIGHT_DECAY: return run->m->weight_decay;
+    case NNC_ALPHA: return run->m->alpha;
     default: return run->m->eps;
     }
 }
@@ -76,7 +82,7 @@ static void shuffle(NncRun *run)
 
 int nnc_rt_epoch_begin(NncRun *run, int epoch)
 {
-    if (run->stopped)
+    if (run->stopped || run->early)
         return 0;
     run->epoch = epoch;
     run->loss_sum = 0;
@@ -87,6 +93,7 @@ int nnc_rt_epoch_begin(NncRun *run, int epoch)
     for (int i = 0; run->gsum && i < run->m->nparams; i++)
         memset(run->gsum[i], 0, sizeof(double) * (size_t)run->m->params[i].size);
     run->nbatches = (run->train.d.n + run->o.batch - 1) / run->o.batch;
+    rt_sched_epoch(run, epoch);
     return run->nbatches;
 }
 
@@ -138,6 +145,7 @@ int nnc_rt_batch(NncRun *run, int b, const void **x, const void **t)
                          : NULL;
     }
     run->cur_t = *t;
+    rt_sched_batch(run, b);
     return n;
 }
 
@@ -201,6 +209,7 @@ int nnc_rt_batch_end_checked(NncRun *run, int b, double loss_sum, const void *pr
                  run->m->params[bad].name);
         return stop(run, b, what);
     }
+    rt_clip(run);
     int wild = rt_guard_step(run);
     if (wild >= 0) {
         char what[400];
@@ -222,11 +231,12 @@ int nnc_rt_batch_end_checked(NncRun *run, int b, double loss_sum, const void *pr
 
 void nnc_rt_epoch_end(NncRun *run, int epoch)
 {
-    if (run->stopped)
+    if (run->stopped || run->early)
         return;
     double seconds = rt_now() - run->t0;
     clear_progress(run);
     run->epoch = epoch;
     run->epochs_done = epoch + 1;
+    rt_valid_epoch(run);
     rt_report_epoch(run, seconds);
 }

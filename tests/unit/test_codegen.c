@@ -150,7 +150,8 @@ static void test_module(Arena *a, const CgTarget *t, int real_size)
     Cg g;
     cg_init(&g, ctx, mod, pr.p, pl, real_size, t, a);
     LLVMValueRef train, evaluate;
-    cg_emit_functions(&g, real_size == 8 ? NNC_OPT_ADAM : NNC_OPT_SGD, 0, &train, &evaluate);
+    NncModelDesc opts = {.opt = real_size == 8 ? NNC_OPT_ADAM : NNC_OPT_SGD};
+    cg_emit_functions(&g, &opts, &train, &evaluate);
     cg_emit_desc(&g, &d, train, evaluate);
     cg_dispose(&g);
     CHECK(cg_verify(mod), "the module verifies (real_size %d)", real_size);
