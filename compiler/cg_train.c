@@ -312,7 +312,9 @@ static LLVMValueRef emit_train(Cg *g, LLVMValueRef step, CgOptim *optim, bool sg
     CgLoop le = cg_loop_begin(g, first, epochs, "epoch");
     LLVMValueRef args[] = {c.run, trunc32(g, le.i)};
     LLVMValueRef nb = cg_call_rt(g, CG_RT_EPOCH_BEGIN, args, 2);
-    CgLoop lb = cg_loop_begin(g, cg_i64(g, 0), LLVMBuildSExt(g->b, nb, g->i64, ""), "batch");
+    /* a run resumed mid-epoch starts that epoch at a later batch */
+    LLVMValueRef b0 = cg_rt_int(g, c.run, NNC_FIRST_BATCH);
+    CgLoop lb = cg_loop_begin(g, b0, LLVMBuildSExt(g->b, nb, g->i64, ""), "batch");
     emit_batch(g, &c, lb.i);
     cg_loop_end(g, &lb);
     cg_call_rt(g, CG_RT_EPOCH_END, args, 2);

@@ -241,7 +241,7 @@ static void interp_train(NncRun *run)
     tr->step = nnc_rt_int(run, NNC_STEPS);
     for (int e = nnc_rt_int(run, NNC_FIRST_EPOCH); e < epochs; e++) {
         int nb = nnc_rt_epoch_begin(run, e);
-        for (int b = 0; b < nb; b++) {
+        for (int b = nnc_rt_int(run, NNC_FIRST_BATCH); b < nb; b++) {
             const void *x, *t;
             int n = nnc_rt_batch(run, b, &x, &t);
             void *pred = pred_buffer(tr, n);

@@ -92,7 +92,10 @@ typedef struct NncModelDesc {
 /* nnc_rt_int; NNC_NEED_GRADS: 1 when the runtime reads the gradient buffers after
  * nnc_rt_batch_end_checked (--log sums them), so code that fuses the update into the
  * gradient's product must still store the gradients. */
-enum { NNC_EPOCHS, NNC_BATCH, NNC_NEED_GRADS, NNC_FIRST_EPOCH, NNC_STEPS };
+/* NNC_FIRST_EPOCH, NNC_STEPS: where a resumed run goes on (0 otherwise): the epoch train()
+ * starts at, the optimizer steps taken before it (adam's t goes on from there);
+ * NNC_FIRST_BATCH, asked after each nnc_rt_epoch_begin: the batch that epoch starts at. */
+enum { NNC_EPOCHS, NNC_BATCH, NNC_NEED_GRADS, NNC_FIRST_EPOCH, NNC_STEPS, NNC_FIRST_BATCH };
 /* nnc_rt_real. NNC_LR is the lr in force for the batch of the last nnc_rt_batch (warm-up
  * and schedule applied); NNC_GRAD_SCALE the factor clipping multiplies the batch's mean
  * gradients by (1 without clip), known after nnc_rt_batch_end*. */
@@ -117,9 +120,9 @@ void nnc_rt_parallel(NncRun *run, long long ntasks, double work,
                      void (*fn)(void *ctx, long long lo, long long hi), void *ctx);
 
 /* The loop the generated train() runs:
- *   for e in 0..epochs-1:
+ *   for e in nnc_rt_int(run, NNC_FIRST_EPOCH)..epochs-1:
  *     nb = nnc_rt_epoch_begin(run, e)            shuffles; the number of batches
- *     for b in 0..nb-1:
+ *     for b in nnc_rt_int(run, NNC_FIRST_BATCH)..nb-1:
  *       n = nnc_rt_batch(run, b, &x, &t)         gathers batch b (the last may be short)
  *       forward and backward: loss_sum, pred, and the mean gradient in nnc_rt_grad(run, i)
  *       if nnc_rt_batch_end(run, b, loss_sum, pred, n): return   (non-finite loss: stop, no update)

@@ -25,6 +25,8 @@ static void usage(const NncModelDesc *m)
            "  --load W.npz    start from these weights instead of the initialisers\n"
            "  --save W.npz    where to save the weights (default %s.npz)\n"
            "  --log FILE.csv  one row per epoch: loss, accuracy, test, time, gradient norms\n"
+           "  --checkpoint F  write the run's state to F.npz after every epoch\n"
+           "  --resume F      go on from checkpoint F (--epochs is the total)\n"
            "  --threads N     threads for the matrix products (default: all %d cores)\n"
            "  --quiet         print only the final train/test lines and errors\n"
            "  --help          this text\n"
@@ -100,6 +102,8 @@ static int set_value(RtOptions *o, const char *flag, const char *v)
         const char **slot = strcmp(flag, "--data") == 0 ? &o->data
                           : strcmp(flag, "--test") == 0 ? &o->test
                           : strcmp(flag, "--validation") == 0 ? &o->validation
+                          : strcmp(flag, "--checkpoint") == 0 ? &o->checkpoint
+                          : strcmp(flag, "--resume") == 0 ? &o->resume
                           : strcmp(flag, "--load") == 0 ? &o->load
                           : strcmp(flag, "--save") == 0 ? &o->save : &o->log;
         if (!*v)
@@ -113,7 +117,7 @@ static int takes_value(const char *flag)
 {
     static const char *const names[] = {"--epochs", "--batch", "--lr", "--seed", "--data",
                                          "--test", "--load", "--save", "--log", "--threads",
-                                         "--validation"};
+                                         "--validation", "--checkpoint", "--resume"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         if (strcmp(flag, names[i]) == 0)
             return 1;

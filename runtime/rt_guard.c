@@ -309,3 +309,13 @@ int rt_guard_step(NncRun *run)
     g->steps++;
     return -1;
 }
+
+long long rt_guard_steps(const NncRun *run)
+{
+    return run->guard ? run->guard->steps : run->steps0;
+}
+
+int rt_guard_stepped(const NncRun *run)
+{
+    return run->guard && run->guard->stepped;
+}

@@ -100,6 +100,7 @@ typedef struct RtOptions {
     const char *data, *test;    /* --data/--test as given, or NULL */
     const char *load, *save, *log;
     const char *validation;     /* --validation SRC, or NULL */
+    const char *checkpoint, *resume; /* --checkpoint FILE, --resume FILE, or NULL */
     int quiet;
     int threads;                /* --threads; 0: all cores */
 } RtOptions;
@@ -158,6 +159,24 @@ void rt_valid_epoch(NncRun *run);
 /* After training with patience: the best epoch's weights back, and a line saying so. */
 void rt_valid_finish(NncRun *run);
 void rt_valid_free(NncRun *run);
+/* The weights as they are now become the best epoch's. */
+void rt_valid_keep(NncRun *run);
+
+/* ---- rt_ckpt.c: checkpoints, --resume, signals while training ---- */
+
+/* SIGINT and SIGTERM set a flag while training (on = 1), or get their handlers back. */
+void rt_ckpt_signals(int on);
+int rt_ckpt_signalled(void);
+/* The run after epochs_done epochs and batches_done batches of the next. -1 after a message. */
+int rt_ckpt_save(NncRun *run, const char *path, int epochs_done, int batches_done);
+/* Params, states and counters from a checkpoint (the weights allocated). -1 after a message. */
+int rt_ckpt_load(NncRun *run, const char *path);
+/* Shuffles the data order once, as an epoch's start does. */
+void rt_shuffle(NncRun *run);
+/* Optimizer steps applied so far (adam's t). */
+long long rt_guard_steps(const NncRun *run);
+/* Whether the step applied its update itself (nnc_rt_update_safe) in this batch. */
+int rt_guard_stepped(const NncRun *run);
 
 /* ---- the run (rt_train.c, rt_report.c, rt_run.c) ---- */
 
@@ -206,6 +225,11 @@ struct NncRun {
     long val_correct;
     int best_epoch, early; /* best_epoch 1-based, 0 none; early: patience ran out */
     void **best;         /* the best epoch's weights, with patience */
+    /* --resume: where the run goes on, and the interrupted epoch's running totals */
+    int resumed, first_batch, batch0; /* batch0: the current epoch's first batch */
+    double resume_loss;
+    long resume_seen, resume_correct;
+    int interrupted, done_batches; /* a signal stopped the run after done_batches of epoch */
 };
 
 /* Loss sum and correct count of a whole set through evaluate(), in batch-sized chunks. */

@@ -12,6 +12,7 @@ int nnc_rt_int(NncRun *run, int which)
     case NNC_NEED_GRADS: return run->gsum != NULL;
     case NNC_FIRST_EPOCH: return run->first_epoch;
     case NNC_STEPS: return (int)run->steps0;
+    case NNC_FIRST_BATCH: return run->batch0;
     case NNC_EPOCHS: return run->o.epochs;
     default: return run->o.batch;
     }
@@ -70,7 +71,7 @@ void *nnc_rt_workspace(NncRun *run, size_t bytes)
 }
 
 /* Fisher-Yates over the previous order, from the shuffle stream. */
-static void shuffle(NncRun *run)
+void rt_shuffle(NncRun *run)
 {
     for (int i = run->train.d.n - 1; i > 0; i--) {
         int j = (int)rt_rng_below(&run->shuffle, (uint64_t)i + 1);
@@ -89,7 +90,15 @@ int nnc_rt_epoch_begin(NncRun *run, int epoch)
     run->seen = run->correct = 0;
     run->progress_t = run->t0 = rt_now();
     if (run->m->shuffle)
-        shuffle(run);
+        rt_shuffle(run);
+    run->batch0 = 0;
+    if (run->resumed && epoch == run->first_epoch && run->first_batch > 0) {
+        /* the interrupted epoch goes on: its batches done and running totals */
+        run->batch0 = run->first_batch;
+        run->loss_sum = run->resume_loss;
+        run->seen = run->resume_seen;
+        run->correct = run->resume_correct;
+    }
     for (int i = 0; run->gsum && i < run->m->nparams; i++)
         memset(run->gsum[i], 0, sizeof(double) * (size_t)run->m->params[i].size);
     run->nbatches = (run->train.d.n + run->o.batch - 1) / run->o.batch;
@@ -197,9 +206,23 @@ int nnc_rt_batch_end(NncRun *run, int b, double loss_sum, const void *pred, int 
     return nnc_rt_batch_end_checked(run, b, loss_sum, pred, n, bad);
 }
 
+/* A signal came: stop once the batch is whole. Returns 1 when nothing of batch b was applied. */
+static int interrupt_now(NncRun *run, int b)
+{
+    run->interrupted = 1;
+    run->done_batches = b;
+    if (rt_guard_stepped(run))
+        return 0; /* the step applied it: account for it below, then stop */
+    clear_progress(run);
+    run->stopped = 1;
+    return 1;
+}
+
 int nnc_rt_batch_end_checked(NncRun *run, int b, double loss_sum, const void *pred, int n, int bad)
 {
     if (run->stopped)
+        return 1;
+    if (rt_ckpt_signalled() && !run->interrupted && interrupt_now(run, b))
         return 1;
     if (!isfinite(loss_sum))
         return stop(run, b, isnan(loss_sum) ? "the loss became nan" : "the loss became infinite");
@@ -224,6 +247,12 @@ int nnc_rt_batch_end_checked(NncRun *run, int b, double loss_sum, const void *pr
     for (int i = 0; run->gsum && i < run->m->nparams; i++)
         for (int j = 0; j < run->m->params[i].size; j++)
             run->gsum[i][j] += (double)n * rt_get(run->grad[i], (size_t)j, run->rs);
+    if (run->interrupted) { /* batch b was applied by the step */
+        clear_progress(run);
+        run->done_batches = b + 1;
+        run->stopped = 1;
+        return 1;
+    }
     if (run->tty)
         progress(run, b);
     return 0;
@@ -239,4 +268,6 @@ void nnc_rt_epoch_end(NncRun *run, int epoch)
     run->epochs_done = epoch + 1;
     rt_valid_epoch(run);
     rt_report_epoch(run, seconds);
+    if (run->o.checkpoint && !run->stopped && rt_ckpt_save(run, run->o.checkpoint, epoch + 1, 0) != 0)
+        run->stopped = 1; /* as a log that cannot be written: the weights are saved */
 }

@@ -65,8 +65,7 @@ int rt_valid_split(NncRun *run)
     return 0;
 }
 
-/* The weights as they are now become the best. */
-static void keep_best(NncRun *run)
+void rt_valid_keep(NncRun *run)
 {
     const NncModelDesc *m = run->m;
     if (!run->best) {
@@ -90,7 +89,7 @@ void rt_valid_epoch(NncRun *run)
     if (run->best_epoch == 0 || run->val_loss < run->best_loss) {
         run->best_loss = run->val_loss;
         run->best_epoch = run->epoch + 1;
-        keep_best(run);
+        rt_valid_keep(run);
     } else if (run->epoch + 1 - run->best_epoch >= run->m->patience) {
         run->early = 1;
     }
