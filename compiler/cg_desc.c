@@ -22,9 +22,9 @@ static DescTypes desc_types(LLVMContextRef ctx, LLVMTypeRef train_ptr, LLVMTypeR
     /* NncParamDesc: name, rank, dims, size, init, a, b */
     LLVMTypeRef param[] = {t.i8p, t.i32, t.dims, t.i32, t.i32, t.f64, t.f64};
     t.param = LLVMStructTypeInContext(ctx, param, 7, 0);
-    /* NncSourceDesc: kind, path, path2, header, label, nsamples, x, t */
-    LLVMTypeRef source[] = {t.i32, t.i8p, t.i8p, t.i32, t.i32, t.i32, t.f64p, t.f64p};
-    t.source = LLVMStructTypeInContext(ctx, source, 8, 0);
+    /* NncSourceDesc: kind, path, path2, header, label, nsamples, x, t, x_name, t_name */
+    LLVMTypeRef source[] = {t.i32, t.i8p, t.i8p, t.i32, t.i32, t.i32, t.f64p, t.f64p, t.i8p, t.i8p};
+    t.source = LLVMStructTypeInContext(ctx, source, 10, 0);
     LLVMTypeRef model[] = {
         t.i8p, t.i8p, t.i32,                   /* name, base_dir, real_size */
         t.i32, t.dims, t.i32,                  /* in_rank, in_dims, in_size */
@@ -107,8 +107,9 @@ static LLVMValueRef source(Cg *g, const DescTypes *t, const NncSourceDesc *s, co
         i32c(t, s->label), i32c(t, s->nsamples),
         doubles(g, t, s->x, (long long)s->nsamples * d->in_size),
         doubles(g, t, s->t, (long long)s->nsamples * d->tgt_size),
+        str(g, t, s->x_name), str(g, t, s->t_name),
     };
-    return LLVMConstNamedStruct(t->source, f, 8);
+    return LLVMConstNamedStruct(t->source, f, 10);
 }
 
 static LLVMValueRef params(Cg *g, const DescTypes *t, const NncModelDesc *d)

@@ -21,11 +21,15 @@ static const char *folder_of(const char *path, Arena *a)
     return arena_strndup(a, path, (size_t)(slash - path));
 }
 
-static NncSourceDesc source_desc(const Source *s)
+static NncSourceDesc source_desc(const Source *s, const Model *m)
 {
     NncSourceDesc d = {.kind = (int)s->kind, .path = s->path, .path2 = s->path2,
                        .header = s->header, .label = s->label,
                        .nsamples = s->nsamples, .x = s->x, .t = s->t};
+    if (s->kind == SRC_NPZ) {
+        d.x_name = m->input->name;
+        d.t_name = m->target ? m->target->name : NULL;
+    }
     return d;
 }
 
@@ -43,7 +47,7 @@ static void options_desc(NncModelDesc *d, const Train *t)
     d->patience = (int)t->patience;
     d->clip = t->clip;
     d->val_fraction = t->val_fraction;
-    d->validation = source_desc(&t->validation);
+    d->validation = source_desc(&t->validation, t->model);
 }
 
 static void train_desc(NncModelDesc *d, const Train *t)
@@ -74,8 +78,8 @@ static void train_desc(NncModelDesc *d, const Train *t)
     d->eps = t->opt.eps;
     d->seed = t->seed;
     d->shuffle = t->shuffle;
-    d->data = source_desc(&t->data);
-    d->test = source_desc(&t->test);
+    d->data = source_desc(&t->data, t->model);
+    d->test = source_desc(&t->test, t->model);
     options_desc(d, t);
 }
 

@@ -45,6 +45,7 @@ typedef struct NncSourceDesc {
     int header, label;        /* csv options */
     int nsamples;             /* inline */
     const double *x, *t;      /* inline: nsamples*in_size and nsamples*tgt_size values */
+    const char *x_name, *t_name; /* npz: the arrays' names (the model's input and target) */
 } NncSourceDesc;
 
 typedef struct NncModelDesc {

@@ -174,8 +174,16 @@ int rt_source_from_arg(const char *prog, const char *flag, const char *arg,
     const char *comma = strchr(arg, ',');
     int kind = like->kind == NNC_SRC_CSV || like->kind == NNC_SRC_IDX ? like->kind
              : comma ? NNC_SRC_IDX : NNC_SRC_CSV;
+    if (like->kind == NNC_SRC_NPZ) { /* keeps the arrays' names and label */
+        *out = *like;
+        kind = NNC_SRC_NPZ;
+    }
     out->kind = kind;
     out->path = *owned;
+    if (kind == NNC_SRC_NPZ) {
+        out->path2 = NULL;
+        return 0;
+    }
     if (kind == NNC_SRC_CSV) {
         out->header = like->kind == NNC_SRC_CSV && like->header;
         out->label = like->kind == NNC_SRC_CSV && like->label;

@@ -73,6 +73,9 @@ int rt_load_csv(const NncSourceDesc *src, const char *path, int in_size, int tgt
                 int real_size, NncData *out);
 int rt_load_idx(const char *images, const char *labels, int in_size, int tgt_size,
                 int real_size, NncData *out);
+/* npz("file.npz"): rt_npzdata.c */
+int rt_load_npz(const NncSourceDesc *src, const char *path, int in_size, int tgt_size,
+                int real_size, NncData *out);
 /* Allocates n samples in out. */
 void rt_data_alloc(NncData *out, int n, int in_size, int tgt_size, int real_size);
 /* Sets sample i's target from a class index: one-hot over tgt_size, or the index itself
@@ -89,6 +92,19 @@ int rt_data_has_accuracy(const NncData *d);
 int rt_npz_save(const char *path, const NncModelDesc *m, void *const *params, int guard);
 /* Reads every param from path, converting f32/f64 to the model's real type. */
 int rt_npz_load(const char *path, const NncModelDesc *m, void *const *params);
+/* One array of any shape and a float, integer or bool type, from an .npz (data sources). */
+typedef struct RtNpyArray {
+    unsigned char *bytes;       /* the entry, malloc'd */
+    const unsigned char *data;  /* its values, little-endian */
+    int size, rank;             /* bytes a value */
+    char kind;                  /* 'f', 'i' or 'u' */
+    long dims[8];
+    size_t count;
+} RtNpyArray;
+/* NAME.npy of path; -1 after a message naming the file. */
+int rt_npz_read_array(const char *path, const char *name, RtNpyArray *a);
+double rt_npy_get(const RtNpyArray *a, size_t i);
+void rt_npy_free(RtNpyArray *a);
 
 /* ---- rt_cli.c ---- */
 

@@ -11,6 +11,10 @@
 3. `--validation SRC` replaces the block's set.
 4. The lr column follows the schedule: exponential(gamma = 0.5) halves it every epoch,
    after a warm-up whose epoch ends at the full lr.
+5. npz data: arrays named as the input (any shape with a sample's elements: x[4] from an
+   (n, 2, 2) array) and the target (int64 class indices with label = true, or
+   one-hot float32 values), also in an f32 build, train to the bytes of the same data
+   from csv; a missing array or a wrong sample size is a message naming the file.
 """
 import os
 import re
@@ -146,5 +150,48 @@ def test_lr_column(nnc, tmp):
         fail("epoch lines' lr: " + p.stdout)
 
 
+NPZ = """model img {
+    input x[4]
+    target t[3]
+    h = dense(x, 5, tanh)
+    y = dense(h, 3, softmax)
+    loss = cross_entropy(y, t)
+}
+train img {
+    data = SRC
+    epochs = 2
+    batch = 4
+    seed = 2
+}
+"""
+
+
+def test_npz(nnc, tmp):
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, (13, 4))
+    lab = rng.integers(0, 3, 13)
+    np.savez(os.path.join(tmp, "lab.npz"), x=x, t=lab)
+    np.savez_compressed(os.path.join(tmp, "hot.npz"), x=x.reshape(13, 2, 2), t=np.eye(3, dtype=np.float32)[lab])
+    np.savez(os.path.join(tmp, "bad.npz"), x=x[:, :3], t=lab)
+    np.savez(os.path.join(tmp, "nox.npz"), y=x, t=lab)
+    write(tmp, "data.csv", "".join(",".join(f"{v:.17g}" for v in r) + f",{l}\n" for r, l in zip(x, lab)))
+    for prec in ("f64", "f32"):
+        saved = []
+        for name, src in (("c", 'csv("data.csv", label = true)'), ("l", 'npz("lab.npz", label = true)'),
+                          ("h", 'npz("hot.npz")')):
+            write(tmp, name + ".nn", NPZ.replace("SRC", src).replace("img", name))
+            run([nnc, "--precision=" + prec, name + ".nn"], tmp)
+            run(["./" + name, "--quiet", "--save", "w.npz"], tmp)
+            saved.append(open(os.path.join(tmp, "w.npz"), "rb").read())
+        if saved[1] != saved[0] or saved[2] != saved[0]:
+            fail(f"{prec}: npz data trains otherwise than the same csv data")
+    p = run(["./l", "--data", "bad.npz"], tmp, code=1)
+    if "bad.npz: error: x has 3 values a sample, but the model's input x needs 4" not in p.stderr:
+        fail("wrong sample size: " + p.stderr)
+    p = run(["./l", "--data", "nox.npz"], tmp, code=1)
+    if "nox.npz: error: has no array 'x'" not in p.stderr:
+        fail("missing array: " + p.stderr)
+
+
 if __name__ == "__main__":
-    main("nnc_validation_", [test_fraction, test_patience, test_flag, test_lr_column])
+    main("nnc_validation_", [test_fraction, test_patience, test_flag, test_lr_column, test_npz])

@@ -52,8 +52,9 @@ static void test_desc_layout(LLVMTargetDataRef td)
     static const size_t src[] = {
         offsetof(NncSourceDesc, kind), offsetof(NncSourceDesc, path), offsetof(NncSourceDesc, path2),
         offsetof(NncSourceDesc, header), offsetof(NncSourceDesc, label),
-        offsetof(NncSourceDesc, nsamples), offsetof(NncSourceDesc, x), offsetof(NncSourceDesc, t)};
-    check_offsets(td, LLVMStructGetTypeAtIndex(model, 22), src, 8, sizeof(NncSourceDesc), "NncSourceDesc");
+        offsetof(NncSourceDesc, nsamples), offsetof(NncSourceDesc, x), offsetof(NncSourceDesc, t),
+        offsetof(NncSourceDesc, x_name), offsetof(NncSourceDesc, t_name)};
+    check_offsets(td, LLVMStructGetTypeAtIndex(model, 22), src, 10, sizeof(NncSourceDesc), "NncSourceDesc");
 #define F(f) offsetof(NncModelDesc, f)
     static const size_t md[] = {
         F(name), F(base_dir), F(real_size), F(in_rank), F(in_dims), F(in_size), F(tgt_rank),
