@@ -4,7 +4,7 @@
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= 2
-PACKAGES   := cmake make gcc libc6-dev flex bison llvm-dev zlib1g-dev python3 python3-numpy \
+PACKAGES   := cmake make gcc libc6-dev flex bison llvm-dev zlib1g-dev python3 python3-numpy python3-torch \
               dataset-fashion-mnist clang libclang-rt-dev
 PACKAGES   += graphviz librsvg2-bin
 FUZZ_SECONDS ?= 60

@@ -139,23 +139,34 @@ typedef struct TrainItem {
     struct TrainItem *next;
 } TrainItem;
 
-typedef enum { SRC_NONE, SRC_INLINE, SRC_CSV, SRC_IDX } SourceKind;
+typedef enum { SRC_NONE, SRC_INLINE, SRC_CSV, SRC_IDX, SRC_NPZ } SourceKind;
 
 typedef struct Source {
     SourceKind kind;
     Loc loc;
-    const char *path, *path2; /* csv: path; idx: images, labels (as written) */
-    bool header, label;       /* csv options */
+    const char *path, *path2; /* csv, npz: path; idx: images, labels (as written) */
+    bool header, label;       /* csv options (npz: label) */
     int nsamples;             /* inline */
     double *x, *t;            /* inline, flattened row-major: nsamples * input/target size */
 } Source;
 
-typedef enum { OPT_SGD, OPT_ADAM } OptKind;
+typedef enum { OPT_SGD, OPT_ADAM, OPT_ADAMW, OPT_RMSPROP, OPT_ADAGRAD } OptKind;
 
 typedef struct Optimizer {
     OptKind kind;
     double lr, momentum, beta1, beta2, eps;
+    double weight_decay, alpha; /* alpha: rmsprop's smoothing */
+    bool nesterov;
 } Optimizer;
+
+typedef enum { SCHED_NONE, SCHED_STEP, SCHED_EXPONENTIAL, SCHED_COSINE } SchedKind;
+
+/* The lr schedule of spec section 10, stepped once an epoch after the warm-up. */
+typedef struct Schedule {
+    SchedKind kind;
+    long long every;     /* step */
+    double gamma, min_lr; /* step, exponential; cosine */
+} Schedule;
 
 typedef struct Train {
     const char *model_name;
@@ -168,6 +179,13 @@ typedef struct Train {
     long long epochs, batch, seed;
     Optimizer opt;
     bool shuffle;
+    /* spec section 10's options */
+    Source validation;    /* kind SRC_NONE: none, or val_fraction of data held out */
+    double val_fraction;
+    long long patience;   /* 0: no early stopping */
+    long long warmup;     /* epochs */
+    double clip;          /* 0: none */
+    Schedule schedule;
 } Train;
 
 typedef struct Program {

@@ -278,7 +278,7 @@ void cg_fuse_run(Cg *g, int first);
 
 /* ---- plain sgd done by the step, fused into the weight-gradient products (cg_sgd.c) ---- */
 
-bool cg_sgd_fusable(int opt, double momentum, int nparams);
+bool cg_sgd_fusable(const NncModelDesc *d, int nparams);
 typedef struct CgOptim CgOptim;
 typedef struct CgSgd {
     LLVMValueRef lr;     /* real */
@@ -323,14 +323,16 @@ void cg_gemm_emit(Cg *g, int node);
 
 /* The optimizer step (cg_optim.c): helpers made before train's body, hyper-parameters
  * read at train's start, one step after each batch. */
-CgOptim *cg_optim_new(Cg *g, int opt);
+CgOptim *cg_optim_new(Cg *g, const NncModelDesc *d);
 void cg_optim_begin(Cg *g, CgOptim *o, LLVMValueRef run);
+/* The lr in force for the batch just gathered, as a real. */
+LLVMValueRef cg_optim_lr(Cg *g, LLVMValueRef run);
 void cg_optim_step(Cg *g, CgOptim *o, LLVMValueRef run);
 /* One param's sgd update, w -= lr * grad, through the shared rule function. */
 void cg_optim_sgd(Cg *g, CgOptim *o, LLVMValueRef w, LLVMValueRef grad, long long size, LLVMValueRef lr);
 
-/* opt: NNC_OPT_* */
-void cg_emit_functions(Cg *g, int opt, double momentum, LLVMValueRef *train, LLVMValueRef *evaluate);
+/* d: the train block's options (the optimizer's terms, whether sgd may be fused) */
+void cg_emit_functions(Cg *g, const NncModelDesc *d, LLVMValueRef *train, LLVMValueRef *evaluate);
 void cg_emit_desc(Cg *g, const NncModelDesc *d, LLVMValueRef train, LLVMValueRef evaluate);
 LLVMTypeRef cg_desc_type(LLVMContextRef ctx, LLVMTypeRef train_ptr, LLVMTypeRef eval_ptr,
                          LLVMTypeRef *param_type);

@@ -22,9 +22,9 @@ static DescTypes desc_types(LLVMContextRef ctx, LLVMTypeRef train_ptr, LLVMTypeR
     /* NncParamDesc: name, rank, dims, size, init, a, b */
     LLVMTypeRef param[] = {t.i8p, t.i32, t.dims, t.i32, t.i32, t.f64, t.f64};
     t.param = LLVMStructTypeInContext(ctx, param, 7, 0);
-    /* NncSourceDesc: kind, path, path2, header, label, nsamples, x, t */
-    LLVMTypeRef source[] = {t.i32, t.i8p, t.i8p, t.i32, t.i32, t.i32, t.f64p, t.f64p};
-    t.source = LLVMStructTypeInContext(ctx, source, 8, 0);
+    /* NncSourceDesc: kind, path, path2, header, label, nsamples, x, t, x_name, t_name */
+    LLVMTypeRef source[] = {t.i32, t.i8p, t.i8p, t.i32, t.i32, t.i32, t.f64p, t.f64p, t.i8p, t.i8p};
+    t.source = LLVMStructTypeInContext(ctx, source, 10, 0);
     LLVMTypeRef model[] = {
         t.i8p, t.i8p, t.i32,                   /* name, base_dir, real_size */
         t.i32, t.dims, t.i32,                  /* in_rank, in_dims, in_size */
@@ -35,6 +35,10 @@ static DescTypes desc_types(LLVMContextRef ctx, LLVMTypeRef train_ptr, LLVMTypeR
         t.i64, t.i32, t.source, t.source,      /* seed, shuffle, data, test */
         train_ptr, eval_ptr, t.i8p,            /* train, evaluate, ctx */
         t.i8p,                                 /* cpu_features */
+        t.i32, t.f64, t.f64,                   /* nesterov, weight_decay, alpha */
+        t.i32, t.i32, t.f64, t.f64,            /* sched, sched_every, gamma, min_lr */
+        t.i32, t.i32, t.f64, t.f64,            /* warmup, patience, clip, val_fraction */
+        t.source,                              /* validation */
     };
     t.model = LLVMStructTypeInContext(ctx, model, sizeof model / sizeof *model, 0);
     return t;
@@ -103,8 +107,9 @@ static LLVMValueRef source(Cg *g, const DescTypes *t, const NncSourceDesc *s, co
         i32c(t, s->label), i32c(t, s->nsamples),
         doubles(g, t, s->x, (long long)s->nsamples * d->in_size),
         doubles(g, t, s->t, (long long)s->nsamples * d->tgt_size),
+        str(g, t, s->x_name), str(g, t, s->t_name),
     };
-    return LLVMConstNamedStruct(t->source, f, 8);
+    return LLVMConstNamedStruct(t->source, f, 10);
 }
 
 static LLVMValueRef params(Cg *g, const DescTypes *t, const NncModelDesc *d)
@@ -135,6 +140,10 @@ void cg_emit_desc(Cg *g, const NncModelDesc *d, LLVMValueRef train, LLVMValueRef
         LLVMConstInt(t.i64, (unsigned long long)d->seed, 1), i32c(&t, d->shuffle),
         source(g, &t, &d->data, d), source(g, &t, &d->test, d),
         train, evaluate, LLVMConstNull(t.i8p), str(g, &t, d->cpu_features),
+        i32c(&t, d->nesterov), f64c(&t, d->weight_decay), f64c(&t, d->alpha),
+        i32c(&t, d->sched), i32c(&t, d->sched_every), f64c(&t, d->gamma), f64c(&t, d->min_lr),
+        i32c(&t, d->warmup), i32c(&t, d->patience), f64c(&t, d->clip), f64c(&t, d->val_fraction),
+        source(g, &t, &d->validation, d),
     };
     LLVMValueRef gv = LLVMAddGlobal(g->mod, t.model, "nnc_model");
     LLVMSetInitializer(gv, LLVMConstNamedStruct(t.model, f, sizeof f / sizeof *f));

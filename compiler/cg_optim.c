@@ -1,34 +1,51 @@
-/* cg_optim.c - the optimizer step, as PyTorch (spec section 8):
+/* cg_optim.c - the optimizer step, as PyTorch 1.13's classes (spec sections 8, 10):
+ *   weight decay:  g += wd * w (sgd, adam, rmsprop, adagrad);  adamw: w *= 1 - lr * wd first
  *   sgd:      w -= lr * g
- *   momentum: v = mu * v + g; w -= lr * v               (chosen at run time: mu != 0)
+ *   momentum: v = mu * v + g; w -= lr * v, nesterov: w -= lr * (g + mu * v)  (run time: mu != 0)
  *   adam:     m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
  *             w -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps),  t = 1, 2, ...
+ *   rmsprop:  s = alpha s + (1 - alpha) g^2; u = g / (sqrt(s) + eps);
+ *             w -= lr * u, or with momentum b = mu b + u; w -= lr * b
+ *   adagrad:  s += g^2; w -= lr * g / (sqrt(s) + eps)
  * Each rule is one small function over a param's elements, called once per param, so
- * the module does not repeat the loop for every param. A large param's elements are
+ * the module does not repeat the loop for every param; a term the train block does not use
+ * (weight decay, nesterov, rmsprop's momentum) is not emitted. A large param's elements are
  * split between the runtime's threads in blocks (the rule's task function); every element
- * is updated alone, so the split changes no bit. Hyper-parameters come from nnc_rt_real
- * at the start of train, so --lr reaches them. */
+ * is updated alone, so the split changes no bit. Hyper-parameters come from nnc_rt_real:
+ * the lr each step (the runtime applies warm-up and the schedule), the rest at the start
+ * of train. Gradient clipping is the runtime's (it scales the gradients in
+ * nnc_rt_batch_end*, before this step). */
 #include "cg.h"
 
 #include <assert.h>
 
-enum { RULE_SGD, RULE_MOMENTUM, RULE_ADAM, NRULES };
+enum { RULE_SGD, RULE_MOMENTUM, RULE_ADAM, RULE_RMSPROP, RULE_ADAGRAD, NRULES };
 /* Elements a task updates, and the multiply-adds an element counts as for the pool's
  * threshold (adam: a square root, three divisions): adam goes parallel from 16K elements. */
 enum { BLOCK = 4096, WORK_PER = 16 };
-/* A rule's parameters: its buffers, the size, its reals (adam: 4 + 1 + 6). */
-enum { MAX_ARGS = 12 };
+/* Every rule takes the same reals, in this order (each reads the ones it needs). */
+enum { R_LR, R_MU, R_B1, R_B2, R_EPS, R_WD, R_ALPHA, R_BC1, R_BC2, R_DECAY, NREALS };
+/* A rule's parameters: up to 4 buffers, the size, the reals. */
+enum { MAX_ARGS = 4 + 1 + NREALS };
 
 struct CgOptim {
-    int opt;
+    const NncModelDesc *d; /* the train block: which terms the rules have */
     LLVMValueRef fn[NRULES], task[NRULES];
     LLVMTypeRef type[NRULES], rec[NRULES]; /* rec: the task's {buffers, size, reals} */
-    /* in train: hyper-parameters (reals), momentum as a double for the branch, adam's t */
-    LLVMValueRef lr, mu, b1, b2, eps, mu64, step;
+    /* in train: hyper-parameters (reals), momentum as a double for the branch, the step count */
+    LLVMValueRef reals[NREALS], mu64, step;
 };
 
-static const char *const rule_names[NRULES] = {"nnc_sgd", "nnc_momentum", "nnc_adam"};
-static const int rule_buffers[NRULES] = {2, 3, 4}; /* w, g, then the states */
+static const char *const rule_names[NRULES] = {"nnc_sgd", "nnc_momentum", "nnc_adam", "nnc_rmsprop",
+                                               "nnc_adagrad"};
+
+/* w, g, then the states: momentum's v; adam's m, v; rmsprop's mean square and, with
+ * momentum, its buffer; adagrad's sum of squares */
+static int rule_buffers(const CgOptim *o, int rule)
+{
+    static const int n[NRULES] = {2, 3, 4, 3, 3};
+    return n[rule] + (rule == RULE_RMSPROP && o->d->momentum != 0);
+}
 
 static LLVMValueRef load(Cg *g, LLVMValueRef p, LLVMValueRef i)
 {
@@ -40,40 +57,77 @@ static LLVMValueRef mul(Cg *g, LLVMValueRef a, LLVMValueRef b)
     return LLVMBuildFMul(g->b, a, b, "");
 }
 
-/* The new value of w[j] under a rule; real params follow the buffers and the size. */
-static LLVMValueRef rule_body(Cg *g, int rule, LLVMValueRef fn, LLVMValueRef j)
+static LLVMValueRef add(Cg *g, LLVMValueRef a, LLVMValueRef b)
 {
-    LLVMValueRef w = LLVMGetParam(fn, 0), gr = LLVMGetParam(fn, 1);
-    int r = rule_buffers[rule] + 1; /* first real param */
-    LLVMValueRef lr = LLVMGetParam(fn, (unsigned)r), d = load(g, gr, j);
-    if (rule == RULE_MOMENTUM) {
-        LLVMValueRef v = LLVMGetParam(fn, 2), mu = LLVMGetParam(fn, (unsigned)r + 1);
-        d = LLVMBuildFAdd(g->b, mul(g, mu, load(g, v, j)), d, "");
-        cg_store_at(g, v, j, d);
-    } else if (rule == RULE_ADAM) {
-        LLVMValueRef m = LLVMGetParam(fn, 2), v = LLVMGetParam(fn, 3), one = cg_real(g, 1);
-        LLVMValueRef b1 = LLVMGetParam(fn, (unsigned)r + 1), b2 = LLVMGetParam(fn, (unsigned)r + 2);
-        LLVMValueRef eps = LLVMGetParam(fn, (unsigned)r + 3);
-        LLVMValueRef bc1 = LLVMGetParam(fn, (unsigned)r + 4), bc2 = LLVMGetParam(fn, (unsigned)r + 5);
-        LLVMValueRef c1 = LLVMBuildFSub(g->b, one, b1, ""), c2 = LLVMBuildFSub(g->b, one, b2, "");
-        LLVMValueRef mv = LLVMBuildFAdd(g->b, mul(g, b1, load(g, m, j)), mul(g, c1, d), "");
-        LLVMValueRef vv = LLVMBuildFAdd(g->b, mul(g, b2, load(g, v, j)), mul(g, mul(g, c2, d), d), "");
-        cg_store_at(g, m, j, mv);
-        cg_store_at(g, v, j, vv);
-        LLVMValueRef mhat = LLVMBuildFDiv(g->b, mv, bc1, ""), vhat = LLVMBuildFDiv(g->b, vv, bc2, "");
-        LLVMValueRef den = LLVMBuildFAdd(g->b, cg_math(g, "sqrt", vhat), eps, "");
-        return LLVMBuildFSub(g->b, load(g, w, j), LLVMBuildFDiv(g->b, mul(g, lr, mhat), den, ""), "");
-    }
-    return LLVMBuildFSub(g->b, load(g, w, j), mul(g, lr, d), "");
+    return LLVMBuildFAdd(g->b, a, b, "");
 }
 
-static const int rule_reals[NRULES] = {1, 2, 6};
+static LLVMValueRef div_(Cg *g, LLVMValueRef a, LLVMValueRef b)
+{
+    return LLVMBuildFDiv(g->b, a, b, "");
+}
+
+/* The state k's new value v, stored. */
+static LLVMValueRef put_state(Cg *g, LLVMValueRef fn, int k, LLVMValueRef j, LLVMValueRef v)
+{
+    cg_store_at(g, LLVMGetParam(fn, 2 + (unsigned)k), j, v);
+    return v;
+}
+
+static LLVMValueRef state(Cg *g, LLVMValueRef fn, int k, LLVMValueRef j)
+{
+    return load(g, LLVMGetParam(fn, 2 + (unsigned)k), j);
+}
+
+/* adam's (and adamw's) step: w - lr * (m / bc1) / (sqrt(v / bc2) + eps) */
+static LLVMValueRef adam_body(Cg *g, LLVMValueRef fn, LLVMValueRef j, LLVMValueRef w, LLVMValueRef d,
+                              LLVMValueRef const *r)
+{
+    LLVMValueRef one = cg_real(g, 1);
+    LLVMValueRef c1 = LLVMBuildFSub(g->b, one, r[R_B1], ""), c2 = LLVMBuildFSub(g->b, one, r[R_B2], "");
+    LLVMValueRef mv = put_state(g, fn, 0, j, add(g, mul(g, r[R_B1], state(g, fn, 0, j)), mul(g, c1, d)));
+    LLVMValueRef vv = put_state(g, fn, 1, j, add(g, mul(g, r[R_B2], state(g, fn, 1, j)), mul(g, mul(g, c2, d), d)));
+    LLVMValueRef mhat = div_(g, mv, r[R_BC1]), vhat = div_(g, vv, r[R_BC2]);
+    LLVMValueRef den = add(g, cg_math(g, "sqrt", vhat), r[R_EPS]);
+    return LLVMBuildFSub(g->b, w, div_(g, mul(g, r[R_LR], mhat), den), "");
+}
+
+/* The new value of w[j] under a rule, as PyTorch 1.13's classes compute it (weight decay
+ * added to the gradient, adamw's decoupled from it); the reals follow the buffers and the
+ * size. Terms a train block does not use are not emitted. */
+static LLVMValueRef rule_body(Cg *g, const CgOptim *o, int rule, LLVMValueRef fn, LLVMValueRef j)
+{
+    LLVMValueRef r[NREALS];
+    for (int k = 0; k < NREALS; k++)
+        r[k] = LLVMGetParam(fn, (unsigned)(rule_buffers(o, rule) + 1 + k));
+    LLVMValueRef w = load(g, LLVMGetParam(fn, 0), j), d = load(g, LLVMGetParam(fn, 1), j);
+    if (o->d->opt == NNC_OPT_ADAMW && o->d->weight_decay != 0)
+        w = mul(g, w, r[R_DECAY]); /* param.mul_(1 - lr * weight_decay) */
+    else if (o->d->weight_decay != 0)
+        d = add(g, d, mul(g, r[R_WD], w)); /* grad.add(param, alpha = weight_decay) */
+    if (rule == RULE_ADAM)
+        return adam_body(g, fn, j, w, d, r);
+    if (rule == RULE_MOMENTUM) {
+        LLVMValueRef v = put_state(g, fn, 0, j, add(g, mul(g, r[R_MU], state(g, fn, 0, j)), d));
+        d = o->d->nesterov ? add(g, d, mul(g, r[R_MU], v)) : v;
+    } else if (rule == RULE_RMSPROP) {
+        LLVMValueRef ca = LLVMBuildFSub(g->b, cg_real(g, 1), r[R_ALPHA], "");
+        LLVMValueRef sq = put_state(g, fn, 0, j, add(g, mul(g, r[R_ALPHA], state(g, fn, 0, j)), mul(g, mul(g, ca, d), d)));
+        d = div_(g, d, add(g, cg_math(g, "sqrt", sq), r[R_EPS]));
+        if (rule_buffers(o, rule) == 4)
+            d = put_state(g, fn, 1, j, add(g, mul(g, r[R_MU], state(g, fn, 1, j)), d));
+    } else if (rule == RULE_ADAGRAD) {
+        LLVMValueRef sum = put_state(g, fn, 0, j, add(g, state(g, fn, 0, j), mul(g, d, d)));
+        d = div_(g, d, add(g, cg_math(g, "sqrt", sum), r[R_EPS]));
+    }
+    return LLVMBuildFSub(g->b, w, mul(g, r[R_LR], d), "");
+}
 
 /* void rule.task(i8 *rec, i64 lo, i64 hi): the rule on elements [lo*BLOCK, hi*BLOCK) (the
  * last block cut at the size) of the buffers in rec, with rec's reals. */
 static void emit_task(Cg *g, CgOptim *o, int rule)
 {
-    int n = rule_buffers[rule] + 1 + rule_reals[rule];
+    int n = rule_buffers(o, rule) + 1 + NREALS;
     LLVMTypeRef params[] = {g->i8p, g->i64, g->i64};
     LLVMValueRef fn = o->task[rule] = cg_add_function(
         g, arena_printf(g->arena, "%s.task", rule_names[rule]), LLVMFunctionType(g->voidt, params, 3, 0));
@@ -84,7 +138,7 @@ static void emit_task(Cg *g, CgOptim *o, int rule)
     for (int i = 0; i < n; i++)
         args[i] = LLVMBuildLoad2(g->b, LLVMStructGetTypeAtIndex(o->rec[rule], (unsigned)i),
                                  LLVMBuildStructGEP2(g->b, o->rec[rule], rec, (unsigned)i, ""), "");
-    int nbuf = rule_buffers[rule];
+    int nbuf = rule_buffers(o, rule);
     LLVMValueRef lo = LLVMBuildNSWMul(g->b, LLVMGetParam(fn, 1), cg_i64(g, BLOCK), "");
     LLVMValueRef hi = cg_imin(g, LLVMBuildNSWMul(g->b, LLVMGetParam(fn, 2), cg_i64(g, BLOCK), ""),
                               args[nbuf]);
@@ -99,7 +153,7 @@ static void emit_task(Cg *g, CgOptim *o, int rule)
 /* void rule(real *w, real *g, [real *state...], i64 size, real lr, [real ...]) */
 static void emit_rule(Cg *g, CgOptim *o, int rule)
 {
-    int nbuf = rule_buffers[rule], n = nbuf + 1 + rule_reals[rule];
+    int nbuf = rule_buffers(o, rule), n = nbuf + 1 + NREALS;
     assert(n <= MAX_ARGS);
     LLVMTypeRef params[MAX_ARGS];
     for (int i = 0; i < n; i++)
@@ -114,7 +168,7 @@ static void emit_rule(Cg *g, CgOptim *o, int rule)
     CgFrame frame;
     cg_frame_open(g, &frame, fn, false);
     CgLoop lj = cg_loop_begin(g, cg_i64(g, 0), LLVMGetParam(fn, (unsigned)nbuf), "j");
-    cg_store_at(g, LLVMGetParam(fn, 0), lj.i, rule_body(g, rule, fn, lj.i));
+    cg_store_at(g, LLVMGetParam(fn, 0), lj.i, rule_body(g, o, rule, fn, lj.i));
     cg_loop_end(g, &lj);
     LLVMBuildRetVoid(g->b);
     cg_frame_close(g);
@@ -122,15 +176,18 @@ static void emit_rule(Cg *g, CgOptim *o, int rule)
     emit_task(g, o, rule);
 }
 
-CgOptim *cg_optim_new(Cg *g, int opt)
+CgOptim *cg_optim_new(Cg *g, const NncModelDesc *d)
 {
     CgOptim *o = arena_alloc(g->arena, sizeof *o);
-    o->opt = opt;
+    o->d = d;
     if (g->plan->nparams == 0)
         return o;
-    if (opt == NNC_OPT_ADAM) {
-        emit_rule(g, o, RULE_ADAM);
-    } else {
+    switch (d->opt) {
+    case NNC_OPT_ADAM:
+    case NNC_OPT_ADAMW: emit_rule(g, o, RULE_ADAM); break;
+    case NNC_OPT_RMSPROP: emit_rule(g, o, RULE_RMSPROP); break;
+    case NNC_OPT_ADAGRAD: emit_rule(g, o, RULE_ADAGRAD); break;
+    default:
         emit_rule(g, o, RULE_SGD);
         emit_rule(g, o, RULE_MOMENTUM);
     }
@@ -148,14 +205,21 @@ static LLVMValueRef rt_real(Cg *g, LLVMValueRef run, int which)
     return cg_call_rt(g, CG_RT_REAL, args, 2);
 }
 
+LLVMValueRef cg_optim_lr(Cg *g, LLVMValueRef run)
+{
+    return to_real(g, rt_real(g, run, NNC_LR));
+}
+
+/* The hyper-parameters that do not change during a run; the step count goes on from
+ * where a resumed run stopped. */
 void cg_optim_begin(Cg *g, CgOptim *o, LLVMValueRef run)
 {
-    o->lr = to_real(g, rt_real(g, run, NNC_LR));
+    static const int which[] = {[R_MU] = NNC_MOMENTUM, [R_B1] = NNC_BETA1, [R_B2] = NNC_BETA2,
+                                [R_EPS] = NNC_EPS, [R_WD] = NNC_WEIGHT_DECAY, [R_ALPHA] = NNC_ALPHA};
+    for (int k = R_MU; k <= R_ALPHA; k++)
+        o->reals[k] = to_real(g, rt_real(g, run, which[k]));
     o->mu64 = rt_real(g, run, NNC_MOMENTUM);
-    o->mu = to_real(g, o->mu64);
-    o->b1 = to_real(g, rt_real(g, run, NNC_BETA1));
-    o->b2 = to_real(g, rt_real(g, run, NNC_BETA2));
-    o->eps = to_real(g, rt_real(g, run, NNC_EPS));
+    o->reals[R_BC1] = o->reals[R_BC2] = o->reals[R_DECAY] = cg_real(g, 1);
     o->step = cg_slot(g, g->i64, "step");
     /* adam's t goes on from the steps before this call (a library's train_step) */
     LLVMBuildStore(g->b, cg_rt_int(g, run, NNC_STEPS), o->step);
@@ -176,7 +240,7 @@ static void call_parallel(Cg *g, CgOptim *o, LLVMValueRef run, int rule, LLVMVal
 }
 
 /* Calls a rule on every param: w, g, the states, the size, then the reals. */
-static void apply(Cg *g, CgOptim *o, LLVMValueRef run, int rule, LLVMValueRef *reals, int nreals)
+static void apply(Cg *g, CgOptim *o, LLVMValueRef run, int rule)
 {
     for (int i = 0; i < g->plan->nparams; i++) {
         LLVMValueRef args[MAX_ARGS];
@@ -184,11 +248,11 @@ static void apply(Cg *g, CgOptim *o, LLVMValueRef run, int rule, LLVMValueRef *r
         long long size = shape_size(g->ir->params[i].shape);
         args[n++] = cg_rt_buffer(g, CG_RT_PARAM, run, i, 0);
         args[n++] = cg_rt_buffer(g, CG_RT_GRAD, run, i, 0);
-        for (int k = 0; k < rule_buffers[rule] - 2; k++)
+        for (int k = 0; k < rule_buffers(o, rule) - 2; k++)
             args[n++] = cg_rt_buffer(g, CG_RT_STATE, run, i, k);
         args[n++] = cg_i64(g, size);
-        for (int k = 0; k < nreals; k++)
-            args[n++] = reals[k];
+        for (int k = 0; k < NREALS; k++)
+            args[n++] = o->reals[k];
         if (size > BLOCK)
             call_parallel(g, o, run, rule, args, n, size);
         else
@@ -198,8 +262,10 @@ static void apply(Cg *g, CgOptim *o, LLVMValueRef run, int rule, LLVMValueRef *r
 
 void cg_optim_sgd(Cg *g, CgOptim *o, LLVMValueRef w, LLVMValueRef grad, long long size, LLVMValueRef lr)
 {
-    LLVMValueRef args[] = {w, grad, cg_i64(g, size), lr};
-    LLVMBuildCall2(g->b, o->type[RULE_SGD], o->fn[RULE_SGD], args, 4, "");
+    LLVMValueRef args[MAX_ARGS] = {w, grad, cg_i64(g, size)};
+    for (int k = 0; k < NREALS; k++)
+        args[3 + k] = k == R_LR ? lr : cg_real(g, 0);
+    LLVMBuildCall2(g->b, o->type[RULE_SGD], o->fn[RULE_SGD], args, 3 + NREALS, "");
 }
 
 /* 1 - beta^t in double, then as a real */
@@ -218,27 +284,34 @@ static void sgd_step(Cg *g, CgOptim *o, LLVMValueRef run)
     LLVMValueRef has = LLVMBuildFCmp(g->b, LLVMRealONE, o->mu64, LLVMConstReal(g->f64, 0), "");
     LLVMBuildCondBr(g->b, has, with, plain);
     LLVMPositionBuilderAtEnd(g->b, with);
-    LLVMValueRef mom[] = {o->lr, o->mu};
-    apply(g, o, run, RULE_MOMENTUM, mom, 2);
+    apply(g, o, run, RULE_MOMENTUM);
     LLVMBuildBr(g->b, join);
     LLVMPositionBuilderAtEnd(g->b, plain);
-    apply(g, o, run, RULE_SGD, &o->lr, 1);
+    apply(g, o, run, RULE_SGD);
     LLVMBuildBr(g->b, join);
     LLVMPositionBuilderAtEnd(g->b, join);
 }
 
+/* After a batch: t = t + 1, the lr in force (warm-up and schedule), then every param. */
 void cg_optim_step(Cg *g, CgOptim *o, LLVMValueRef run)
 {
     LLVMValueRef t = LLVMBuildNSWAdd(g->b, LLVMBuildLoad2(g->b, g->i64, o->step, ""), cg_i64(g, 1), "t");
     LLVMBuildStore(g->b, t, o->step);
     if (g->plan->nparams == 0)
         return;
-    if (o->opt != NNC_OPT_ADAM) {
-        sgd_step(g, o, run);
-        return;
+    LLVMValueRef lr64 = rt_real(g, run, NNC_LR);
+    o->reals[R_LR] = to_real(g, lr64);
+    switch (o->d->opt) {
+    case NNC_OPT_SGD: sgd_step(g, o, run); return;
+    case NNC_OPT_RMSPROP: apply(g, o, run, RULE_RMSPROP); return;
+    case NNC_OPT_ADAGRAD: apply(g, o, run, RULE_ADAGRAD); return;
+    default: break;
     }
     LLVMValueRef tf = LLVMBuildSIToFP(g->b, t, g->f64, "");
-    LLVMValueRef reals[] = {o->lr, o->b1, o->b2, o->eps, bias_correction(g, o->b1, tf),
-                            bias_correction(g, o->b2, tf)};
-    apply(g, o, run, RULE_ADAM, reals, 6);
+    o->reals[R_BC1] = bias_correction(g, o->reals[R_B1], tf);
+    o->reals[R_BC2] = bias_correction(g, o->reals[R_B2], tf);
+    /* adamw: 1 - lr * weight_decay in double, as PyTorch's Python computes it */
+    LLVMValueRef wd = LLVMConstReal(g->f64, o->d->weight_decay);
+    o->reals[R_DECAY] = to_real(g, LLVMBuildFSub(g->b, LLVMConstReal(g->f64, 1), LLVMBuildFMul(g->b, lr64, wd, ""), ""));
+    apply(g, o, run, RULE_ADAM);
 }

@@ -19,11 +19,14 @@
 
 #include <float.h>
 
-/* momentum is the train block's (nnc_rt_real returns the descriptor's; no flag sets it),
- * so whether the step may do the update itself is known here. */
-bool cg_sgd_fusable(int opt, double momentum, int nparams)
+/* momentum, weight decay and clip are the train block's (no flag sets them), so whether
+ * the step may do the update itself is known here: only plain sgd, w -= lr * g with g
+ * the mean gradient, whose lr (warm-up, schedule) the step takes as an argument. Weight
+ * decay needs w in the update and clipping the whole gradient's norm first. */
+bool cg_sgd_fusable(const NncModelDesc *d, int nparams)
 {
-    return opt == NNC_OPT_SGD && momentum == 0 && nparams > 0;
+    return d->opt == NNC_OPT_SGD && d->momentum == 0 && d->weight_decay == 0 && d->clip == 0 &&
+           nparams > 0;
 }
 
 /* A weight gradient U^T V / n that is one param's alone: no node reads it, and no

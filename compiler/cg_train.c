@@ -242,7 +242,7 @@ typedef struct TrainCtx {
     LLVMValueRef run, step_fn, pred, xs, ts, bad;
     LLVMTypeRef step_type;
     CgOptim *optim;
-    LLVMValueRef lr; /* sgd done by the step: its lr, else NULL */
+    bool fused;      /* sgd done by the step */
 } TrainCtx;
 
 static LLVMValueRef trunc32(Cg *g, LLVMValueRef v)
@@ -260,8 +260,8 @@ static void emit_batch(Cg *g, const TrainCtx *c, LLVMValueRef b)
     LLVMValueRef sargs[7] = {c->run, x, t, LLVMBuildSExt(g->b, n, g->i64, ""), c->pred};
     pass_tail_none(g, sargs);
     sargs[5] = c->bad;
-    if (c->lr)
-        sargs[6] = c->lr;
+    if (c->fused)
+        sargs[6] = cg_optim_lr(g, c->run); /* this batch's: warm-up and schedule */
     LLVMValueRef loss = LLVMBuildCall2(g->b, c->step_type, c->step_fn, sargs, 7, "loss_sum");
     LLVMValueRef pred = LLVMBuildBitCast(g->b, c->pred, g->i8p, "");
     LLVMValueRef bad = LLVMBuildLoad2(g->b, g->i32, c->bad, "bad");
@@ -273,7 +273,7 @@ static void emit_batch(Cg *g, const TrainCtx *c, LLVMValueRef b)
     LLVMPositionBuilderAtEnd(g->b, quit);
     LLVMBuildRetVoid(g->b);
     LLVMPositionBuilderAtEnd(g->b, go);
-    if (!c->lr) {
+    if (!c->fused) {
         cg_optim_step(g, c->optim, c->run);
         return;
     }
@@ -306,16 +306,15 @@ static LLVMValueRef emit_train(Cg *g, LLVMValueRef step, CgOptim *optim, bool sg
      * weights itself (sgd fused into the step) */
     c.bad = LLVMBuildBitCast(g->b, cg_slot(g, LLVMArrayType(g->i32, 2), "bad"), LLVMPointerType(g->i32, 0), "");
     cg_optim_begin(g, optim, c.run);
-    if (sgd) {
-        LLVMValueRef args[] = {c.run, cg_i32(g, NNC_LR)};
-        c.lr = cg_call_rt(g, CG_RT_REAL, args, 2);
-        if (g->real_size == 4) /* as cg_optim.c converts it */
-            c.lr = LLVMBuildFPTrunc(g->b, c.lr, g->real, "lr");
-    }
-    CgLoop le = cg_loop_begin(g, cg_i64(g, 0), epochs, "epoch");
+    c.fused = sgd;
+    /* a resumed run starts at its checkpoint's epoch */
+    LLVMValueRef first = cg_rt_int(g, c.run, NNC_FIRST_EPOCH);
+    CgLoop le = cg_loop_begin(g, first, epochs, "epoch");
     LLVMValueRef args[] = {c.run, trunc32(g, le.i)};
     LLVMValueRef nb = cg_call_rt(g, CG_RT_EPOCH_BEGIN, args, 2);
-    CgLoop lb = cg_loop_begin(g, cg_i64(g, 0), LLVMBuildSExt(g->b, nb, g->i64, ""), "batch");
+    /* a run resumed mid-epoch starts that epoch at a later batch */
+    LLVMValueRef b0 = cg_rt_int(g, c.run, NNC_FIRST_BATCH);
+    CgLoop lb = cg_loop_begin(g, b0, LLVMBuildSExt(g->b, nb, g->i64, ""), "batch");
     emit_batch(g, &c, lb.i);
     cg_loop_end(g, &lb);
     cg_call_rt(g, CG_RT_EPOCH_END, args, 2);
@@ -343,10 +342,10 @@ static LLVMValueRef emit_evaluate(Cg *g, LLVMValueRef forward)
     return fn;
 }
 
-void cg_emit_functions(Cg *g, int opt, double momentum, LLVMValueRef *train, LLVMValueRef *evaluate)
+void cg_emit_functions(Cg *g, const NncModelDesc *d, LLVMValueRef *train, LLVMValueRef *evaluate)
 {
-    bool sgd = cg_sgd_fusable(opt, momentum, g->plan->nparams);
-    CgOptim *optim = cg_optim_new(g, opt);
+    bool sgd = cg_sgd_fusable(d, g->plan->nparams);
+    CgOptim *optim = cg_optim_new(g, d);
     cg_check_helpers(g);
     LLVMValueRef step = emit_step(g, sgd ? optim : NULL);
     LLVMValueRef forward = emit_forward(g);

@@ -27,7 +27,7 @@ static LLVMModuleRef build_module(const IrProgram *p, const Model *m, const CgOp
     Cg g;
     cg_init(&g, ctx, mod, p, plan, o->real_size, t, a);
     LLVMValueRef train, evaluate;
-    cg_emit_functions(&g, desc.opt, desc.momentum, &train, &evaluate);
+    cg_emit_functions(&g, &desc, &train, &evaluate);
     cg_emit_desc(&g, &desc, train, evaluate);
     cg_dispose(&g);
     if (!cg_verify(mod) || !cg_optimise(mod, tm, o->opt_level)) {

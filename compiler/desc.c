@@ -21,12 +21,33 @@ static const char *folder_of(const char *path, Arena *a)
     return arena_strndup(a, path, (size_t)(slash - path));
 }
 
-static NncSourceDesc source_desc(const Source *s)
+static NncSourceDesc source_desc(const Source *s, const Model *m)
 {
     NncSourceDesc d = {.kind = (int)s->kind, .path = s->path, .path2 = s->path2,
                        .header = s->header, .label = s->label,
                        .nsamples = s->nsamples, .x = s->x, .t = s->t};
+    if (s->kind == SRC_NPZ) {
+        d.x_name = m->input->name;
+        d.t_name = m->target ? m->target->name : NULL;
+    }
     return d;
+}
+
+/* spec section 10's options */
+static void options_desc(NncModelDesc *d, const Train *t)
+{
+    d->nesterov = t->opt.nesterov;
+    d->weight_decay = t->opt.weight_decay;
+    d->alpha = t->opt.alpha;
+    d->sched = (int)t->schedule.kind;
+    d->sched_every = (int)t->schedule.every;
+    d->gamma = t->schedule.gamma;
+    d->min_lr = t->schedule.min_lr;
+    d->warmup = (int)t->warmup;
+    d->patience = (int)t->patience;
+    d->clip = t->clip;
+    d->val_fraction = t->val_fraction;
+    d->validation = source_desc(&t->validation, t->model);
 }
 
 static void train_desc(NncModelDesc *d, const Train *t)
@@ -43,6 +64,8 @@ static void train_desc(NncModelDesc *d, const Train *t)
         d->eps = 1e-8;
         d->seed = 0;
         d->shuffle = 1;
+        d->alpha = 0.99;
+        d->gamma = 0.1;
         return;
     }
     d->epochs = (int)t->epochs;
@@ -55,8 +78,9 @@ static void train_desc(NncModelDesc *d, const Train *t)
     d->eps = t->opt.eps;
     d->seed = t->seed;
     d->shuffle = t->shuffle;
-    d->data = source_desc(&t->data);
-    d->test = source_desc(&t->test);
+    d->data = source_desc(&t->data, t->model);
+    d->test = source_desc(&t->test, t->model);
+    options_desc(d, t);
 }
 
 void desc_build(NncModelDesc *d, const IrProgram *p, const Model *m, int real_size,

@@ -138,59 +138,72 @@ static void *pred_buffer(Trainer *tr, int n)
     return tr->pred;
 }
 
-/* ---- the optimizer step (spec 8: as PyTorch) ----
+/* ---- the optimizer step (spec 8, 10: as PyTorch 1.13) ----
  * The step reads the gradient back from nnc_rt_grad, rounded to the run's reals, so it
- * moves the weights by exactly the gradient the runtime reports (--log's grad norms). */
+ * moves the weights by exactly the gradient the runtime reports (--log's grad norms); the
+ * runtime has clipped it already. Maths in f64, written plainly from PyTorch's
+ * definitions (not from cg_optim.c's code), so that the two check each other. */
 
-static void sgd_step(NncRun *run, int i, size_t size, double lr)
+typedef struct Hyper {
+    const NncModelDesc *m;
+    double lr, bc1, bc2;
+} Hyper;
+
+/* The update of one element: w and the states in, the new ones out. */
+static double step_one(const Hyper *h, double w, double g, double *s0, double *s1)
 {
-    Trainer *tr = trainer_of(run);
-    double mu = nnc_rt_real(run, NNC_MOMENTUM);
-    void *w = nnc_rt_param(run, i), *gbuf = nnc_rt_grad(run, i);
-    void *vbuf = mu != 0 ? nnc_rt_state(run, i, 0) : NULL;
-    for (size_t k = 0; k < size; k++) {
-        double g = get_real(gbuf, tr->real_size, k), d = g;
-        if (vbuf) {
-            /* v = mu*v + g; w -= lr*v */
-            d = mu * get_real(vbuf, tr->real_size, k) + g;
-            put_real(vbuf, tr->real_size, k, d);
-        }
-        put_real(w, tr->real_size, k, get_real(w, tr->real_size, k) - lr * d);
+    const NncModelDesc *m = h->m;
+    if (m->opt == NNC_OPT_ADAMW)
+        w *= 1 - h->lr * m->weight_decay; /* decoupled */
+    else
+        g += m->weight_decay * w;
+    switch (m->opt) {
+    case NNC_OPT_ADAM:
+    case NNC_OPT_ADAMW:
+        *s0 = m->beta1 * *s0 + (1 - m->beta1) * g;
+        *s1 = m->beta2 * *s1 + (1 - m->beta2) * g * g;
+        return w - h->lr * (*s0 / h->bc1) / (sqrt(*s1 / h->bc2) + m->eps);
+    case NNC_OPT_RMSPROP: {
+        *s0 = m->alpha * *s0 + (1 - m->alpha) * g * g;
+        double u = g / (sqrt(*s0) + m->eps);
+        if (m->momentum != 0)
+            u = *s1 = m->momentum * *s1 + u;
+        return w - h->lr * u;
+    }
+    case NNC_OPT_ADAGRAD:
+        *s0 += g * g;
+        return w - h->lr * g / (sqrt(*s0) + m->eps);
+    default:
+        if (m->momentum == 0)
+            return w - h->lr * g;
+        *s0 = m->momentum * *s0 + g;
+        return w - h->lr * (m->nesterov ? g + m->momentum * *s0 : *s0);
     }
 }
 
-static void adam_step(NncRun *run, int i, size_t size, double lr, long long t)
+static void param_step(NncRun *run, const Hyper *h, int i, size_t size)
 {
-    Trainer *tr = trainer_of(run);
-    int rs = tr->real_size;
-    double b1 = nnc_rt_real(run, NNC_BETA1), b2 = nnc_rt_real(run, NNC_BETA2);
-    double eps = nnc_rt_real(run, NNC_EPS);
-    double c1 = 1 - pow(b1, (double)t), c2 = 1 - pow(b2, (double)t);
+    int rs = trainer_of(run)->real_size;
     void *w = nnc_rt_param(run, i), *gbuf = nnc_rt_grad(run, i);
-    void *mbuf = nnc_rt_state(run, i, 0), *vbuf = nnc_rt_state(run, i, 1);
+    void *s0 = nnc_rt_state(run, i, 0), *s1 = nnc_rt_state(run, i, 1);
     for (size_t k = 0; k < size; k++) {
-        double g = get_real(gbuf, rs, k);
-        double m = b1 * get_real(mbuf, rs, k) + (1 - b1) * g;
-        double v = b2 * get_real(vbuf, rs, k) + (1 - b2) * g * g;
-        put_real(mbuf, rs, k, m);
-        put_real(vbuf, rs, k, v);
-        double mhat = m / c1, vhat = v / c2;
-        put_real(w, rs, k, get_real(w, rs, k) - lr * mhat / (sqrt(vhat) + eps));
+        double a = get_real(s0, rs, k), b = get_real(s1, rs, k);
+        double nw = step_one(h, get_real(w, rs, k), get_real(gbuf, rs, k), &a, &b);
+        put_real(s0, rs, k, a);
+        put_real(s1, rs, k, b);
+        put_real(w, rs, k, nw);
     }
 }
 
 static void optimizer_step(NncRun *run)
 {
     Trainer *tr = trainer_of(run);
-    double lr = nnc_rt_real(run, NNC_LR);
-    bool adam = nnc_rt_model(run)->opt == NNC_OPT_ADAM;
+    const NncModelDesc *m = nnc_rt_model(run);
     tr->step++;
-    for (int i = 0; i < tr->p->nparams; i++) {
-        if (adam)
-            adam_step(run, i, param_size(tr->p, i), lr, tr->step);
-        else
-            sgd_step(run, i, param_size(tr->p, i), lr);
-    }
+    Hyper h = {m, nnc_rt_real(run, NNC_LR), 1 - pow(m->beta1, (double)tr->step),
+               1 - pow(m->beta2, (double)tr->step)};
+    for (int i = 0; i < tr->p->nparams; i++)
+        param_step(run, &h, i, param_size(tr->p, i));
 }
 
 /* ---- the two functions of the descriptor ---- */
@@ -225,10 +238,10 @@ static void interp_train(NncRun *run)
 {
     Trainer *tr = trainer_of(run);
     int epochs = nnc_rt_int(run, NNC_EPOCHS);
-    tr->step = 0;
-    for (int e = 0; e < epochs; e++) {
+    tr->step = nnc_rt_int(run, NNC_STEPS);
+    for (int e = nnc_rt_int(run, NNC_FIRST_EPOCH); e < epochs; e++) {
         int nb = nnc_rt_epoch_begin(run, e);
-        for (int b = 0; b < nb; b++) {
+        for (int b = nnc_rt_int(run, NNC_FIRST_BATCH); b < nb; b++) {
             const void *x, *t;
             int n = nnc_rt_batch(run, b, &x, &t);
             void *pred = pred_buffer(tr, n);

@@ -139,6 +139,7 @@ static void source(Printer *p, const char *key, const Source *s, const Train *t)
                 bools[s->label]);
         return;
     case SRC_IDX: fprintf(p->out, "%s idx \"%s\" \"%s\"\n", key, s->path, s->path2); return;
+    case SRC_NPZ: fprintf(p->out, "%s npz \"%s\" label=%s\n", key, s->path, bools[s->label]); return;
     case SRC_INLINE: break;
     }
     long long nx = shape_size(m->input->shape), nt = m->target ? shape_size(m->target->shape) : 0;

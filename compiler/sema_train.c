@@ -5,7 +5,8 @@
 
 #include "sema_priv.h"
 
-static const char *const keys[] = {"data", "test", "epochs", "batch", "optimizer", "seed", "shuffle"};
+static const char *const keys[] = {"data", "test", "epochs", "batch", "optimizer", "seed", "shuffle",
+                                   "validation", "patience", "schedule", "warmup", "clip"};
 enum { NKEYS = sizeof keys / sizeof *keys };
 
 typedef struct TrainCtx {
@@ -43,17 +44,41 @@ static bool flag(TrainCtx *c, const Expr *e, const char *what, bool *out)
 
 /* ---- optimizer ---- */
 
-/* Where each named setting goes, and its allowed range. */
+/* Each optimizer: its name, its defaults (spec sections 8 and 10) and its settings. */
+typedef struct OptInfo {
+    const char *name;
+    Optimizer defaults;
+    const char *settings; /* for messages, and which names setting() accepts */
+} OptInfo;
+
+static const OptInfo optimizers[] = {
+    {"sgd", {OPT_SGD, 0.01, 0, 0.9, 0.999, 1e-8, 0, 0.99, false}, "lr, momentum, nesterov, weight_decay"},
+    {"adam", {OPT_ADAM, 0.001, 0, 0.9, 0.999, 1e-8, 0, 0.99, false}, "lr, beta1, beta2, eps, weight_decay"},
+    {"adamw", {OPT_ADAMW, 0.001, 0, 0.9, 0.999, 1e-8, 0.01, 0.99, false}, "lr, beta1, beta2, eps, weight_decay"},
+    {"rmsprop", {OPT_RMSPROP, 0.01, 0, 0.9, 0.999, 1e-8, 0, 0.99, false}, "lr, alpha, eps, momentum, weight_decay"},
+    {"adagrad", {OPT_ADAGRAD, 0.01, 0, 0.9, 0.999, 1e-10, 0, 0.99, false}, "lr, eps, weight_decay"},
+};
+enum { NOPTS = sizeof optimizers / sizeof *optimizers };
+
+/* Whether `name` is one of a comma-separated list. */
+static bool listed(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; (p = strstr(p, name)); p += n)
+        if ((p == list || p[-1] == ' ') && (p[n] == ',' || p[n] == 0))
+            return true;
+    return false;
+}
+
+/* Where each named number goes. */
 static double *setting(Optimizer *o, const char *name)
 {
-    if (strcmp(name, "lr") == 0)
-        return &o->lr;
-    if (o->kind == OPT_SGD)
-        return strcmp(name, "momentum") == 0 ? &o->momentum : NULL;
-    return strcmp(name, "beta1") == 0   ? &o->beta1
-           : strcmp(name, "beta2") == 0 ? &o->beta2
-           : strcmp(name, "eps") == 0   ? &o->eps
-                                        : NULL;
+    static const char *const names[] = {"lr", "momentum", "beta1", "beta2", "eps", "weight_decay", "alpha"};
+    double *const slots[] = {&o->lr, &o->momentum, &o->beta1, &o->beta2, &o->eps, &o->weight_decay, &o->alpha};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (strcmp(name, names[i]) == 0)
+            return slots[i];
+    return NULL;
 }
 
 static bool in_range(TrainCtx *c, const Arg *a, double v)
@@ -61,47 +86,113 @@ static bool in_range(TrainCtx *c, const Arg *a, double v)
     const char *rule = NULL;
     if ((strcmp(a->name, "lr") == 0 || strcmp(a->name, "eps") == 0) && !(v > 0))
         rule = "> 0";
-    else if (strcmp(a->name, "momentum") == 0 || strncmp(a->name, "beta", 4) == 0)
+    else if (strcmp(a->name, "weight_decay") == 0 && !(v >= 0))
+        rule = ">= 0";
+    else if (strcmp(a->name, "momentum") == 0 || strncmp(a->name, "beta", 4) == 0 ||
+             strcmp(a->name, "alpha") == 0)
         rule = v >= 0 && v < 1 ? NULL : "in [0, 1)";
     if (rule)
         diag_error(c->s->diag, a->value->loc, "%s must be %s, not %g", a->name, rule, v);
     return !rule;
 }
 
-static bool opt_arg(TrainCtx *c, const Expr *e, const Arg *a, Optimizer *o)
+static bool opt_arg(TrainCtx *c, const Expr *e, const Arg *a, const OptInfo *info, Optimizer *o)
 {
-    const char *opts = o->kind == OPT_SGD ? "lr, momentum" : "lr, beta1, beta2, eps";
     if (!a->name) {
         diag_error(c->s->diag, a->loc, "optimizer settings are named, as in %s(lr = 0.1)", e->str);
         return false;
     }
-    double *dst = setting(o, a->name), v;
-    if (!dst) {
+    if (!listed(info->settings, a->name)) {
         diag_error(c->s->diag, a->loc, "unknown named argument '%s' for %s (it takes %s)",
-                   a->name, e->str, opts);
+                   a->name, e->str, info->settings);
         return false;
     }
+    if (strcmp(a->name, "nesterov") == 0)
+        return flag(c, a->value, "nesterov", &o->nesterov);
+    double v;
     if (!sema_fold(c->s, a->value, arena_printf(c->s->arena, "'%s'", a->name), &v) ||
         !in_range(c, a, v))
         return false;
-    *dst = v;
+    *setting(o, a->name) = v;
     return true;
+}
+
+/* nesterov = true needs momentum, as PyTorch requires. */
+static bool nesterov_ok(TrainCtx *c, const Expr *e, const Optimizer *o)
+{
+    if (!o->nesterov || o->momentum > 0)
+        return true;
+    for (int i = 0; i < e->nargs; i++)
+        if (e->args[i].name && strcmp(e->args[i].name, "nesterov") == 0)
+            diag_error(c->s->diag, e->args[i].loc, "nesterov = true needs momentum > 0, as in "
+                       "sgd(lr = 0.1, momentum = 0.9, nesterov = true)");
+    return false;
 }
 
 static bool optimizer(TrainCtx *c, const Expr *e, Optimizer *o)
 {
     bool named = e->kind == EX_NAME || e->kind == EX_CALL;
-    if (named && strcmp(e->str, "sgd") == 0) {
-        *o = (Optimizer){OPT_SGD, 0.01, 0, 0.9, 0.999, 1e-8};
-    } else if (named && strcmp(e->str, "adam") == 0) {
-        *o = (Optimizer){OPT_ADAM, 0.001, 0, 0.9, 0.999, 1e-8};
-    } else {
-        diag_error(c->s->diag, e->loc, "the optimizer is sgd(...) or adam(...)");
+    const OptInfo *info = NULL;
+    for (int i = 0; named && i < NOPTS; i++)
+        if (strcmp(e->str, optimizers[i].name) == 0)
+            info = &optimizers[i];
+    if (!info) {
+        diag_error(c->s->diag, e->loc, "the optimizer is sgd(...), adam(...), adamw(...), "
+                   "rmsprop(...) or adagrad(...)");
         return false;
     }
+    *o = info->defaults;
     bool ok = true;
     for (int i = 0; e->kind == EX_CALL && i < e->nargs; i++)
-        ok = opt_arg(c, e, &e->args[i], o) && ok;
+        ok = opt_arg(c, e, &e->args[i], info, o) && ok;
+    return ok && nesterov_ok(c, e, o);
+}
+
+/* ---- schedules ---- */
+
+/* A schedule's named number: gamma > 0, min_lr >= 0, every a whole number >= 1. */
+static bool sched_arg(TrainCtx *c, const Expr *e, const Arg *a, const char *takes, Schedule *sc)
+{
+    if (!a->name || !listed(takes, a->name)) {
+        diag_error(c->s->diag, a->loc, a->name ? "unknown named argument '%s' for %s (it takes %s)"
+                   : "%s%s's settings are named (it takes %s)", a->name ? a->name : "", e->str, takes);
+        return false;
+    }
+    if (strcmp(a->name, "every") == 0)
+        return whole(c, a->value, "every", 1, 2147483647.0, &sc->every);
+    double v;
+    if (!sema_fold(c->s, a->value, arena_printf(c->s->arena, "'%s'", a->name), &v))
+        return false;
+    bool gamma = strcmp(a->name, "gamma") == 0;
+    if (gamma ? !(v > 0) : !(v >= 0)) {
+        diag_error(c->s->diag, a->value->loc, "%s must be %s, not %g", a->name, gamma ? "> 0" : ">= 0", v);
+        return false;
+    }
+    *(gamma ? &sc->gamma : &sc->min_lr) = v;
+    return true;
+}
+
+static bool schedule(TrainCtx *c, const Expr *e, Schedule *sc)
+{
+    static const char *const names[] = {"step", "exponential", "cosine"};
+    static const char *const takes[] = {"every, gamma", "gamma", "min_lr"};
+    int k = -1;
+    for (int i = 0; (e->kind == EX_NAME || e->kind == EX_CALL) && i < 3; i++)
+        if (strcmp(e->str, names[i]) == 0)
+            k = i;
+    if (k < 0) {
+        diag_error(c->s->diag, e->loc, "the schedule is step(every = N, gamma = 0.1), "
+                   "exponential(gamma = 0.95) or cosine(min_lr = 0)");
+        return false;
+    }
+    *sc = (Schedule){(SchedKind)(k + 1), 0, k == 1 ? 0.95 : 0.1, 0};
+    bool ok = true;
+    for (int i = 0; e->kind == EX_CALL && i < e->nargs; i++)
+        ok = sched_arg(c, e, &e->args[i], takes[k], sc) && ok;
+    if (ok && k == 0 && sc->every == 0) {
+        diag_error(c->s->diag, e->loc, "step needs every = N, the epochs between lr steps");
+        return false;
+    }
     return ok;
 }
 
@@ -115,6 +206,18 @@ static bool string_arg(TrainCtx *c, const Expr *call, int i, const char *what, c
         return false;
     }
     *out = a->value->str;
+    return true;
+}
+
+static bool label(TrainCtx *c, const Arg *a, Source *src)
+{
+    if (!flag(c, a->value, "label", &src->label))
+        return false;
+    if (src->label && !c->m->target) {
+        diag_error(c->s->diag, a->loc, "label = true needs a target to one-hot encode into, "
+                   "but model '%s' has none", c->m->name);
+        return false;
+    }
     return true;
 }
 
@@ -133,14 +236,7 @@ static bool csv_option(TrainCtx *c, const Arg *a, Source *src)
     }
     if (is_header)
         return flag(c, a->value, "header", &src->header);
-    if (!flag(c, a->value, "label", &src->label))
-        return false;
-    if (src->label && !c->m->target) {
-        diag_error(c->s->diag, a->loc, "label = true needs a target to one-hot encode into, "
-                   "but model '%s' has none", c->m->name);
-        return false;
-    }
-    return true;
+    return label(c, a, src);
 }
 
 static bool csv(TrainCtx *c, const Expr *e, Source *src)
@@ -175,6 +271,27 @@ static bool idx(TrainCtx *c, const Expr *e, Source *src)
     }
     return string_arg(c, e, 0, "the images file", &src->path) &&
            string_arg(c, e, 1, "the labels file", &src->path2);
+}
+
+/* npz("file.npz"[, label = true]): arrays named as the input and the target */
+static bool npz(TrainCtx *c, const Expr *e, Source *src)
+{
+    src->kind = SRC_NPZ;
+    if (e->nargs < 1 || e->args[0].name) {
+        diag_error(c->s->diag, e->loc, "npz needs a file name, as in npz(\"train.npz\")");
+        return false;
+    }
+    bool ok = string_arg(c, e, 0, "the file name", &src->path);
+    for (int i = 1; i < e->nargs; i++) {
+        const Arg *a = &e->args[i];
+        if (!a->name || strcmp(a->name, "label") != 0) {
+            diag_error(c->s->diag, a->loc, "npz takes one file name and label = true|false");
+            ok = false;
+        } else {
+            ok = label(c, a, src) && ok;
+        }
+    }
+    return ok;
 }
 
 /* ---- inline data ---- */
@@ -262,12 +379,45 @@ static bool source(TrainCtx *c, const TrainItem *it, Source *src)
         return csv(c, e, src);
     if (e->kind == EX_CALL && strcmp(e->str, "idx") == 0)
         return idx(c, e, src);
-    diag_error(c->s->diag, e->loc, "%s is inline data [x -> t, ...], csv(\"file\") or "
-               "idx(\"images\", \"labels\")", it->key);
+    if (e->kind == EX_CALL && strcmp(e->str, "npz") == 0)
+        return npz(c, e, src);
+    diag_error(c->s->diag, e->loc, "%s is inline data [x -> t, ...], csv(\"file\"), "
+               "idx(\"images\", \"labels\") or npz(\"file\")", it->key);
     return false;
 }
 
 /* ---- the block ---- */
+
+static bool positive(TrainCtx *c, const Expr *e, const char *key, double *out)
+{
+    double v;
+    if (!sema_fold(c->s, e, arena_printf(c->s->arena, "'%s'", key), &v))
+        return false;
+    if (!(v > 0)) {
+        diag_error(c->s->diag, e->loc, "%s must be > 0, not %g", key, v);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* validation = SOURCE, or the fraction of data held out */
+static bool validation(TrainCtx *c, const TrainItem *it)
+{
+    const Expr *e = it->value;
+    if (!e || e->kind == EX_CALL)
+        return source(c, it, &c->t->validation);
+    double v;
+    if (!sema_fold(c->s, e, "'validation'", &v))
+        return false;
+    if (!(v > 0 && v < 1)) {
+        diag_error(c->s->diag, e->loc, "validation is a source or a fraction of the data in "
+                   "(0, 1), not %g", v);
+        return false;
+    }
+    c->t->val_fraction = v;
+    return true;
+}
 
 static bool item(TrainCtx *c, const TrainItem *it)
 {
@@ -276,8 +426,10 @@ static bool item(TrainCtx *c, const TrainItem *it)
     const char *k = it->key;
     if (strcmp(k, "data") == 0 || strcmp(k, "test") == 0)
         return source(c, it, k[0] == 'd' ? &t->data : &t->test);
+    if (strcmp(k, "validation") == 0)
+        return validation(c, it);
     if (!e) {
-        diag_error(c->s->diag, it->data_loc, "inline data only goes in 'data' or 'test'");
+        diag_error(c->s->diag, it->data_loc, "inline data only goes in 'data', 'test' or 'validation'");
         return false;
     }
     if (strcmp(k, "epochs") == 0)
@@ -288,6 +440,14 @@ static bool item(TrainCtx *c, const TrainItem *it)
         return whole(c, e, k, 0, 9007199254740992.0, &t->seed);
     if (strcmp(k, "shuffle") == 0)
         return flag(c, e, "shuffle", &t->shuffle);
+    if (strcmp(k, "patience") == 0)
+        return whole(c, e, k, 1, 2147483647.0, &t->patience);
+    if (strcmp(k, "warmup") == 0)
+        return whole(c, e, k, 0, 2147483647.0, &t->warmup);
+    if (strcmp(k, "clip") == 0)
+        return positive(c, e, k, &t->clip);
+    if (strcmp(k, "schedule") == 0)
+        return schedule(c, e, &t->schedule);
     return optimizer(c, e, &t->opt);
 }
 
@@ -301,7 +461,7 @@ static bool known_key(TrainCtx *c, const TrainItem *it)
         diag_error(c->s->diag, it->loc, "unknown train option '%s'; did you mean '%s'?", it->key, near);
     else
         diag_error(c->s->diag, it->loc, "unknown train option '%s' (data, test, epochs, batch, "
-                   "optimizer, seed, shuffle)", it->key);
+                   "optimizer, seed, shuffle, validation, patience, schedule, warmup, clip)", it->key);
     return false;
 }
 
@@ -346,7 +506,33 @@ static void defaults(Train *t)
     t->batch = 32;
     t->seed = 0;
     t->shuffle = true;
-    t->opt = (Optimizer){OPT_SGD, 0.01, 0, 0.9, 0.999, 1e-8};
+    t->opt = optimizers[0].defaults;
+    t->validation = (Source){.kind = SRC_NONE};
+    t->val_fraction = 0;
+    t->patience = t->warmup = 0;
+    t->clip = 0;
+    t->schedule = (Schedule){SCHED_NONE, 0, 0.1, 0};
+}
+
+static const TrainItem *find_item(const Train *t, const char *key)
+{
+    for (const TrainItem *it = t->items; it; it = it->next)
+        if (strcmp(it->key, key) == 0)
+            return it;
+    return NULL;
+}
+
+/* What one option says about another: warm-up within the epochs, patience with a
+ * validation set to watch. */
+static void cross_checks(Sema *s, const Train *t)
+{
+    const TrainItem *w = find_item(t, "warmup"), *p = find_item(t, "patience");
+    if (w && t->warmup > t->epochs)
+        diag_error(s->diag, w->value->loc, "warmup (%lld epochs) is longer than the training "
+                   "(%lld epochs)", t->warmup, t->epochs);
+    if (p && t->patience && t->validation.kind == SRC_NONE && t->val_fraction == 0)
+        diag_error(s->diag, p->loc, "patience needs a validation set to watch: add "
+                   "'validation = 0.1' (a fraction of data) or a source");
 }
 
 void sema_train(Sema *s, Program *p, Train *t, const bool *model_ok)
@@ -374,4 +560,5 @@ void sema_train(Sema *s, Program *p, Train *t, const bool *model_ok)
     if (!has_data)
         diag_error(s->diag, t->loc, "the train block for '%s' has no data: add 'data = ...'",
                    t->model_name);
+    cross_checks(s, t);
 }

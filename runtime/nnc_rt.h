@@ -24,9 +24,11 @@ typedef struct NncRun NncRun;
 enum { NNC_INIT_ZEROS, NNC_INIT_ONES, NNC_INIT_CONST, NNC_INIT_UNIFORM, NNC_INIT_NORMAL,
        NNC_INIT_XAVIER, NNC_INIT_HE };
 /* Same values as SourceKind in compiler/ast.h. */
-enum { NNC_SRC_NONE, NNC_SRC_INLINE, NNC_SRC_CSV, NNC_SRC_IDX };
+enum { NNC_SRC_NONE, NNC_SRC_INLINE, NNC_SRC_CSV, NNC_SRC_IDX, NNC_SRC_NPZ };
 /* Same values as OptKind in compiler/ast.h. */
-enum { NNC_OPT_SGD, NNC_OPT_ADAM };
+enum { NNC_OPT_SGD, NNC_OPT_ADAM, NNC_OPT_ADAMW, NNC_OPT_RMSPROP, NNC_OPT_ADAGRAD };
+/* Same values as SchedKind in compiler/ast.h. */
+enum { NNC_SCHED_NONE, NNC_SCHED_STEP, NNC_SCHED_EXPONENTIAL, NNC_SCHED_COSINE };
 
 typedef struct NncParamDesc {
     const char *name; /* key in the .npz: W1, h.W, ... */
@@ -43,6 +45,7 @@ typedef struct NncSourceDesc {
     int header, label;        /* csv options */
     int nsamples;             /* inline */
     const double *x, *t;      /* inline: nsamples*in_size and nsamples*tgt_size values */
+    const char *x_name, *t_name; /* npz: the arrays' names (the model's input and target) */
 } NncSourceDesc;
 
 typedef struct NncModelDesc {
@@ -74,17 +77,31 @@ typedef struct NncModelDesc {
     /* The CPU features the generated code was compiled for (LLVM's names, comma-separated),
      * checked before it runs. */
     const char *cpu_features;
+    /* spec section 10's training options, with their defaults filled in */
+    int nesterov;
+    double weight_decay, alpha; /* alpha: rmsprop */
+    int sched, sched_every;     /* NNC_SCHED_*; step's every */
+    double gamma, min_lr;       /* step, exponential; cosine */
+    int warmup, patience;       /* epochs; 0: none */
+    double clip;                /* max global gradient norm; 0: none */
+    double val_fraction;        /* of data held out, when validation has kind NONE */
+    NncSourceDesc validation;
 } NncModelDesc;
 
 /* ---- called by generated code ---- */
 
 /* nnc_rt_int; NNC_NEED_GRADS: 1 when the runtime reads the gradient buffers after
  * nnc_rt_batch_end_checked (--log sums them), so code that fuses the update into the
- * gradient's product must still store the gradients. NNC_STEPS: the optimizer steps
- * applied before this train() call (0 in an executable; a library's train_step calls
- * train() once a step): adam's t goes on from it. */
-enum { NNC_EPOCHS, NNC_BATCH, NNC_NEED_GRADS, NNC_STEPS };
-enum { NNC_LR, NNC_MOMENTUM, NNC_BETA1, NNC_BETA2, NNC_EPS }; /* nnc_rt_real */
+ * gradient's product must still store the gradients. */
+/* NNC_FIRST_EPOCH, NNC_STEPS: where a resumed run goes on (0 otherwise): the epoch train()
+ * starts at, the optimizer steps taken before it (adam's t goes on from there; a library's
+ * train_step calls train() once a step, after the steps before it);
+ * NNC_FIRST_BATCH, asked after each nnc_rt_epoch_begin: the batch that epoch starts at. */
+enum { NNC_EPOCHS, NNC_BATCH, NNC_NEED_GRADS, NNC_FIRST_EPOCH, NNC_STEPS, NNC_FIRST_BATCH };
+/* nnc_rt_real. NNC_LR is the lr in force for the batch of the last nnc_rt_batch (warm-up
+ * and schedule applied); NNC_GRAD_SCALE the factor clipping multiplies the batch's mean
+ * gradients by (1 without clip), known after nnc_rt_batch_end*. */
+enum { NNC_LR, NNC_MOMENTUM, NNC_BETA1, NNC_BETA2, NNC_EPS, NNC_WEIGHT_DECAY, NNC_ALPHA };
 int nnc_rt_int(NncRun *run, int which);
 const NncModelDesc *nnc_rt_model(NncRun *run);
 double nnc_rt_real(NncRun *run, int which);
@@ -105,9 +122,9 @@ void nnc_rt_parallel(NncRun *run, long long ntasks, double work,
                      void (*fn)(void *ctx, long long lo, long long hi), void *ctx);
 
 /* The loop the generated train() runs:
- *   for e in 0..epochs-1:
+ *   for e in nnc_rt_int(run, NNC_FIRST_EPOCH)..epochs-1:
  *     nb = nnc_rt_epoch_begin(run, e)            shuffles; the number of batches
- *     for b in 0..nb-1:
+ *     for b in nnc_rt_int(run, NNC_FIRST_BATCH)..nb-1:
  *       n = nnc_rt_batch(run, b, &x, &t)         gathers batch b (the last may be short)
  *       forward and backward: loss_sum, pred, and the mean gradient in nnc_rt_grad(run, i)
  *       if nnc_rt_batch_end(run, b, loss_sum, pred, n): return   (non-finite loss: stop, no update)

@@ -19,12 +19,15 @@ static void usage(const NncModelDesc *m)
            "  --seed N        seed of initialisers and shuffling (default %lld)\n"
            "  --data SRC      training data instead of the train block's\n"
            "  --test SRC      test data instead of the train block's\n"
+           "  --validation SRC  validation data instead of the train block's\n"
            "                  SRC keeps the block's kind and options: a csv file, or\n"
            "                  IMAGES,LABELS for idx data\n"
            "  --load W.npz    start from these weights instead of the initialisers\n"
            "  --save W.npz    where to save the weights (default %s.npz)\n"
            "  --log FILE.csv  one row per epoch: loss, accuracy, test, time, gradient norms\n"
            "  --plot F.svg    draw loss, accuracy and gradient norms per epoch into F.svg\n"
+           "  --checkpoint F  write the run's state to F.npz after every epoch\n"
+           "  --resume F      go on from checkpoint F (--epochs is the total)\n"
            "  --threads N     threads for the matrix products (default: all %d cores)\n"
            "  --quiet         print only the final train/test lines and errors\n"
            "  --predict SRC   no training: the predictions for SRC's inputs as csv\n"
@@ -114,6 +117,9 @@ static int set_value(RtOptions *o, const char *flag, const char *v)
     } else {
         const char **slot = strcmp(flag, "--data") == 0 ? &o->data
                           : strcmp(flag, "--test") == 0 ? &o->test
+                          : strcmp(flag, "--validation") == 0 ? &o->validation
+                          : strcmp(flag, "--checkpoint") == 0 ? &o->checkpoint
+                          : strcmp(flag, "--resume") == 0 ? &o->resume
                           : strcmp(flag, "--load") == 0 ? &o->load
                           : strcmp(flag, "--save") == 0 ? &o->save
                           : strcmp(flag, "--plot") == 0 ? &o->plot
@@ -130,7 +136,8 @@ static int takes_value(const char *flag)
 {
     static const char *const names[] = {"--epochs", "--batch", "--lr", "--seed", "--data",
                                          "--test", "--load", "--save", "--log", "--threads",
-                                         "--plot", "--predict", "--out"};
+                                         "--plot", "--predict", "--out", "--validation",
+                                         "--checkpoint", "--resume"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         if (strcmp(flag, names[i]) == 0)
             return 1;
@@ -194,8 +201,16 @@ int rt_source_from_arg(const char *prog, const char *flag, const char *arg,
     const char *comma = strchr(arg, ',');
     int kind = like->kind == NNC_SRC_CSV || like->kind == NNC_SRC_IDX ? like->kind
              : comma ? NNC_SRC_IDX : NNC_SRC_CSV;
+    if (like->kind == NNC_SRC_NPZ) { /* keeps the arrays' names and label */
+        *out = *like;
+        kind = NNC_SRC_NPZ;
+    }
     out->kind = kind;
     out->path = *owned;
+    if (kind == NNC_SRC_NPZ) {
+        out->path2 = NULL;
+        return 0;
+    }
     if (kind == NNC_SRC_CSV) {
         out->header = like->kind == NNC_SRC_CSV && like->header;
         out->label = like->kind == NNC_SRC_CSV && like->label;

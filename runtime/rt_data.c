@@ -75,7 +75,7 @@ int nnc_load_data(const NncSourceDesc *src, const char *base_dir, int in_size, i
     memset(out, 0, sizeof *out);
     if (src->kind == NNC_SRC_INLINE)
         return load_inline(src, in_size, tgt_size, real_size, out);
-    if (src->kind != NNC_SRC_CSV && src->kind != NNC_SRC_IDX) {
+    if (src->kind != NNC_SRC_CSV && src->kind != NNC_SRC_IDX && src->kind != NNC_SRC_NPZ) {
         fprintf(stderr, "error: no data source\n");
         return -1;
     }
@@ -86,6 +86,8 @@ int nnc_load_data(const NncSourceDesc *src, const char *base_dir, int in_size, i
         fprintf(stderr, "error: out of memory\n");
     else if (src->kind == NNC_SRC_CSV)
         rc = rt_load_csv(src, path, in_size, tgt_size, real_size, out);
+    else if (src->kind == NNC_SRC_NPZ)
+        rc = rt_load_npz(src, path, in_size, tgt_size, real_size, out);
     else
         rc = rt_load_idx(path, path2, in_size, tgt_size, real_size, out);
     free(path);

@@ -86,6 +86,9 @@ int rt_load_idx(const char *images, const char *labels, int in_size, int tgt_siz
  * reads them; the first row decides which. Without targets out->tgt_size is 0. */
 int rt_load_csv_inputs(const NncSourceDesc *src, const char *path, int in_size, int tgt_size,
                        int real_size, NncData *out);
+/* npz("file.npz"): rt_npzdata.c */
+int rt_load_npz(const NncSourceDesc *src, const char *path, int in_size, int tgt_size,
+                int real_size, NncData *out);
 /* Allocates n samples in out. */
 void rt_data_alloc(NncData *out, int n, int in_size, int tgt_size, int real_size);
 /* Sets sample i's target from a class index: one-hot over tgt_size, or the index itself
@@ -105,6 +108,19 @@ int rt_npz_load(const char *path, const NncModelDesc *m, void *const *params);
 /* Writes len bytes to path as a save does (a temporary renamed into place; devices and
  * pipes written through; guard as above). 0, or -1 after a message. */
 int rt_write_file(const char *path, const void *data, size_t len, int guard);
+/* One array of any shape and a float, integer or bool type, from an .npz (data sources). */
+typedef struct RtNpyArray {
+    unsigned char *bytes;       /* the entry, malloc'd */
+    const unsigned char *data;  /* its values, little-endian */
+    int size, rank;             /* bytes a value */
+    char kind;                  /* 'f', 'i' or 'u' */
+    long dims[8];
+    size_t count;
+} RtNpyArray;
+/* NAME.npy of path; -1 after a message naming the file. */
+int rt_npz_read_array(const char *path, const char *name, RtNpyArray *a);
+double rt_npy_get(const RtNpyArray *a, size_t i);
+void rt_npy_free(RtNpyArray *a);
 
 /* ---- rt_cli.c ---- */
 
@@ -115,6 +131,8 @@ typedef struct RtOptions {
     unsigned long long seed;
     const char *data, *test;    /* --data/--test as given, or NULL */
     const char *load, *save, *log;
+    const char *validation;     /* --validation SRC, or NULL */
+    const char *checkpoint, *resume; /* --checkpoint FILE, --resume FILE, or NULL */
     int quiet;
     int threads;                /* --threads; 0: all cores */
     const char *plot;           /* --plot FILE.svg (rt_plot.c) */
@@ -160,6 +178,43 @@ int rt_guard_step(NncRun *run);
  * library's load, or its caller through the param pointers); the step count stays. */
 void rt_guard_rebound(NncRun *run);
 
+/* ---- rt_sched.c: the lr in force, gradient clipping ---- */
+
+/* At an epoch's start: the schedule's lr for it (warm-up aside). */
+void rt_sched_epoch(NncRun *run, int epoch);
+/* At batch b: the lr in force (the warm-up's during the first warmup epochs). */
+void rt_sched_batch(NncRun *run, int b);
+/* Scales the batch's mean gradients as clip_grad_norm_(max_norm = clip) does. */
+void rt_clip(NncRun *run);
+
+/* ---- rt_valid.c: the validation set, early stopping ---- */
+
+/* Holds m->val_fraction of the loaded train set out as the validation set. -1 after a message. */
+int rt_valid_split(NncRun *run);
+/* At an epoch's end: val_loss, val_correct; with patience, the best weights and the stop. */
+void rt_valid_epoch(NncRun *run);
+/* After training with patience: the best epoch's weights back, and a line saying so. */
+void rt_valid_finish(NncRun *run);
+void rt_valid_free(NncRun *run);
+/* The weights as they are now become the best epoch's. */
+void rt_valid_keep(NncRun *run);
+
+/* ---- rt_ckpt.c: checkpoints, --resume, signals while training ---- */
+
+/* SIGINT and SIGTERM set a flag while training (on = 1), or get their handlers back. */
+void rt_ckpt_signals(int on);
+int rt_ckpt_signalled(void);
+/* The run after epochs_done epochs and batches_done batches of the next. -1 after a message. */
+int rt_ckpt_save(NncRun *run, const char *path, int epochs_done, int batches_done);
+/* Params, states and counters from a checkpoint (the weights allocated). -1 after a message. */
+int rt_ckpt_load(NncRun *run, const char *path);
+/* Shuffles the data order once, as an epoch's start does. */
+void rt_shuffle(NncRun *run);
+/* Optimizer steps applied so far (adam's t). */
+long long rt_guard_steps(const NncRun *run);
+/* Whether the step applied its update itself (nnc_rt_update_safe) in this batch. */
+int rt_guard_stepped(const NncRun *run);
+
 /* ---- the run (rt_train.c, rt_report.c, rt_run.c) ---- */
 
 typedef struct RtBlock {
@@ -201,6 +256,19 @@ struct NncRun {
     RtGuard *guard;      /* rt_guard.c */
     struct RtPlot *plot; /* --plot: the epochs so far (rt_plot.c) */
     int steps_before;    /* nnc_rt_int(NNC_STEPS): a library's steps so far (rt_lib.c) */
+    double epoch_lr, cur_lr; /* the schedule's lr for the epoch; the lr in force (rt_sched.c) */
+    int first_epoch;     /* where train() starts: 0, or a resumed checkpoint's epoch */
+    long long steps0;    /* optimizer steps taken before first_epoch */
+    RtSet val;           /* the validation set (rt_valid.c) */
+    double val_loss, best_loss;
+    long val_correct;
+    int best_epoch, early; /* best_epoch 1-based, 0 none; early: patience ran out */
+    void **best;         /* the best epoch's weights, with patience */
+    /* --resume: where the run goes on, and the interrupted epoch's running totals */
+    int resumed, first_batch, batch0; /* batch0: the current epoch's first batch */
+    double resume_loss;
+    long resume_seen, resume_correct;
+    int interrupted, done_batches; /* a signal stopped the run after done_batches of epoch */
 };
 
 /* The workspace and the outgrown ones kept since (nnc_rt_workspace), freed. */

@@ -488,9 +488,24 @@ static const char *dict_value(const char *hdr, const char *key)
  * float array. */
 enum { NPY_HEADER_MAX = 4096 };
 
-/* Parses a .npy header: element size (4 or 8), shape. Returns the data's offset, 0 on error. */
-static size_t npy_header(const Zip *z, const char *name, const unsigned char *p, size_t n,
-                         int *dsize, int *rank, long dims[8])
+/* An integer type's size and kind ('i' or 'u'; bool as 'u'), 0 when not one. */
+static int int_type(const char *d, char *kind)
+{
+    static const char *const names[] = {"'|i1'", "'<i2'", "'<i4'", "'<i8'", "'|u1'", "'<u2'",
+                                        "'<u4'", "'<u8'", "'|b1'"};
+    static const int sizes[] = {1, 2, 4, 8, 1, 2, 4, 8, 1};
+    for (int i = 0; d && i < 9; i++)
+        if (strncmp(d, names[i], 5) == 0) {
+            *kind = i < 4 ? 'i' : 'u';
+            return sizes[i];
+        }
+    return 0;
+}
+
+/* Parses a .npy header: element size (4 or 8), shape. Returns the data's offset, 0 on error.
+ * With kind, integer arrays are read too (data sources): kind gets 'f', 'i' or 'u'. */
+static size_t npy_header_of(const Zip *z, const char *name, const unsigned char *p, size_t n,
+                            int *dsize, int *rank, long dims[8], char *kind)
 {
     if (n < 10 || memcmp(p, "\x93NUMPY", 6) != 0 || p[6] < 1 || p[6] > 3) {
         rt_data_error(z->path, 0, "%s: not a .npy array", name);
@@ -508,6 +523,10 @@ static size_t npy_header(const Zip *z, const char *name, const unsigned char *p,
     const char *d = dict_value(hdr, "'descr'"), *f = dict_value(hdr, "'fortran_order'");
     const char *s = dict_value(hdr, "'shape'");
     *dsize = !d ? 0 : strncmp(d, "'<f4'", 5) == 0 ? 4 : strncmp(d, "'<f8'", 5) == 0 ? 8 : 0;
+    if (kind)
+        *kind = 'f';
+    if (!*dsize && kind)
+        *dsize = int_type(d, kind);
     if (!*dsize) {
         char type[64];
         rt_printable(type, sizeof type, d ? d : "(none)", d ? strnlen(d, 12) : 6);
@@ -534,6 +553,12 @@ static size_t npy_header(const Zip *z, const char *name, const unsigned char *p,
         q = end;
     }
     return at + hl;
+}
+
+static size_t npy_header(const Zip *z, const char *name, const unsigned char *p, size_t n,
+                         int *dsize, int *rank, long dims[8])
+{
+    return npy_header_of(z, name, p, n, dsize, rank, dims, NULL);
 }
 
 static void shape_text(char *buf, size_t cap, int rank, const long *ldims, const int *idims)
@@ -672,4 +697,80 @@ int rt_npz_load(const char *path, const NncModelDesc *m, void *const *params)
     free(seen);
     free(bytes);
     return rc;
+}
+
+/* ---- one array of any shape (npz data sources) ---- */
+
+static int find_array(const Zip *z, const char *want, RtNpyArray *a)
+{
+    size_t at = z->dir_at;
+    for (size_t k = 0; k < z->count; k++) {
+        ZipEntry e;
+        if (zip_entry(z, &at, &e) != 0)
+            return -1;
+        size_t n = strlen(want);
+        if (strncmp(e.name, want, n) != 0 || strcmp(e.name + n, ".npy") != 0)
+            continue;
+        a->bytes = entry_bytes(z, &e);
+        if (!a->bytes)
+            return -1;
+        size_t off = npy_header_of(z, e.name, a->bytes, e.size, &a->size, &a->rank, a->dims, &a->kind);
+        if (!off)
+            return -1;
+        a->count = 1;
+        for (int i = 0; i < a->rank; i++)
+            a->count = a->dims[i] < 0 || (a->dims[i] && a->count > SIZE_MAX / 8 / (size_t)a->dims[i])
+                     ? SIZE_MAX : a->count * (size_t)a->dims[i];
+        if (a->count == SIZE_MAX || e.size - off < a->count * (size_t)a->size)
+            return rt_data_error(z->path, 0, "%s: fewer bytes of data than its shape needs", e.name), -1;
+        a->data = a->bytes + off;
+        return 0;
+    }
+    rt_data_error(z->path, 0, "has no array '%s' (entry %s.npy)", want, want);
+    return -1;
+}
+
+int rt_npz_read_array(const char *path, const char *name, RtNpyArray *a)
+{
+    memset(a, 0, sizeof *a);
+    size_t len;
+    unsigned char *bytes = rt_read_data(path, &len);
+    if (!bytes)
+        return -1;
+    Zip z = {.path = path, .p = bytes, .len = len};
+    int rc = zip_open(&z) == 0 ? find_array(&z, name, a) : -1;
+    free(bytes);
+    if (rc != 0)
+        rt_npy_free(a);
+    return rc;
+}
+
+double rt_npy_get(const RtNpyArray *a, size_t i)
+{
+    const unsigned char *q = a->data + i * (size_t)a->size;
+    uint64_t u = 0;
+    for (int k = a->size - 1; k >= 0; k--)
+        u = u << 8 | q[k];
+    if (a->kind == 'f' && a->size == 4) {
+        float f;
+        uint32_t w = (uint32_t)u;
+        memcpy(&f, &w, 4);
+        return f;
+    }
+    if (a->kind == 'f') {
+        double v;
+        memcpy(&v, &u, 8);
+        return v;
+    }
+    if (a->kind == 'u')
+        return (double)u;
+    int shift = 64 - 8 * a->size; /* sign-extend */
+    return (double)((int64_t)(u << shift) >> shift);
+}
+
+void rt_npy_free(RtNpyArray *a)
+{
+    free(a->bytes);
+    a->bytes = NULL;
+    a->data = NULL;
 }

@@ -1,9 +1,11 @@
 /* rt_report.c - evaluation through the generated evaluate(), accuracy, the progress lines
  * scripts parse, and the --log csv. Formats:
- *   epoch N  loss X  acc Y%  test_loss X  test_acc Y%  S samples/s
+ *   epoch N  loss X  acc Y%  test_loss X  test_acc Y%  val_loss X  val_acc Y%  lr X  S samples/s
  *   train: loss X acc Y%
  *   test: loss X acc Y%
- * (acc parts only where accuracy applies; losses with 6 decimals, never exponents). */
+ * (acc parts only where accuracy applies, val parts with a validation set, lr with a
+ * schedule or warm-up: the lr of the epoch's last batch; losses with 6 decimals, never
+ * exponents). */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -113,6 +115,7 @@ int rt_log_open(NncRun *run)
     fputs("epoch,loss,acc,test_loss,test_acc,seconds", f);
     for (int i = 0; i < run->m->nparams; i++)
         fprintf(f, ",grad_norm:%s", run->m->params[i].name);
+    fputs(",val_loss,val_acc,lr", f);
     if (row_end(run, f, &text, &n) != 0) {
         rt_data_error(run->o.log, 0, "cannot write: %s", strerror(errno));
         return -1;
@@ -148,6 +151,13 @@ static void log_row(NncRun *run, double loss, double test_loss, long test_correc
     fprintf(f, ",%.6f", seconds);
     for (int i = 0; i < run->m->nparams; i++)
         fprintf(f, ",%.9g", run->seen ? rt_grad_norm(run, i) : 0.0);
+    fputc(',', f);
+    if (run->val.loaded)
+        fprintf(f, "%.9g", run->val_loss);
+    fputc(',', f);
+    if (run->val.loaded && run->val.has_acc)
+        fprintf(f, "%.6g", percent(run->val_correct, run->val.d.n));
+    fprintf(f, ",%.9g", run->cur_lr);
     if (row_end(run, f, &text, &n) != 0) {
         rt_data_error(run->o.log, 0, "cannot write: %s; training stopped after epoch %d, saving "
                       "the weights to %s", strerror(errno), run->epoch + 1, run->save_path);
@@ -170,6 +180,13 @@ void rt_report_epoch(NncRun *run, double seconds)
             if (run->test.has_acc)
                 printf("  test_acc %.2f%%", percent(test_correct, run->test.d.n));
         }
+        if (run->val.loaded) {
+            printf("  val_loss %.6f", run->val_loss);
+            if (run->val.has_acc)
+                printf("  val_acc %.2f%%", percent(run->val_correct, run->val.d.n));
+        }
+        if (run->m->sched != NNC_SCHED_NONE || run->m->warmup > 0)
+            printf("  lr %.6g", run->cur_lr);
         printf("  %.0f samples/s\n", seconds > 0 ? (double)run->seen / seconds : 0.0);
         fflush(stdout); /* a line at a time, also into a pipe */
     }
@@ -178,7 +195,8 @@ void rt_report_epoch(NncRun *run, double seconds)
     RtPlotEpoch pe = {loss, run->train.has_acc ? percent(run->correct, run->seen) : NAN,
                       run->test.loaded ? test_loss / run->test.d.n : NAN,
                       run->test.loaded && run->test.has_acc ? percent(test_correct, run->test.d.n) : NAN,
-                      NAN, NAN};
+                      run->val.loaded ? run->val_loss : NAN,
+                      run->val.loaded && run->val.has_acc ? percent(run->val_correct, run->val.d.n) : NAN};
     rt_plot_epoch(run, &pe);
 }
 

@@ -35,6 +35,8 @@ static void alloc_weights(NncRun *run)
 
 static int init_weights(NncRun *run)
 {
+    if (run->o.resume)
+        return rt_ckpt_load(run, run->o.resume);
     if (run->o.load)
         return rt_npz_load(run->o.load, run->m, run->param);
     for (int i = 0; i < run->m->nparams; i++) {
@@ -69,6 +71,18 @@ static int load_set(NncRun *run, RtSet *s, const char *what, const char *flag, c
     return 0;
 }
 
+/* The validation set: --validation, the block's source, or a fraction of the train set. */
+static int load_validation(NncRun *run)
+{
+    const NncModelDesc *m = run->m;
+    if (run->o.validation || m->validation.kind != NNC_SRC_NONE) {
+        const NncSourceDesc *like = m->validation.kind != NNC_SRC_NONE ? &m->validation : &m->data;
+        return load_set(run, &run->val, "validation", "--validation", run->o.validation,
+                        &m->validation, like);
+    }
+    return m->val_fraction > 0 ? rt_valid_split(run) : 0;
+}
+
 static int load_sets(NncRun *run)
 {
     const NncModelDesc *m = run->m;
@@ -80,6 +94,8 @@ static int load_sets(NncRun *run)
         if (load_set(run, &run->train, "train", "--data", run->o.data, &m->data, &m->data) != 0)
             return -1;
     }
+    if (run->o.epochs > 0 && load_validation(run) != 0)
+        return -1;
     const NncSourceDesc *like = m->test.kind != NNC_SRC_NONE ? &m->test : &m->data;
     if (run->o.test || m->test.kind != NNC_SRC_NONE)
         return load_set(run, &run->test, "test", "--test", run->o.test, &m->test, like);
@@ -95,6 +111,8 @@ static void alloc_training(NncRun *run)
     for (int i = 0; i < n; i++)
         run->perm[i] = i;
     rt_rng_seed(&run->shuffle, run->o.seed, RT_STREAM_SHUFFLE);
+    for (int e = 0; run->m->shuffle && e < run->first_epoch; e++)
+        rt_shuffle(run); /* a resumed run's data order: the epochs done replayed */
     run->bx = rt_alloc(batch * (size_t)m->in_size * rs);
     run->bt = rt_alloc(batch * (size_t)m->tgt_size * rs);
     if (run->log || run->o.plot) {
@@ -140,21 +158,51 @@ static int saves(const RtOptions *o)
     return !(o->epochs == 0 && o->load && !o->save);
 }
 
+/* A signal stopped training: the checkpoint, where it went, exit status 130. */
+static int interrupted(NncRun *run)
+{
+    char *dflt = NULL;
+    const char *path = run->o.checkpoint;
+    if (!path) {
+        size_t n = strlen(run->m->name) + 10;
+        dflt = malloc(n);
+        if (!dflt)
+            return rt_error(run->o.prog, "out of memory"), 1;
+        snprintf(dflt, n, "%s.ckpt.npz", run->m->name);
+        path = dflt;
+    }
+    int rc = 130;
+    if (rt_ckpt_save(run, path, run->epoch, run->done_batches) == 0)
+        fprintf(stderr, "%s: interrupted in epoch %d after batch %d of %d: checkpoint saved to %s "
+                "(--resume %s goes on)\n", run->o.prog, run->epoch + 1, run->done_batches,
+                run->nbatches, path, path);
+    else
+        rc = 1;
+    free(dflt);
+    return rc;
+}
+
 static int train_and_report(NncRun *run, const char *save_path)
 {
     if (run->o.epochs > 0) {
         alloc_training(run);
         if ((run->o.log || run->o.plot) && !run->gsum)
             return rt_error(run->o.prog, "out of memory"), 1;
+        run->cur_lr = run->epoch_lr = run->o.lr;
         if (rt_guard_start(run) != 0)
             return rt_error(run->o.prog, "out of memory"), 1;
+        rt_ckpt_signals(1);
         run->m->train(run);
+        rt_ckpt_signals(0);
         if (rt_plot_write(run) != 0)
             run->stopped = 1;
+        if (run->interrupted)
+            return interrupted(run);
         if (run->stopped) {
             save(run, save_path);
             return 1;
         }
+        rt_valid_finish(run);
     }
     if (run->train.loaded)
         rt_report_final(run, &run->train);
@@ -171,6 +219,8 @@ static int check_outputs(NncRun *run)
     if (saves(&run->o) && rt_check_writable(run->save_path) != 0)
         return -1;
     if (run->o.plot && rt_check_writable(run->o.plot) != 0)
+        return -1;
+    if (run->o.checkpoint && rt_check_writable(run->o.checkpoint) != 0)
         return -1;
     return run->o.log ? rt_check_writable(run->o.log) : 0;
 }
@@ -227,6 +277,7 @@ static int free_run(NncRun *run)
     rt_free_workspaces(run);
     nnc_free_data(&run->train.d);
     nnc_free_data(&run->test.d);
+    rt_valid_free(run);
     rt_free(run->perm);
     rt_free(run->bx);
     rt_free(run->bt);

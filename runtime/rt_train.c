@@ -8,20 +8,25 @@
 
 int nnc_rt_int(NncRun *run, int which)
 {
-    if (which == NNC_NEED_GRADS)
-        return run->gsum != NULL;
-    if (which == NNC_STEPS)
-        return run->steps_before;
-    return which == NNC_EPOCHS ? run->o.epochs : run->o.batch;
+    switch (which) {
+    case NNC_NEED_GRADS: return run->gsum != NULL;
+    case NNC_FIRST_EPOCH: return run->first_epoch;
+    case NNC_STEPS: return (int)(run->steps0 + run->steps_before);
+    case NNC_FIRST_BATCH: return run->batch0;
+    case NNC_EPOCHS: return run->o.epochs;
+    default: return run->o.batch;
+    }
 }
 
 double nnc_rt_real(NncRun *run, int which)
 {
     switch (which) {
-    case NNC_LR: return run->o.lr;
+    case NNC_LR: return run->cur_lr;
     case NNC_MOMENTUM: return run->m->momentum;
     case NNC_BETA1: return run->m->beta1;
     case NNC_BETA2: return run->m->beta2;
+    case NNC_WEIGHT_DECAY: return run->m->weight_decay;
+    case NNC_ALPHA: return run->m->alpha;
     default: return run->m->eps;
     }
 }
@@ -78,7 +83,7 @@ void rt_free_workspaces(NncRun *run)
 }
 
 /* Fisher-Yates over the previous order, from the shuffle stream. */
-static void shuffle(NncRun *run)
+void rt_shuffle(NncRun *run)
 {
     for (int i = run->train.d.n - 1; i > 0; i--) {
         int j = (int)rt_rng_below(&run->shuffle, (uint64_t)i + 1);
@@ -90,17 +95,26 @@ static void shuffle(NncRun *run)
 
 int nnc_rt_epoch_begin(NncRun *run, int epoch)
 {
-    if (run->stopped)
+    if (run->stopped || run->early)
         return 0;
     run->epoch = epoch;
     run->loss_sum = 0;
     run->seen = run->correct = 0;
     run->progress_t = run->t0 = rt_now();
     if (run->m->shuffle)
-        shuffle(run);
+        rt_shuffle(run);
+    run->batch0 = 0;
+    if (run->resumed && epoch == run->first_epoch && run->first_batch > 0) {
+        /* the interrupted epoch goes on: its batches done and running totals */
+        run->batch0 = run->first_batch;
+        run->loss_sum = run->resume_loss;
+        run->seen = run->resume_seen;
+        run->correct = run->resume_correct;
+    }
     for (int i = 0; run->gsum && i < run->m->nparams; i++)
         memset(run->gsum[i], 0, sizeof(double) * (size_t)run->m->params[i].size);
     run->nbatches = (run->train.d.n + run->o.batch - 1) / run->o.batch;
+    rt_sched_epoch(run, epoch);
     return run->nbatches;
 }
 
@@ -152,6 +166,7 @@ int nnc_rt_batch(NncRun *run, int b, const void **x, const void **t)
                          : NULL;
     }
     run->cur_t = *t;
+    rt_sched_batch(run, b);
     return n;
 }
 
@@ -209,9 +224,23 @@ int nnc_rt_batch_end(NncRun *run, int b, double loss_sum, const void *pred, int 
     return nnc_rt_batch_end_checked(run, b, loss_sum, pred, n, bad);
 }
 
+/* A signal came: stop once the batch is whole. Returns 1 when nothing of batch b was applied. */
+static int interrupt_now(NncRun *run, int b)
+{
+    run->interrupted = 1;
+    run->done_batches = b;
+    if (rt_guard_stepped(run))
+        return 0; /* the step applied it: account for it below, then stop */
+    clear_progress(run);
+    run->stopped = 1;
+    return 1;
+}
+
 int nnc_rt_batch_end_checked(NncRun *run, int b, double loss_sum, const void *pred, int n, int bad)
 {
     if (run->stopped)
+        return 1;
+    if (rt_ckpt_signalled() && !run->interrupted && interrupt_now(run, b))
         return 1;
     if (!isfinite(loss_sum))
         return stop(run, b, isnan(loss_sum) ? "the loss became nan" : "the loss became infinite");
@@ -221,6 +250,7 @@ int nnc_rt_batch_end_checked(NncRun *run, int b, double loss_sum, const void *pr
                  run->m->params[bad].name);
         return stop(run, b, what);
     }
+    rt_clip(run);
     int wild = rt_guard_step(run);
     if (wild >= 0) {
         char what[400];
@@ -235,6 +265,12 @@ int nnc_rt_batch_end_checked(NncRun *run, int b, double loss_sum, const void *pr
     for (int i = 0; run->gsum && i < run->m->nparams; i++)
         for (int j = 0; j < run->m->params[i].size; j++)
             run->gsum[i][j] += (double)n * rt_get(run->grad[i], (size_t)j, run->rs);
+    if (run->interrupted) { /* batch b was applied by the step */
+        clear_progress(run);
+        run->done_batches = b + 1;
+        run->stopped = 1;
+        return 1;
+    }
     if (run->tty)
         progress(run, b);
     return 0;
@@ -242,11 +278,14 @@ int nnc_rt_batch_end_checked(NncRun *run, int b, double loss_sum, const void *pr
 
 void nnc_rt_epoch_end(NncRun *run, int epoch)
 {
-    if (run->stopped)
+    if (run->stopped || run->early)
         return;
     double seconds = rt_now() - run->t0;
     clear_progress(run);
     run->epoch = epoch;
     run->epochs_done = epoch + 1;
+    rt_valid_epoch(run);
     rt_report_epoch(run, seconds);
+    if (run->o.checkpoint && !run->stopped && rt_ckpt_save(run, run->o.checkpoint, epoch + 1, 0) != 0)
+        run->stopped = 1; /* as a log that cannot be written: the weights are saved */
 }

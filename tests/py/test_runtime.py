@@ -201,7 +201,8 @@ def test_log(d):
     ok("logic", "--epochs", "0", "--save", "init.npz", cwd=d)
     ok("logic", "--epochs", "3", "--batch", "5", "--log", "run.csv", "--load", "init.npz", cwd=d)
     rows = open(os.path.join(d, "run.csv")).read().splitlines()
-    check(rows[0] == "epoch,loss,acc,test_loss,test_acc,seconds,grad_norm:W,grad_norm:h.b,grad_norm:s",
+    check(rows[0] == "epoch,loss,acc,test_loss,test_acc,seconds,grad_norm:W,grad_norm:h.b,grad_norm:s,"
+          "val_loss,val_acc,lr",
           f"log header {rows[0]}")
     check(len(rows) == 4, f"one row per epoch: {len(rows) - 1}")
     cells = rows[1].split(",")
@@ -623,7 +624,7 @@ def test_log_full(d):
           "a whole .npz")
     text = open(os.path.join(d, "run.csv")).read()
     rows = text.splitlines()
-    check(text.endswith("\n") and all(len(r.split(",")) == 9 for r in rows),
+    check(text.endswith("\n") and all(len(r.split(",")) == 12 for r in rows),
           f"only whole rows: {rows[-2:]}")
     check(m and len(rows) == int(m.group(1)) and rows[-1].startswith(f"{int(m.group(1)) - 1},"),
           f"a row for each epoch before the failing one: {rows[-1]}")

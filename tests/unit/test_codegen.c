@@ -52,14 +52,17 @@ static void test_desc_layout(LLVMTargetDataRef td)
     static const size_t src[] = {
         offsetof(NncSourceDesc, kind), offsetof(NncSourceDesc, path), offsetof(NncSourceDesc, path2),
         offsetof(NncSourceDesc, header), offsetof(NncSourceDesc, label),
-        offsetof(NncSourceDesc, nsamples), offsetof(NncSourceDesc, x), offsetof(NncSourceDesc, t)};
-    check_offsets(td, LLVMStructGetTypeAtIndex(model, 22), src, 8, sizeof(NncSourceDesc), "NncSourceDesc");
+        offsetof(NncSourceDesc, nsamples), offsetof(NncSourceDesc, x), offsetof(NncSourceDesc, t),
+        offsetof(NncSourceDesc, x_name), offsetof(NncSourceDesc, t_name)};
+    check_offsets(td, LLVMStructGetTypeAtIndex(model, 22), src, 10, sizeof(NncSourceDesc), "NncSourceDesc");
 #define F(f) offsetof(NncModelDesc, f)
     static const size_t md[] = {
         F(name), F(base_dir), F(real_size), F(in_rank), F(in_dims), F(in_size), F(tgt_rank),
         F(tgt_dims), F(tgt_size), F(out_size), F(nparams), F(params), F(epochs), F(batch), F(opt),
         F(lr), F(momentum), F(beta1), F(beta2), F(eps), F(seed), F(shuffle), F(data), F(test),
-        F(train), F(evaluate), F(ctx), F(cpu_features)};
+        F(train), F(evaluate), F(ctx), F(cpu_features), F(nesterov), F(weight_decay), F(alpha),
+        F(sched), F(sched_every), F(gamma), F(min_lr), F(warmup), F(patience), F(clip),
+        F(val_fraction), F(validation)};
 #undef F
     check_offsets(td, model, md, sizeof md / sizeof *md, sizeof(NncModelDesc), "NncModelDesc");
     LLVMContextDispose(ctx);
@@ -148,7 +151,8 @@ static void test_module(Arena *a, const CgTarget *t, int real_size)
     Cg g;
     cg_init(&g, ctx, mod, pr.p, pl, real_size, t, a);
     LLVMValueRef train, evaluate;
-    cg_emit_functions(&g, real_size == 8 ? NNC_OPT_ADAM : NNC_OPT_SGD, 0, &train, &evaluate);
+    NncModelDesc opts = {.opt = real_size == 8 ? NNC_OPT_ADAM : NNC_OPT_SGD};
+    cg_emit_functions(&g, &opts, &train, &evaluate);
     cg_emit_desc(&g, &d, train, evaluate);
     cg_dispose(&g);
     CHECK(cg_verify(mod), "the module verifies (real_size %d)", real_size);
