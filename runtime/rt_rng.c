@@ -71,13 +71,21 @@ uint64_t rt_rng_below(RtRng *r, uint64_t n)
     return x % n;
 }
 
-/* Spec 8: fan_in is the last dim, fan_out the one before; rank 1: both the dim; rank 0: 1. */
+/* Spec 8: fan_in is the last dim, fan_out the one before; rank 1: both the dim; rank 0: 1.
+ * Spec 9, ranks 3 and 4 (conv weights [F, C, kh, kw]): fan_in = dims[1] * r and fan_out =
+ * dims[0] * r, r the product of the dims after the second (PyTorch's rule). */
 static void fans(const NncParamDesc *p, double *fan_in, double *fan_out)
 {
     if (p->rank == 0) {
         *fan_in = *fan_out = 1;
     } else if (p->rank == 1) {
         *fan_in = *fan_out = p->dims[0];
+    } else if (p->rank >= 3) {
+        double r = 1;
+        for (int i = 2; i < p->rank; i++)
+            r *= p->dims[i];
+        *fan_in = p->dims[1] * r;
+        *fan_out = p->dims[0] * r;
     } else {
         *fan_in = p->dims[p->rank - 1];
         *fan_out = p->dims[p->rank - 2];
