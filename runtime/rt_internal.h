@@ -178,6 +178,7 @@ struct NncRun {
     RtPool *pool;        /* started by the first job worth splitting (rt_pool.c) */
     int pool_failed;     /* no threads could start: run jobs alone */
     RtGuard *guard;      /* rt_guard.c */
+    long long step, batches; /* dropout: the current training batch's step; batches begun */
 };
 
 /* Loss sum and correct count of a whole set through evaluate(), in batch-sized chunks. */

@@ -135,3 +135,46 @@ void nnc_init_param(const NncParamDesc *p, int index, unsigned long long seed, d
         break;
     }
 }
+
+/* ---- dropout masks (the bits are fixed in notes/conv-ir.md: the interpreter and generated
+ * code draw the same masks, on any thread count) ---- */
+
+static uint64_t mix64(uint64_t z)
+{
+    z ^= z >> 30;
+    z *= 0xbf58476d1ce4e5b9ULL;
+    z ^= z >> 27;
+    z *= 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* The key of one (seed, step, id, sample). */
+static uint64_t dropout_key(const NncRun *run, int id, long long sample)
+{
+    uint64_t s = mix64((uint64_t)run->o.seed ^ 0x6a09e667f3bcc909ULL);
+    s = mix64(s ^ (uint64_t)run->step);
+    return mix64(s ^ ((uint64_t)id << 40 ^ (uint64_t)sample));
+}
+
+/* Whether element e is kept: u_e in [0, 1) from 53 bits, kept iff u_e >= p. */
+static int dropout_keep(uint64_t key, long long e, double p)
+{
+    uint64_t z = mix64(key + (uint64_t)(e + 1) * 0x9e3779b97f4a7c15ULL);
+    return (double)(z >> 11) * 0x1.0p-53 >= p;
+}
+
+void nnc_rt_dropout_f64(NncRun *run, int id, long long sample, double p, long long n, double *out)
+{
+    uint64_t key = dropout_key(run, id, sample);
+    double kept = 1.0 / (1.0 - p);
+    for (long long e = 0; e < n; e++)
+        out[e] = dropout_keep(key, e, p) ? kept : 0.0;
+}
+
+void nnc_rt_dropout_f32(NncRun *run, int id, long long sample, double p, long long n, float *out)
+{
+    uint64_t key = dropout_key(run, id, sample);
+    float kept = (float)(1.0 / (1.0 - p));
+    for (long long e = 0; e < n; e++)
+        out[e] = dropout_keep(key, e, p) ? kept : 0.0f;
+}
