@@ -32,6 +32,7 @@ typedef enum {
     EX_NEG,  /* -lhs */
     EX_BIN,  /* lhs op rhs, op one of + - * / @ ^ */
     EX_CALL, /* str(args) */
+    EX_LIST, /* [args...]: a bracketed list of constants, only as a call's argument (reshape) */
 } ExprKind;
 
 typedef struct Expr Expr;
@@ -98,7 +99,8 @@ typedef struct Stmt {
     /* Filled by sema. */
     Shape shape;
     Init init;
-    bool from_dense; /* a param created by dense sugar */
+    bool from_dense; /* a param created by layer sugar (dense or conv) */
+    bool from_conv;  /* ... by conv */
 } Stmt;
 
 typedef struct Model {

@@ -347,6 +347,51 @@ static int rule_sigmoid_bce(Ad *ad, int y, int d, int i)
     return bin(ad, IR_MUL, scaled, bin(ad, IR_SUB, find_unary(ad, IR_SIGMOID, z), t));
 }
 
+/* ---- images: the backward helpers (no derivative of their own), window kept ---- */
+
+/* op(a, b) with y's window, of the given shape (NULL: inferred). */
+static int image(Ad *ad, int y, IrOp op, int a, int b, const Shape *s)
+{
+    return ir_image(ad->p, op, a, b, N(ad, y)->win, s, ad->loc);
+}
+
+static int rule_conv2d(Ad *ad, int y, int d, int i)
+{
+    int x = arg(ad, y, 0), k = arg(ad, y, 1);
+    if (i == 0) {
+        ad->law = "for conv2d(x, K), dx = conv2d_backward_input(d, K): each input value gets the "
+                  "sum of d times the kernel weights it met";
+        return image(ad, y, IR_CONV2D_BWD_INPUT, d, k, &N(ad, x)->shape);
+    }
+    ad->law = "for conv2d(x, K), dK = conv2d_backward_weight(x, d): each kernel weight gets the "
+              "sum of d times the input values it met";
+    return image(ad, y, IR_CONV2D_BWD_WEIGHT, x, d, &N(ad, k)->shape);
+}
+
+static int rule_maxpool(Ad *ad, int y, int d, int i)
+{
+    ad->law = "for maxpool(a), da = maxpool_backward(a, d): each window's d goes to its first "
+              "maximum (row-major), 0 elsewhere";
+    return image(ad, y, IR_MAXPOOL_BWD, arg(ad, y, i), d, NULL);
+}
+
+static int rule_avgpool(Ad *ad, int y, int d, int i)
+{
+    int k = N(ad, y)->win.kh;
+    ad->law = arena_printf(ad->p->arena, "for avgpool(a), da = avgpool_backward(d): each window's "
+                           "d / %d spread over its %d x %d elements", k * k, k, k);
+    return image(ad, y, IR_AVGPOOL_BWD, d, -1, &N(ad, arg(ad, y, i))->shape);
+}
+
+static int rule_concat(Ad *ad, int y, int d, int i)
+{
+    int n = N(ad, arg(ad, y, 0))->shape.dims[0], m = N(ad, arg(ad, y, 1))->shape.dims[0];
+    ad->law = arena_printf(ad->p->arena, "for concat(a, b), %s = slice(d, %d, %d): the rows of d "
+                           "that came from %s", i == 0 ? "da" : "db", i == 0 ? 0 : n, i == 0 ? n : m,
+                           i == 0 ? "a" : "b");
+    return ir_slice(ad->p, d, i == 0 ? 0 : n, i == 0 ? n : m, ad->loc);
+}
+
 /* The table. Leaves have no operands; the derivative helpers (step, sign, ...) are
  * constant almost everywhere and never on a path to the loss: they have no rule. */
 static const AdRule rules[IR_NUM_OPS] = {
@@ -359,7 +404,8 @@ static const AdRule rules[IR_NUM_OPS] = {
     [IR_BROADCAST] = rule_broadcast, [IR_SUM_LAST] = rule_sum_last,
     [IR_EXPAND_LAST] = rule_expand_last, [IR_SOFTMAX] = rule_softmax,
     [IR_LOG_SOFTMAX] = rule_log_softmax, [IR_SOFTMAX_CE] = rule_softmax_ce,
-    [IR_SIGMOID_BCE] = rule_sigmoid_bce,
+    [IR_SIGMOID_BCE] = rule_sigmoid_bce, [IR_CONV2D] = rule_conv2d, [IR_MAXPOOL] = rule_maxpool,
+    [IR_AVGPOOL] = rule_avgpool, [IR_CONCAT] = rule_concat,
 };
 
 /* ---- the walk ---- */

@@ -35,6 +35,7 @@ enum {
     CG_BMEAN = IR_NUM_OPS, /* (a): mean over the batch of a */
     CG_BMEAN_MATMUL,       /* (a, b): mean over the batch of a @ b, never materialised per sample */
     CG_BMEAN_OUTER,        /* (a, b): mean over the batch of outer(a, b) */
+    CG_BMEAN_CONVW,        /* (x, d): mean over the batch of conv2d_backward_weight(x, d) */
 };
 
 /* Where a node's value lives while a generated function runs. */
@@ -54,11 +55,16 @@ typedef struct CgNode {
     Shape shape;    /* per sample */
     int args[2], nargs;
     double num;
-    int index;      /* CG_AT_PARAM / CG_AT_GRAD: the param */
+    int index;      /* CG_AT_PARAM / CG_AT_GRAD: the param; IR_SLICE, IR_DROPOUT_MASK: the IR's */
+    IrWindow win;   /* conv and pool ops */
     bool varying;   /* one value per sample: an [n, shape] buffer; else one value */
     const char *name;
     CgWhere where;
     long long offset;  /* CG_AT_WS: in elements; varying buffers are scaled by the batch size */
+    /* conv ops: a varying workspace scratch of aux_size elements a sample at aux (the
+     * im2col matrix of x, shared by the nodes of one x and window; conv2d_backward_input:
+     * K^T d before col2im); aux_size 0: none */
+    long long aux, aux_size;
 } CgNode;
 
 /* The functions the module defines, each computing a set of roots. */
@@ -124,6 +130,7 @@ typedef struct CgFrame {
     const bool *live, *readers;
     bool *done;
     struct CgSgd *sgd;      /* in a step with sgd fused in (cg_sgd.c), else NULL */
+    bool training;          /* nnc_step: dropout masks are drawn (else all ones) */
 } CgFrame;
 
 typedef struct Cg {
@@ -318,6 +325,33 @@ void cg_emit_node(Cg *g, int node);
 bool cg_mm_emit(Cg *g, int node);
 /* Any product (matmul, outer and their batch means) as one strided loop nest (cg_gemm.c). */
 void cg_gemm_emit(Cg *g, int node);
+/* conv2d, its backward helpers and the batch mean of its weight gradient (cg_conv.c). */
+void cg_conv_emit(Cg *g, int node);
+/* pools and their backward, concat, slice, dropout masks (cg_pool.c). */
+void cg_pool_emit(Cg *g, int node);
+/* The element pointer of node's buffer for sample b (the buffer itself unless it varies). */
+LLVMValueRef cg_sample_ptr(Cg *g, int node, LLVMValueRef b);
+/* i64 index arithmetic of the image kernels: a + b, a * k (k a constant) */
+static inline LLVMValueRef cg_iadd(Cg *g, LLVMValueRef a, LLVMValueRef b)
+{
+    return LLVMBuildNSWAdd(g->b, a, b, "");
+}
+static inline LLVMValueRef cg_imul(Cg *g, LLVMValueRef a, long long k)
+{
+    return k == 1 ? a : LLVMBuildNSWMul(g->b, a, cg_i64(g, k), "");
+}
+/* A task function over node's samples (one task a sample; one in all when it does not
+ * vary) whose body computes sample b with nodes' buffers and the extras (cg_task.c's
+ * record); work: multiply-adds a sample, for the pool. */
+typedef void CgSampleFn(Cg *g, int node, LLVMValueRef b, LLVMValueRef *extra);
+void cg_per_sample(Cg *g, int node, const int *nodes, int nnodes, LLVMValueRef *extra,
+                   int nextra, CgSampleFn *body, double work);
+/* The register blocks of the target's products (cg_mm.c's sizes, from Cg.vregs):
+ * dot R x S accumulators, axpy R rows x V vectors. */
+typedef struct CgBlocks {
+    int dot_r, dot_s, axpy_r, axpy_v;
+} CgBlocks;
+CgBlocks cg_blocks(const Cg *g);
 
 /* ---- functions (cg_train.c), the optimizer (cg_optim.c), the descriptor (cg_desc.c) ---- */
 

@@ -58,6 +58,9 @@ static bool ready(Cg *g, CgFuse *f, int x, int depth)
         return false;
     if (x < f->m && n->where != CG_AT_NONE && g->fs->base[x]) /* computed, and bound here */
         return true;
+    /* a value that does not vary computed early for this product (cg_conv.c: the bias) */
+    if (g->fs->done[x] && !n->varying && n->where == CG_AT_WS && g->fs->base[x])
+        return true;
     return n->varying && inline_operand(g, f, x, depth);
 }
 

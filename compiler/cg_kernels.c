@@ -191,6 +191,10 @@ void cg_emit_node(Cg *g, int id)
 {
     int op = g->plan->nodes[id].op;
     IrKind kind = op < IR_NUM_OPS ? ir_op_info(op)->kind : IR_KIND_OTHER;
+    if (op == IR_DROPOUT_MASK) {
+        cg_pool_emit(g, id); /* a leaf the runtime fills */
+        return;
+    }
     if (kind == IR_KIND_LEAF)
         return;
     if (kind == IR_KIND_UNARY || kind == IR_KIND_BINARY || op == IR_RESHAPE) {
@@ -209,6 +213,13 @@ void cg_emit_node(Cg *g, int id)
     case IR_SOFTMAX: case IR_LOG_SOFTMAX: case IR_SOFTMAX_CE: emit_softmax(g, id); return;
     case IR_SIGMOID_BCE: emit_sigmoid_bce(g, id); return;
     case CG_BMEAN: emit_batch_mean(g, id); return;
+    case IR_CONV2D: case IR_CONV2D_BWD_INPUT: case IR_CONV2D_BWD_WEIGHT: case CG_BMEAN_CONVW:
+        cg_conv_emit(g, id);
+        return;
+    case IR_MAXPOOL: case IR_MAXPOOL_BWD: case IR_AVGPOOL: case IR_AVGPOOL_BWD: case IR_CONCAT:
+    case IR_SLICE:
+        cg_pool_emit(g, id);
+        return;
     default: abort();
     }
 }

@@ -41,7 +41,7 @@ static void copy_ir(CgPlan *pl, const IrProgram *p, Arena *a)
         const IrNode *in = &p->nodes[id];
         CgNode n = {.op = (int)in->op, .shape = in->shape, .nargs = in->nargs,
                     .args = {in->args[0], in->args[1]}, .num = in->num, .index = in->index,
-                    .varying = in->varying, .name = in->name};
+                    .win = in->win, .varying = in->varying, .name = in->name};
         add_node(pl, a, n);
     }
     pl->nir = p->nnodes;
@@ -53,7 +53,7 @@ static int derive(Planner *s, int op, int of, int a, int b)
     CgNode o = s->pl->nodes[of];
     const char *name = o.name ? o.name : "tmp";
     CgNode n = {.op = op, .shape = o.shape, .nargs = b < 0 ? 1 : 2, .args = {a, b},
-                .num = o.num, .varying = false, .name = arena_printf(s->a, "mean.%s", name)};
+                .num = o.num, .index = o.index, .win = o.win, .varying = false, .name = arena_printf(s->a, "mean.%s", name)};
     return add_node(s->pl, s->a, n);
 }
 
@@ -86,6 +86,13 @@ static int mean_split(Planner *s, int id)
     case IR_MUL: return mean_bilinear(s, id, -1);
     case IR_MATMUL: return mean_bilinear(s, id, CG_BMEAN_MATMUL);
     case IR_OUTER: return mean_bilinear(s, id, CG_BMEAN_OUTER);
+    /* dK = mean over samples of d_cols . im2col(x)^T: one product over the batch */
+    case IR_CONV2D_BWD_WEIGHT: return mean_bilinear(s, id, CG_BMEAN_CONVW);
+    case IR_CONV2D: case IR_CONV2D_BWD_INPUT: return mean_bilinear(s, id, -1);
+    case IR_AVGPOOL_BWD: case IR_AVGPOOL: case IR_SLICE:
+        return derive(s, n.op, id, mean_of(s, n.args[0]), -1);
+    case IR_CONCAT:
+        return derive(s, n.op, id, mean_of(s, n.args[0]), mean_of(s, n.args[1]));
     case IR_DIV:
         if (!varies(s, n.args[1]))
             return derive(s, IR_DIV, id, mean_of(s, n.args[0]), n.args[1]);
@@ -167,6 +174,47 @@ static void place_grads(CgPlan *pl)
     }
 }
 
+/* The conv ops' scratch (CgNode.aux): the im2col matrix [C*kh*kw, H'*W'] of x a sample,
+ * one for all the nodes of the same x and window (the forward conv fills it, the weight
+ * gradient reads it), and conv2d_backward_input's K^T d of the same shape. */
+static long long cols_size(const CgPlan *pl, const CgNode *n)
+{
+    const CgNode *x = &pl->nodes[n->args[0]];
+    const CgNode *out = n->op == IR_CONV2D_BWD_INPUT ? &pl->nodes[n->args[0]] : n;
+    if (n->op == IR_CONV2D_BWD_INPUT)
+        x = n;
+    else if (n->op != IR_CONV2D)
+        out = &pl->nodes[n->args[1]];
+    long long k = (long long)n->win.kh * n->win.kw * x->shape.dims[0];
+    return k * out->shape.dims[1] * out->shape.dims[2];
+}
+
+static bool same_cols(const CgNode *a, const CgNode *b)
+{
+    return a->op != IR_CONV2D_BWD_INPUT && b->op != IR_CONV2D_BWD_INPUT && a->aux_size &&
+           a->args[0] == b->args[0] && a->win.kh == b->win.kh && a->win.kw == b->win.kw &&
+           a->win.stride == b->win.stride && a->win.pad == b->win.pad;
+}
+
+static void plan_scratch(CgPlan *pl)
+{
+    for (int id = 0; id < pl->nnodes; id++) {
+        CgNode *n = &pl->nodes[id];
+        bool conv = n->op == IR_CONV2D || n->op == IR_CONV2D_BWD_INPUT || n->op == CG_BMEAN_CONVW;
+        if (!conv || n->where == CG_AT_NONE)
+            continue;
+        for (int j = 0; j < id && !n->aux_size; j++)
+            if (same_cols(&pl->nodes[j], n)) {
+                n->aux = pl->nodes[j].aux;
+                n->aux_size = pl->nodes[j].aux_size;
+            }
+        if (!n->aux_size) {
+            n->aux_size = cols_size(pl, n);
+            n->aux = take(&pl->var_elems, n->aux_size);
+        }
+    }
+}
+
 static void plan_storage(CgPlan *pl)
 {
     for (int id = 0; id < pl->nnodes; id++)
@@ -186,6 +234,7 @@ static void plan_storage(CgPlan *pl)
         }
     }
     pl->pred_offset = take(&pl->var_elems, cg_size(&pl->nodes[pl->output]));
+    plan_scratch(pl);
 }
 
 CgPlan *cg_plan(const IrProgram *p, Arena *a)

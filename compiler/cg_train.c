@@ -183,6 +183,7 @@ static LLVMValueRef emit_step(Cg *g, CgOptim *sgd)
     LLVMValueRef io[3];
     CgFrame frame;
     LLVMValueRef fn = begin_pass(g, &frame, "nnc_step", live, io);
+    g->fs->training = true; /* dropout masks drawn */
     if (sgd)
         cg_sgd_step_begin(g, g->fs->run, LLVMGetParam(fn, 6), sgd);
     bind_buffers(g, live, g->fs->run, io);

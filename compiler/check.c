@@ -4,8 +4,9 @@
  * reference interpreter in f64. The symbolic gradient is the mean of the per-sample
  * params[i].grad values. An element passes when |g - g_fd| <= 1e-5 * max(1, |g|, |g_fd|);
  * an element whose finite-difference step moves the input of a kink (relu, abs,
- * leaky_relu, step, sign) across 0 for some sample is skipped and counted: there the
- * difference quotient measures the kink, not the derivative. */
+ * leaky_relu, step, sign) across 0, or switches the maximum of a maxpool window, for some
+ * sample is skipped and counted: there the difference quotient measures the kink, not the
+ * derivative. */
 #include "check.h"
 
 #include <math.h>
@@ -33,10 +34,10 @@ typedef struct Checker {
     int n;                  /* samples */
     const double *x, *t;
     size_t in_size, t_size;
-    int *kinks;             /* forward nodes with a kink at 0 in their input */
+    int *kinks;             /* forward nodes with a kink: at 0 in their input, or maxpool */
     int nkinks;
-    size_t kink_elems;      /* their input elements, per sample */
-    signed char *sign_plus, *sign_minus; /* n * kink_elems signs of those inputs */
+    size_t kink_elems;      /* their states per sample: an input's sign, a window's argmax */
+    int32_t *sign_plus, *sign_minus; /* n * kink_elems states */
 } Checker;
 
 typedef struct ParamResult {
@@ -60,6 +61,12 @@ static bool has_kink(IrOp op)
     return ir_op_info(op)->kink;
 }
 
+/* How many states kink node id has: one per window for maxpool, else one per input element. */
+static size_t kink_states(const IrProgram *p, int id)
+{
+    return node_size(p, p->nodes[id].op == IR_MAXPOOL ? id : p->nodes[id].args[0]);
+}
+
 static void find_kinks(Checker *c)
 {
     const IrProgram *p = c->p;
@@ -67,10 +74,10 @@ static void find_kinks(Checker *c)
     for (int id = 0; id < p->nforward; id++)
         if (has_kink(p->nodes[id].op)) {
             c->kinks[c->nkinks++] = id;
-            c->kink_elems += node_size(p, p->nodes[id].args[0]);
+            c->kink_elems += kink_states(p, id);
         }
-    c->sign_plus = interp_calloc((size_t)c->n * c->kink_elems, 1);
-    c->sign_minus = interp_calloc((size_t)c->n * c->kink_elems, 1);
+    c->sign_plus = interp_calloc((size_t)c->n * c->kink_elems, sizeof *c->sign_plus);
+    c->sign_minus = interp_calloc((size_t)c->n * c->kink_elems, sizeof *c->sign_minus);
 }
 
 static void checker_init(Checker *c, const IrProgram *p, const double *const *params, int n,
@@ -109,20 +116,38 @@ static void run_sample(Checker *c, int s, int upto)
                c->t ? c->t + (size_t)s * c->t_size : NULL, (const double *const *)c->w, upto);
 }
 
-/* The signs of every kink's input in sample s, after a forward run. */
-static void record_signs(Checker *c, int s, signed char *signs)
+/* Where each window of maxpool node id takes its maximum in sample s's run. */
+static int32_t *record_argmax(Checker *c, int id, int32_t *out)
 {
-    signed char *out = signs + (size_t)s * c->kink_elems;
+    const IrNode *n = &c->p->nodes[id];
+    Shape as = c->p->nodes[n->args[0]].shape;
+    const double *a = c->in.val[n->args[0]];
+    for (int ch = 0; ch < n->shape.dims[0]; ch++)
+        for (int oy = 0; oy < n->shape.dims[1]; oy++)
+            for (int ox = 0; ox < n->shape.dims[2]; ox++)
+                *out++ = (int32_t)interp_pool_argmax(n->win, as, a, ch, oy, ox);
+    return out;
+}
+
+/* The states of every kink in sample s, after a forward run: the signs of its input, or
+ * for maxpool where each window's maximum is. */
+static void record_signs(Checker *c, int s, int32_t *signs)
+{
+    int32_t *out = signs + (size_t)s * c->kink_elems;
     for (int k = 0; k < c->nkinks; k++) {
+        if (c->p->nodes[c->kinks[k]].op == IR_MAXPOOL) {
+            out = record_argmax(c, c->kinks[k], out);
+            continue;
+        }
         int arg = c->p->nodes[c->kinks[k]].args[0];
         const double *v = c->in.val[arg];
         for (size_t e = 0, size = node_size(c->p, arg); e < size; e++)
-            *out++ = (signed char)(v[e] > 0 ? 1 : v[e] < 0 ? -1 : 0);
+            *out++ = v[e] > 0 ? 1 : v[e] < 0 ? -1 : 0;
     }
 }
 
 /* The mean loss over the samples at the current params; kink signs go to signs. */
-static double objective(Checker *c, signed char *signs)
+static double objective(Checker *c, int32_t *signs)
 {
     double sum = 0;
     for (int s = 0; s < c->n; s++) {
@@ -161,7 +186,7 @@ static bool finite_difference(Checker *c, int i, size_t k, double *g_fd)
     c->w[i][k] = w_minus;
     double minus = objective(c, c->sign_minus);
     c->w[i][k] = w;
-    if (memcmp(c->sign_plus, c->sign_minus, (size_t)c->n * c->kink_elems) != 0)
+    if (memcmp(c->sign_plus, c->sign_minus, (size_t)c->n * c->kink_elems * sizeof *c->sign_plus) != 0)
         return false;
     /* The step actually taken: w +- h rounded to doubles. */
     *g_fd = (plus - minus) / (w_plus - w_minus);

@@ -32,6 +32,8 @@ void interp_init(Interp *in, const IrProgram *p)
     for (int i = 0; i < p->nnodes; i++)
         total += size_of(&p->nodes[i]);
     in->p = p;
+    in->mask = NULL;
+    in->mask_ctx = NULL;
     in->val = interp_calloc((size_t)p->nnodes, sizeof *in->val);
     in->store = interp_calloc(total, sizeof *in->store);
     size_t at = 0;
@@ -262,7 +264,16 @@ void interp_node(Interp *in, int id)
     case IR_LOG_SOFTMAX: eval_softmax(na->shape, a, out, true); return;
     case IR_SOFTMAX_CE: out[0] = softmax_ce(na->shape, a, b); return;
     case IR_SIGMOID_BCE: out[0] = sigmoid_bce(size_of(na), a, b); return;
-    default: break; /* the elementwise ops were handled above */
+    case IR_DROPOUT_MASK:
+        if (in->mask)
+            in->mask(in->mask_ctx, n, out);
+        else
+            fill(size_of(n), 1, out);
+        return;
+    default:
+        if (interp_image_node(n, na, a, nb, b, out))
+            return;
+        break; /* the elementwise ops were handled above */
     }
     fprintf(stderr, "nnc: internal error: interp: unknown op %d\n", (int)n->op);
     abort();

@@ -6,11 +6,17 @@
 #include "ast.h"
 #include "ir.h"
 
+/* Fills a dropout mask node's values for the sample being run (training only). */
+typedef void (*InterpMaskFn)(void *ctx, const IrNode *n, double *out);
+
 /* One sample's values: val[id] holds node id's shape_size(shape) elements, row-major. */
 typedef struct Interp {
     const IrProgram *p;
     double **val;
     double *store; /* one block behind every val[id] */
+    /* dropout masks: NULL (evaluation, --check, --predict) makes every mask all ones */
+    InterpMaskFn mask;
+    void *mask_ctx;
 } Interp;
 
 /* calloc that never returns NULL: "nnc: out of memory" and exit 1 instead. The
@@ -29,6 +35,13 @@ void interp_run(Interp *in, const double *x, const double *t, const double *cons
 
 /* Evaluates node id alone, from the values of its operands. */
 void interp_node(Interp *in, int id);
+
+/* interp_image.c: an image op (conv2d, pools, their backward helpers, concat, slice) of
+ * node n from its operands' values; false when n is not one. */
+bool interp_image_node(const IrNode *n, const IrNode *na, const double *a, const IrNode *nb,
+                       const double *b, double *out);
+/* The element index of maxpool window (c, oy, ox)'s first maximum in a (shape as). */
+size_t interp_pool_argmax(IrWindow w, Shape as, const double *a, int c, int oy, int ox);
 
 /* The value of the loss node after a run. */
 double interp_loss(const Interp *in);

@@ -25,6 +25,8 @@ typedef struct Trainer {
     void *pred;     /* a batch of predictions, as reals */
     int pred_cap;   /* samples pred holds */
     long long step; /* adam's t: optimizer steps taken, across epochs */
+    NncRun *run;    /* while training a batch: the run and sample whose dropout masks to draw */
+    int sample;
 } Trainer;
 
 /* ---- reals (float or double) to and from f64 ---- */
@@ -208,6 +210,13 @@ static void optimizer_step(NncRun *run)
 
 /* ---- the two functions of the descriptor ---- */
 
+/* A dropout mask of the training sample being run, from the runtime, as generated code has it. */
+static void train_mask(void *ctx, const IrNode *n, double *out)
+{
+    const Trainer *tr = ctx;
+    nnc_rt_dropout_f64(tr->run, n->index, tr->sample, n->num, shape_size(n->shape), out);
+}
+
 /* Forward and backward over batch b: loss_sum, predictions, and the batch's mean
  * gradient written to nnc_rt_grad (zeros for params the loss does not depend on). */
 static double train_batch(NncRun *run, const void *x, const void *t, int n, void *pred)
@@ -219,13 +228,18 @@ static double train_batch(NncRun *run, const void *x, const void *t, int n, void
         for (size_t k = 0; k < param_size(p, i); k++)
             tr->g[i][k] = 0;
     double loss_sum = 0;
+    tr->run = run;
+    tr->in.mask = train_mask; /* dropout on while training; evaluation runs with it off */
+    tr->in.mask_ctx = tr;
     for (int s = 0; s < n; s++) {
+        tr->sample = s;
         loss_sum += run_sample(tr, x, t, s, pred, true);
         for (int i = 0; i < p->nparams; i++)
             if (p->params[i].grad >= 0)
                 for (size_t k = 0; k < param_size(p, i); k++)
                     tr->g[i][k] += tr->in.val[p->params[i].grad][k];
     }
+    tr->in.mask = NULL;
     for (int i = 0; i < p->nparams; i++) {
         for (size_t k = 0; k < param_size(p, i); k++)
             tr->g[i][k] /= n;

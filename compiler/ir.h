@@ -44,8 +44,25 @@ typedef enum {
     /* fused, numerically stable losses (rank 0) */
     IR_SOFTMAX_CE,  /* (z, t): -sum(t * log_softmax(z))      = cross_entropy(softmax(z), t) */
     IR_SIGMOID_BCE, /* (z, t): mean(softplus(z) - t * z)      = bce(sigmoid(z), t) */
+    /* images: per-sample [C, H, W], channels first; win gives the window (docs/design.md) */
+    IR_CONV2D,            /* (x [C,H,W], K [F,C,kh,kw]) -> [F,H',W'], H' = (H+2pad-kh)/stride+1 */
+    IR_CONV2D_BWD_INPUT,  /* (d [F,H',W'], K) -> the node's shape [C,H,W]: conv2d's dx */
+    IR_CONV2D_BWD_WEIGHT, /* (x, d [F,H',W']) -> the node's shape [F,C,kh,kw]: conv2d's dK */
+    IR_MAXPOOL,           /* a [C,H,W] -> [C,(H-k)/stride+1,(W-k)/stride+1]: max of each window */
+    IR_MAXPOOL_BWD,       /* (a, d): a's shape, each window's d at its first maximum (row-major) */
+    IR_AVGPOOL,           /* a [C,H,W] -> pooled shape: mean of each window */
+    IR_AVGPOOL_BWD,       /* d -> the node's shape [C,H,W]: d/(k*k) spread over each window */
+    IR_CONCAT,            /* (a [n,...], b [m,...]) -> [n+m,...] along the first dim */
+    IR_SLICE,             /* a [N,...] -> the node's shape [m,...]: rows index .. index+m-1 */
+    IR_DROPOUT_MASK,      /* leaf, varying: per sample and step 0 with probability num, else
+                           * 1/(1-num); index = the mask's id; all ones when not training */
     IR_NUM_OPS
 } IrOp;
+
+/* The window of a convolution or pooling op (pooling: kh = kw = k, pad 0). */
+typedef struct IrWindow {
+    int kh, kw, stride, pad;
+} IrWindow;
 
 typedef struct IrNode {
     IrOp op;
@@ -53,7 +70,8 @@ typedef struct IrNode {
     int args[2];       /* operand ids; -1 where absent */
     int nargs;
     double num;        /* IR_CONST value, IR_POW exponent, IR_LEAKY_* alpha */
-    int index;         /* IR_PARAM: index into params */
+    int index;         /* IR_PARAM: index into params; IR_SLICE: first row; IR_DROPOUT_MASK: mask id */
+    IrWindow win;      /* conv/pool ops and their backward helpers */
     const char *name;  /* printed name: source name (h, W1), temporary (h.1), adjoint (dh, dh.1) */
     Loc loc;           /* the source it comes from */
     const char *rule;  /* backward nodes: the chain-rule step that produced it */
@@ -96,8 +114,19 @@ int ir_unary_num(IrProgram *p, IrOp op, int a, double num, Loc loc);
 /* A unary op whose result shape is not its operand's (IR_BROADCAST, IR_EXPAND_LAST, IR_RESHAPE). */
 int ir_unary_to(IrProgram *p, IrOp op, int a, Shape shape, Loc loc);
 /* The shape of op applied to operands of shapes a and b (b ignored for unary ops;
- * for IR_BROADCAST, IR_EXPAND_LAST and IR_RESHAPE, b is the result shape). */
+ * for IR_BROADCAST, IR_EXPAND_LAST and IR_RESHAPE, b is the result shape). The image
+ * ops take their window from ir_infer_shape_win; for the ops whose result is the node's
+ * shape (conv2d/avgpool backward, slice, dropout_mask) b is that shape. */
 Shape ir_infer_shape(IrOp op, Shape a, Shape b);
+Shape ir_infer_shape_win(IrOp op, Shape a, Shape b, IrWindow win);
+/* An image op (IR_CONV2D .. IR_SLICE; b -1 for one operand) with window win. shape NULL:
+ * inferred from the operands (conv2d, pools, maxpool_backward, concat); otherwise the
+ * node's shape (the backward helpers of conv2d and avgpool, slice). */
+int ir_image(IrProgram *p, IrOp op, int a, int b, IrWindow win, const Shape *shape, Loc loc);
+/* Rows [first, first + rows) of a's first dim. */
+int ir_slice(IrProgram *p, int a, int first, int rows, Loc loc);
+/* The dropout mask `id` (0, 1, ... in program order) of probability prob and the given shape. */
+int ir_dropout_mask(IrProgram *p, int id, double prob, Shape shape, Loc loc);
 /* What an op is: every stage asks here instead of listing ops of a kind itself. */
 typedef enum {
     IR_KIND_LEAF,   /* input, target, param, const */

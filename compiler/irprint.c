@@ -123,6 +123,31 @@ static void put_operand(const Printer *pr, FILE *out, int id, int need)
         fputc(')', out);
 }
 
+/* The attributes of an image op after its operands, as the language spells its options:
+ * conv2d(x, K, stride = 2, padding = 1), maxpool(a, 2), slice(d, 0, 3). */
+static void put_image_attrs(FILE *out, const IrNode *n)
+{
+    IrWindow w = n->win;
+    switch (n->op) {
+    case IR_MAXPOOL: case IR_MAXPOOL_BWD: case IR_AVGPOOL: case IR_AVGPOOL_BWD:
+        fprintf(out, ", %d", w.kh);
+        if (w.stride != w.kh)
+            fprintf(out, ", stride = %d", w.stride);
+        return;
+    case IR_CONV2D: case IR_CONV2D_BWD_INPUT: case IR_CONV2D_BWD_WEIGHT:
+        if (w.stride != 1)
+            fprintf(out, ", stride = %d", w.stride);
+        if (w.pad != 0)
+            fprintf(out, ", padding = %d", w.pad);
+        return;
+    case IR_SLICE:
+        fprintf(out, ", %d, %d", n->index, n->shape.rank ? n->shape.dims[0] : 0);
+        return;
+    default:
+        return;
+    }
+}
+
 static void put_call(const Printer *pr, FILE *out, const IrNode *n)
 {
     fprintf(out, "%s(", ir_op_name(n->op));
@@ -135,6 +160,7 @@ static void put_call(const Printer *pr, FILE *out, const IrNode *n)
         fputs(", ", out);
         put_num(out, n->num);
     }
+    put_image_attrs(out, n);
     if (n->op == IR_RESHAPE) { /* the text alone must say what it makes */
         char buf[SHAPE_STR_MAX];
         fprintf(out, ", %s", shape_str(n->shape, buf));
@@ -171,6 +197,11 @@ static void put_def(const Printer *pr, FILE *out, int id)
             put_init(out, pr->p->params[n->index].init);
         return;
     case IR_CONST: put_num(out, n->num); return;
+    case IR_DROPOUT_MASK:
+        fprintf(out, "dropout_mask(%d, p = ", n->index);
+        put_num(out, n->num);
+        fputc(')', out);
+        return;
     case IR_NEG:
         fputc('-', out);
         put_operand(pr, out, n->args[0], PREC_NEG + 1);

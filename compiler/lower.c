@@ -22,6 +22,7 @@ typedef struct Lower {
     Binding *binds;
     size_t nbinds, cap;
     bool failed;
+    int nmasks; /* dropout masks so far: the next one's id */
 } Lower;
 
 static Binding *bind_slot(const Lower *L, const void *key)
@@ -134,6 +135,77 @@ static int lower_binary_call(Lower *L, const Expr *e, int a, int b)
     return fail(L, e->loc, "call", f);
 }
 
+/* ---- image calls (sema leaves them canonical: options named and folded) ---- */
+
+/* The folded number of e's option `name`, or `dflt`. */
+static int option(const Expr *e, const char *name, int dflt)
+{
+    for (int i = 0; i < e->nargs; i++)
+        if (e->args[i].name && strcmp(e->args[i].name, name) == 0 && e->args[i].value->kind == EX_NUM)
+            return (int)e->args[i].value->num;
+    return dflt;
+}
+
+static bool positional(const Expr *e, int i)
+{
+    return i < e->nargs && !e->args[i].name;
+}
+
+/* conv2d(x, K[, b]) -> conv2d(x, K) + expand_last(expand_last(b)) */
+static int lower_conv2d(Lower *L, const Expr *e, int x)
+{
+    IrProgram *p = L->p;
+    int k = lower_expr(L, e->args[1].value);
+    if (k < 0)
+        return -1;
+    Shape ks = p->nodes[k].shape;
+    IrWindow win = {ks.dims[2], ks.dims[3], option(e, "stride", 1), option(e, "padding", 0)};
+    int c = ir_image(p, IR_CONV2D, x, k, win, NULL, e->loc);
+    if (!positional(e, 2))
+        return c;
+    int b = lower_expr(L, e->args[2].value);
+    if (b < 0)
+        return -1;
+    Shape out = p->nodes[c].shape, rows = {2, {out.dims[0], out.dims[1]}};
+    int wide = ir_unary_to(p, IR_EXPAND_LAST, ir_unary_to(p, IR_EXPAND_LAST, b, rows, e->loc), out, e->loc);
+    return ir_binary(p, IR_ADD, c, wide, e->loc);
+}
+
+/* concat(a, b, c) -> concat(concat(a, b), c) */
+static int lower_concat(Lower *L, const Expr *e, int a)
+{
+    for (int i = 1; i < e->nargs && a >= 0; i++) {
+        int b = lower_expr(L, e->args[i].value);
+        a = b < 0 ? -1 : ir_image(L->p, IR_CONCAT, a, b, (IrWindow){0}, NULL, e->loc);
+    }
+    return a;
+}
+
+/* An image function's call, a its first argument's node; -2 when e is not one. */
+static int lower_image(Lower *L, const Expr *e, int a)
+{
+    IrProgram *p = L->p;
+    const char *f = e->str;
+    bool max = strcmp(f, "maxpool") == 0;
+    if (strcmp(f, "conv2d") == 0)
+        return lower_conv2d(L, e, a);
+    if (max || strcmp(f, "avgpool") == 0) {
+        int k = e->args[1].value->kind == EX_NUM ? (int)e->args[1].value->num : 1;
+        IrWindow win = {k, k, option(e, "stride", k), 0};
+        return ir_image(p, max ? IR_MAXPOOL : IR_AVGPOOL, a, -1, win, NULL, e->loc);
+    }
+    if (strcmp(f, "flatten") == 0 || strcmp(f, "reshape") == 0)
+        return ir_unary_to(p, IR_RESHAPE, a, e->shape, e->loc);
+    if (strcmp(f, "concat") == 0)
+        return lower_concat(L, e, a);
+    if (strcmp(f, "dropout") == 0) { /* a * mask: the backward pass is d * mask */
+        double prob = e->args[1].value->kind == EX_NUM ? e->args[1].value->num : 0;
+        int mask = ir_dropout_mask(p, L->nmasks++, prob, p->nodes[a].shape, e->loc);
+        return ir_binary(p, IR_MUL, a, mask, e->loc);
+    }
+    return -2;
+}
+
 /* leaky_relu's alpha: sema leaves it as a folded number (default filled in). */
 static double leaky_alpha(const Expr *e)
 {
@@ -151,6 +223,9 @@ static int lower_call(Lower *L, const Expr *e)
     bind(L, e->args[0].value, a);
     if (strcmp(e->str, "leaky_relu") == 0)
         return ir_unary_num(L->p, IR_LEAKY_RELU, a, leaky_alpha(e), e->loc);
+    int image = lower_image(L, e, a);
+    if (image != -2)
+        return image;
     int op = unary_fn(e->str);
     if (op >= 0 && e->nargs == 1)
         return ir_unary(L->p, (IrOp)op, a, e->loc);

@@ -17,6 +17,10 @@ static const SemaFn fns[] = {
     {"outer", FN_OUTER, 2, 2},        {"transpose", FN_TRANSPOSE, 1, 1},
     {"mse", FN_LOSS, 2, 2},           {"bce", FN_LOSS, 2, 2},
     {"cross_entropy", FN_LOSS, 2, 2}, {"dense", FN_DENSE, 2, 3},
+    {"conv", FN_CONV, 3, 4},          {"conv2d", FN_CONV2D, 2, 3},
+    {"maxpool", FN_POOL, 2, 2},       {"avgpool", FN_POOL, 2, 2},
+    {"flatten", FN_FLATTEN, 1, 1},    {"reshape", FN_RESHAPE, 2, 2},
+    {"concat", FN_CONCAT, 1, 1 << 30}, {"dropout", FN_DROPOUT, 2, 2},
 };
 enum { NFNS = sizeof fns / sizeof *fns };
 
@@ -69,6 +73,7 @@ static bool not_constant(Sema *s, const Expr *e, const char *what)
     const char *why = e->kind == EX_NAME   ? arena_printf(s->arena, "the name '%s'", e->str)
                       : e->kind == EX_CALL ? arena_printf(s->arena, "a call of '%s'", e->str)
                       : e->kind == EX_STR  ? "a string"
+                      : e->kind == EX_LIST ? "a bracketed list"
                                            : "a matrix product";
     diag_error(s->diag, e->loc, "%s must be a constant (numbers, + - * / ^ and parentheses), not %s",
                what, why);
@@ -318,7 +323,7 @@ static bool apply(Sema *s, Expr *e, const SemaFn *f)
         e->shape = (Shape){2, {a.dims[1], a.dims[0]}};
         return need_rank(s, e, a, a.rank == 2, "a matrix (rank 2)");
     case FN_LOSS: e->shape = scalar; return same_shapes(s, e, a, b);
-    case FN_DENSE: break;
+    default: break; /* dense; call() took the others */
     }
     diag_error(s->diag, e->loc, "'dense' may only be the whole right-hand side, as in 'h = dense(x, 10, relu)'");
     return false;
@@ -339,6 +344,13 @@ static bool call(Sema *s, Expr *e)
     const SemaFn *f = sema_fn(e->str);
     if (!f)
         return unknown_function(s, e);
+    if (f->kind >= FN_CONV2D) /* options and counts of their own */
+        return sema_image_call(s, e, f);
+    if (f->kind == FN_CONV) {
+        diag_error(s->diag, e->loc, "'conv' may only be the whole right-hand side, as in "
+                   "'h = conv(x, 16, 3, relu)'");
+        return false;
+    }
     if (!check_args(s, e, f))
         return false;
     if (f->kind == FN_DENSE)
@@ -371,6 +383,10 @@ bool sema_expr(Sema *s, Expr *e)
         return binary(s, e);
     case EX_CALL:
         return call(s, e);
+    case EX_LIST:
+        diag_error(s->diag, e->loc, "a bracketed list is not a value; it gives the dims of "
+                   "reshape, as in reshape(x, [1, 28, 28])");
+        return false;
     }
     return false;
 }

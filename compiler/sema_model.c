@@ -198,6 +198,12 @@ bool sema_check_inits(const Model *m, int real_size, Diag *d)
 /* ---- statements ---- */
 
 /* The one input, the (at most one) target, the one loss, the (at most one) output. */
+/* `NAME = fn(...)` for a layer sugar fn (dense, conv): its params come before the let. */
+static bool layer_call(const Stmt *st, const char *fn)
+{
+    return st->kind == ST_LET && st->value->kind == EX_CALL && strcmp(st->value->str, fn) == 0;
+}
+
 static bool only_one(Sema *s, Stmt **slot, Stmt *st, const char *what, const char *rule)
 {
     if (*slot) {
@@ -268,8 +274,9 @@ static void statement(Sema *s, Stmt **link, Stmt **out)
         declaration(s, st);
         break;
     case ST_LET: {
-        bool dense = st->value->kind == EX_CALL && strcmp(st->value->str, "dense") == 0;
-        bool ok = dense ? sema_dense(s, link) : sema_expr(s, st->value);
+        bool ok = layer_call(st, "dense")  ? sema_dense(s, link)
+                  : layer_call(st, "conv") ? sema_conv(s, link)
+                                           : sema_expr(s, st->value);
         st->shape = st->value->shape;
         sema_define(s, st, ok);
         break;
@@ -293,7 +300,7 @@ static void collect_names(Sema *s, Model *m)
             continue;
         if (!sema_scope_get(&s->all, st->name))
             sema_scope_put(s, &s->all, st->name, st, true);
-        if (st->kind == ST_LET && st->value->kind == EX_CALL && strcmp(st->value->str, "dense") == 0) {
+        if (layer_call(st, "dense") || layer_call(st, "conv")) {
             sema_scope_put(s, &s->all, arena_printf(s->arena, "%s.W", st->name), st, true);
             sema_scope_put(s, &s->all, arena_printf(s->arena, "%s.b", st->name), st, true);
         }

@@ -43,11 +43,21 @@ static const char *kind_name(StmtKind k)
     return names[k];
 }
 
+static void expr_named(Printer *p, const Expr *e, int depth, const char *name);
+
 static void expr(Printer *p, const Expr *e, int depth)
+{
+    expr_named(p, e, depth, NULL);
+}
+
+/* name: the option the expression is the value of ("stride = num 2 []"). */
+static void expr_named(Printer *p, const Expr *e, int depth, const char *name)
 {
     char sh[SHAPE_STR_MAX], nb[32];
     lead(p, e->loc, depth);
     shape_str(e->shape, sh);
+    if (name)
+        fprintf(p->out, "%s = ", name);
     switch (e->kind) {
     case EX_NUM: fprintf(p->out, "num %s %s\n", num_str(e->num, nb), sh); return;
     case EX_STR: fprintf(p->out, "string \"%s\"\n", e->str); return;
@@ -63,10 +73,13 @@ static void expr(Printer *p, const Expr *e, int depth)
         expr(p, e->lhs, depth + 1);
         expr(p, e->rhs, depth + 1);
         return;
-    case EX_CALL:
-        fprintf(p->out, "call %s %s\n", e->str, sh);
+    case EX_CALL: case EX_LIST:
+        if (e->kind == EX_CALL)
+            fprintf(p->out, "call %s %s\n", e->str, sh);
+        else
+            fprintf(p->out, "list %s\n", sh);
         for (int i = 0; i < e->nargs; i++)
-            expr(p, e->args[i].value, depth + 1);
+            expr_named(p, e->args[i].value, depth + 1, e->args[i].name);
         return;
     }
 }
@@ -98,7 +111,7 @@ static void stmt(Printer *p, const Stmt *st)
     if (st->kind == ST_PARAM) {
         init(p, st->init);
         if (st->from_dense)
-            fputs(" (from dense)", p->out);
+            fputs(st->from_conv ? " (from conv)" : " (from dense)", p->out);
     }
     fputc('\n', p->out);
     if (st->value)

@@ -52,6 +52,14 @@ typedef enum {
     FN_TRANSPOSE,
     FN_LOSS,      /* mse, bce, cross_entropy */
     FN_DENSE,
+    FN_CONV,      /* the conv layer sugar */
+    /* the image functions (sema_image.c) */
+    FN_CONV2D,
+    FN_POOL,      /* maxpool, avgpool */
+    FN_FLATTEN,
+    FN_RESHAPE,
+    FN_CONCAT,
+    FN_DROPOUT,
 } SemaFnKind;
 
 typedef struct SemaFn {
@@ -71,8 +79,30 @@ Expr *sema_num(Sema *s, double v, Loc loc);
 /* Element count of a shape under construction; false (reported at loc) past 2^31-1. */
 bool sema_check_size(Sema *s, Shape sh, const char *what, Loc loc);
 
-/* sema_dense.c: expands `NAME = dense(...)` at *link (the let); params are defined. */
+/* sema_image.c: checks a call of an image function (kind >= FN_CONV2D) and puts it in
+ * the canonical form lowering reads (options named and folded, after the positional ones). */
+bool sema_image_call(Sema *s, Expr *e, const SemaFn *f);
+/* A named option of an image function: a whole number, its default until given. */
+typedef struct SemaOpt {
+    const char *name;
+    double value;
+    bool given;
+    Loc loc;
+} SemaOpt;
+/* Folds call e's named options (after its positional arguments) into opts; returns the
+ * positional count, -1 after an error. */
+int sema_options(Sema *s, const Expr *e, const char *fn, SemaOpt *opts, int nopts);
+/* A whole-number constant >= min; `what` names it in the message. */
+bool sema_whole(Sema *s, const Expr *e, const char *what, int min, int *out);
+/* Whether argument a of fn is an image [C, H, W]; reported when not. */
+bool sema_image_input(Sema *s, const char *fn, const Arg *a);
+/* The shape of conv2d call e (x, K[, b], then stride and padding), fn as the user wrote it. */
+bool sema_conv2d_shape(Sema *s, Expr *e, const char *fn, int stride, int pad);
+
+/* sema_dense.c: expands `NAME = dense(...)` and `NAME = conv(...)` at *link (the let);
+ * params are defined. */
 bool sema_dense(Sema *s, Stmt **link);
+bool sema_conv(Sema *s, Stmt **link);
 /* sema_model.c: defines st->name, reporting a second definition. */
 void sema_define(Sema *s, Stmt *st, bool ok);
 

@@ -105,7 +105,11 @@ static uint64_t node_hash(const IrNode *n)
     uint64_t h = mix((uint64_t)n->op, (uint32_t)a[0]);
     h = mix(h, (uint32_t)a[1]);
     h = mix(h, num_bits(n));
-    h = mix(h, n->op == IR_PARAM ? (uint32_t)n->index : 0);
+    h = mix(h, (uint32_t)n->index);
+    h = mix(h, (uint32_t)n->win.kh);
+    h = mix(h, (uint32_t)n->win.kw);
+    h = mix(h, (uint32_t)n->win.stride);
+    h = mix(h, (uint32_t)n->win.pad);
     h = mix(h, (uint32_t)n->shape.rank);
     for (int i = 0; i < n->shape.rank; i++)
         h = mix(h, (uint32_t)n->shape.dims[i]);
@@ -118,8 +122,8 @@ static bool node_same(const IrNode *x, const IrNode *y)
     key_args(x, a);
     key_args(y, b);
     return x->op == y->op && x->nargs == y->nargs && a[0] == b[0] && a[1] == b[1] &&
-           num_bits(x) == num_bits(y) && (x->op != IR_PARAM || x->index == y->index) &&
-           shape_eq(x->shape, y->shape);
+           num_bits(x) == num_bits(y) && x->index == y->index &&
+           memcmp(&x->win, &y->win, sizeof x->win) == 0 && shape_eq(x->shape, y->shape);
 }
 
 /* The table slot holding a node equal to n, or the empty slot where it belongs. */

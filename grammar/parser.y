@@ -40,6 +40,7 @@ typedef struct { Expr **v; int n, cap; } ExprVec;
 static void yyerror(YYLTYPE *lloc, yyscan_t scanner, const char *msg);
 static Expr *mk(ParseState *ps, ExprKind kind, Loc loc, Expr *lhs, Expr *rhs);
 static Expr *mk_call(ParseState *ps, const char *name, Loc loc, Arg *args, int nargs);
+static Expr *mk_list(ParseState *ps, Loc loc, Expr **items, int n);
 static Arg *push_arg(ParseState *ps, Arg *args, int n, Arg arg);
 static Stmt *mk_stmt(ParseState *ps, StmtKind kind, Loc loc, const char *name, Loc name_loc);
 static void *push(ParseState *ps, void *arr, int n, size_t size, const void *item);
@@ -199,11 +200,17 @@ args:
   | arglist
   ;
 
-/* arglist -> arg { ',' arg }, arg -> [ NAME '=' ] expr */
+/* arglist -> arg { ',' arg }, arg -> [ NAME '=' ] expr | '[' expr { ',' expr } ']'
+ * (a bracketed list of constants, as reshape's dims) */
 arglist:
     expr                { $$.v = push_arg(PS, NULL, 0, (Arg){NULL, $1->loc, $1}); $$.n = 1; }
   | NAME '=' expr       { $$.v = push_arg(PS, NULL, 0, (Arg){$1, AT(@1), $3}); $$.n = 1; }
+  | '[' dimlist ']'     { Expr *l = mk_list(PS, AT(@1), $2.v, $2.n);
+                          $$.v = push_arg(PS, NULL, 0, (Arg){NULL, l->loc, l}); $$.n = 1; }
   | arglist ',' expr    { $$.v = push_arg(PS, $1.v, $1.n, (Arg){NULL, $3->loc, $3}); $$.n = $1.n + 1; }
+  | arglist ',' '[' dimlist ']' {
+                          Expr *l = mk_list(PS, AT(@3), $4.v, $4.n);
+                          $$.v = push_arg(PS, $1.v, $1.n, (Arg){NULL, l->loc, l}); $$.n = $1.n + 1; }
   | arglist ',' NAME '=' expr {
                           $$.v = push_arg(PS, $1.v, $1.n, (Arg){$3, AT(@3), $5}); $$.n = $1.n + 1; }
   ;
@@ -331,6 +338,17 @@ static Expr *mk_call(ParseState *ps, const char *name, Loc loc, Arg *args, int n
         if (args[i].value->depth >= e->depth)
             e->depth = args[i].value->depth + 1;
     limit_depth(ps, e);
+    return e;
+}
+
+/* [e1, ...]: the items as positional arguments of a list node. */
+static Expr *mk_list(ParseState *ps, Loc loc, Expr **items, int n)
+{
+    Arg *args = NULL;
+    for (int i = 0; i < n; i++)
+        args = push_arg(ps, args, i, (Arg){NULL, items[i]->loc, items[i]});
+    Expr *e = mk_call(ps, NULL, loc, args, n);
+    e->kind = EX_LIST;
     return e;
 }
 

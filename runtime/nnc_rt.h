@@ -150,6 +150,13 @@ double *nnc_rt_gmax(NncRun *run);
 int nnc_rt_update_safe(NncRun *run);
 void nnc_rt_epoch_end(NncRun *run, int epoch);
 
+/* The dropout mask of mask `id` for sample `sample` (its position in the batch) of the
+ * run's current step: n values, each 0 or 1/(1-p). Pure function of (seed, step, id, sample),
+ * step counting the training batches from 0 across epochs (nnc_rt_batch), so any thread
+ * may call it in any order. Evaluation, --check and --predict use no mask (all ones). */
+void nnc_rt_dropout_f32(NncRun *run, int id, long long sample, double p, long long n, float *out);
+void nnc_rt_dropout_f64(NncRun *run, int id, long long sample, double p, long long n, double *out);
+
 /* ---- shared with the compiler (nnc links this library too, for --check and --run) ---- */
 
 /* Fills param `index`'s initial values in f64, deterministic in (seed, index) alone, so a

@@ -191,6 +191,7 @@ int rt_ckpt_load(NncRun *run, const char *path)
         run->first_epoch = (int)get_counter(run, &l, C_EPOCH);
         run->first_batch = (int)get_counter(run, &l, C_BATCH);
         run->steps0 = (long long)get_counter(run, &l, C_STEPS);
+        run->batches = run->steps0; /* the dropout masks go on at the next step */
         run->resume_loss = from_bits(get_counter(run, &l, C_LOSS));
         run->resume_seen = (long)get_counter(run, &l, C_SEEN);
         run->resume_correct = (long)get_counter(run, &l, C_CORRECT);

@@ -269,6 +269,7 @@ struct NncRun {
     double resume_loss;
     long resume_seen, resume_correct;
     int interrupted, done_batches; /* a signal stopped the run after done_batches of epoch */
+    long long step, batches; /* dropout: the current training batch's step; batches begun */
 };
 
 /* The workspace and the outgrown ones kept since (nnc_rt_workspace), freed. */

@@ -71,13 +71,21 @@ uint64_t rt_rng_below(RtRng *r, uint64_t n)
     return x % n;
 }
 
-/* Spec 8: fan_in is the last dim, fan_out the one before; rank 1: both the dim; rank 0: 1. */
+/* Spec 8: fan_in is the last dim, fan_out the one before; rank 1: both the dim; rank 0: 1.
+ * Spec 9, ranks 3 and 4 (conv weights [F, C, kh, kw]): fan_in = dims[1] * r and fan_out =
+ * dims[0] * r, r the product of the dims after the second (PyTorch's rule). */
 static void fans(const NncParamDesc *p, double *fan_in, double *fan_out)
 {
     if (p->rank == 0) {
         *fan_in = *fan_out = 1;
     } else if (p->rank == 1) {
         *fan_in = *fan_out = p->dims[0];
+    } else if (p->rank >= 3) {
+        double r = 1;
+        for (int i = 2; i < p->rank; i++)
+            r *= p->dims[i];
+        *fan_in = p->dims[1] * r;
+        *fan_out = p->dims[0] * r;
     } else {
         *fan_in = p->dims[p->rank - 1];
         *fan_out = p->dims[p->rank - 2];
@@ -126,4 +134,47 @@ void nnc_init_param(const NncParamDesc *p, int index, unsigned long long seed, d
             out[i] = 0.0;
         break;
     }
+}
+
+/* ---- dropout masks (the bits are fixed in notes/conv-ir.md: the interpreter and generated
+ * code draw the same masks, on any thread count) ---- */
+
+static uint64_t mix64(uint64_t z)
+{
+    z ^= z >> 30;
+    z *= 0xbf58476d1ce4e5b9ULL;
+    z ^= z >> 27;
+    z *= 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* The key of one (seed, step, id, sample). */
+static uint64_t dropout_key(const NncRun *run, int id, long long sample)
+{
+    uint64_t s = mix64((uint64_t)run->o.seed ^ 0x6a09e667f3bcc909ULL);
+    s = mix64(s ^ (uint64_t)run->step);
+    return mix64(s ^ ((uint64_t)id << 40 ^ (uint64_t)sample));
+}
+
+/* Whether element e is kept: u_e in [0, 1) from 53 bits, kept iff u_e >= p. */
+static int dropout_keep(uint64_t key, long long e, double p)
+{
+    uint64_t z = mix64(key + (uint64_t)(e + 1) * 0x9e3779b97f4a7c15ULL);
+    return (double)(z >> 11) * 0x1.0p-53 >= p;
+}
+
+void nnc_rt_dropout_f64(NncRun *run, int id, long long sample, double p, long long n, double *out)
+{
+    uint64_t key = dropout_key(run, id, sample);
+    double kept = 1.0 / (1.0 - p);
+    for (long long e = 0; e < n; e++)
+        out[e] = dropout_keep(key, e, p) ? kept : 0.0;
+}
+
+void nnc_rt_dropout_f32(NncRun *run, int id, long long sample, double p, long long n, float *out)
+{
+    uint64_t key = dropout_key(run, id, sample);
+    float kept = (float)(1.0 / (1.0 - p));
+    for (long long e = 0; e < n; e++)
+        out[e] = dropout_keep(key, e, p) ? kept : 0.0f;
 }

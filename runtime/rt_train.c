@@ -155,6 +155,7 @@ int nnc_rt_batch(NncRun *run, int b, const void **x, const void **t)
 {
     const NncData *d = &run->train.d;
     int start = b * run->o.batch;
+    run->step = run->batches++; /* the dropout masks' step: 0, 1, ... across epochs */
     int n = start >= d->n ? 0 : d->n - start < run->o.batch ? d->n - start : run->o.batch;
     if (run->m->shuffle) {
         gather(run, start, n);

@@ -114,16 +114,27 @@ static void test_distributions(void)
     free(v);
 }
 
-/* Fans: rank >= 2 the last two dims, rank 1 the dim twice, rank 0 one. */
+/* Fans: rank 2 the last two dims, rank 1 the dim twice, rank 0 one; ranks 3 and 4 (conv
+ * weights [F, C, kh, kw]) dims[1] and dims[0] times the product of the rest (spec 9). */
 static void test_fans(void)
 {
     NncParamDesc r3 = param(NNC_INIT_HE, 0, 0, 3, 20, 30, 40);
     double *v = values(&r3, 0, 3);
-    check_normal("he [20, 30, 40]", v, r3.size, 0, sqrt(2.0 / 40));
+    check_normal("he [20, 30, 40]", v, r3.size, 0, sqrt(2.0 / (30 * 40)));
     free(v);
     NncParamDesc r3x = param(NNC_INIT_XAVIER, 0, 0, 3, 20, 30, 40);
     v = values(&r3x, 0, 3);
-    check_uniform("xavier [20, 30, 40]", v, r3x.size, -sqrt(6.0 / 70), sqrt(6.0 / 70));
+    check_uniform("xavier [20, 30, 40]", v, r3x.size, -sqrt(6.0 / (30 * 40 + 20 * 40)),
+                  sqrt(6.0 / (30 * 40 + 20 * 40)));
+    free(v);
+    NncParamDesc r4 = {"k", 4, {64, 32, 3, 3}, 64 * 32 * 9, NNC_INIT_HE, 0, 0};
+    v = values(&r4, 1, 3);
+    check_normal("he [64, 32, 3, 3]", v, r4.size, 0, sqrt(2.0 / (32 * 9)));
+    free(v);
+    NncParamDesc r4x = {"k", 4, {64, 32, 3, 3}, 64 * 32 * 9, NNC_INIT_XAVIER, 0, 0};
+    v = values(&r4x, 1, 3);
+    check_uniform("xavier [64, 32, 3, 3]", v, r4x.size, -sqrt(6.0 / ((32 + 64) * 9)),
+                  sqrt(6.0 / ((32 + 64) * 9)));
     free(v);
     NncParamDesc r1 = param(NNC_INIT_XAVIER, 0, 0, 1, 50000, 0, 0);
     v = values(&r1, 0, 3);

@@ -1,0 +1,615 @@
+/* cg_conv.c - conv2d over the batch as register-blocked products.
+ *
+ * Per sample, the image x [C,H,W] is unfolded into its im2col matrix X [C*kh*kw, H'*W']
+ * (the workspace scratch CgNode.aux; zeros where a window reaches into the padding), and
+ *   forward          out[F, P]  = K[F, KK] . X[KK, P]          (axpy form, below)
+ *   backward_input   D[KK, P]   = K^T . d[F, P], then col2im (each column's values added
+ *                                 back at the pixels they were read from)
+ *   mean of backward_weight     dK[F, KK] = (1/n) sum over samples of d[F, P] . X^T
+ *                                 (dot form, summed over the batch in the accumulators'
+ *                                 memory: no per-sample [F, C, kh, kw] value)
+ * with P = H'*W' and KK = C*kh*kw. The forward conv fills X and the weight gradient reads
+ * it back (both nodes share the scratch); the forward product's epilogue computes the
+ * elementwise chain after it (bias, relu: cg_fuse.c) on the vectors still in registers.
+ *
+ * Blocks, as cg_mm.c's and sized the same way from the target's vector registers:
+ *   axpy  R rows of C x V vectors along P: R*V accumulators, K broadcast, V loads of X;
+ *   dot   R rows of d x S rows of X: R*S vector accumulators along P, reduced to S lanes.
+ * Tasks: the forward and backward_input run one task a sample; the weight gradient one
+ * task a block of R filters, each summing over all samples in order. Every output element
+ * is one task's whole sum in a fixed order: the bits do not depend on the thread count. */
+#include "cg.h"
+
+#include <assert.h>
+#include <string.h>
+
+enum { MAX_R = 6, MAX_V = 4 }; /* the largest blocks: array sizes */
+
+CgBlocks cg_blocks(const Cg *g)
+{
+    /* 32 registers (AVX-512): dot 4 x 4 (24 registers), axpy 4 x 4 (21); 16 (AVX2):
+     * dot 3 x 3 (15), axpy 6 x 2 (15): see cg_mm.c */
+    return g->vregs >= 32 ? (CgBlocks){4, 4, 4, 4} : (CgBlocks){3, 3, 6, 2};
+}
+
+static const CgNode *node(Cg *g, int id)
+{
+    return &g->plan->nodes[id];
+}
+
+/* ---- geometry ---- */
+
+typedef struct Geo {
+    long long C, H, W;   /* the image */
+    long long F, OH, OW; /* the output */
+    long long kh, kw, s, p;
+    long long P, KK;     /* OH*OW, C*kh*kw: the im2col matrix is [KK, P] */
+} Geo;
+
+static Geo geometry(Shape img, Shape out, IrWindow w)
+{
+    Geo q = {img.dims[0], img.dims[1], img.dims[2], out.dims[0], out.dims[1], out.dims[2],
+             w.kh, w.kw, w.stride, w.pad, 0, 0};
+    q.P = q.OH * q.OW;
+    q.KK = q.C * q.kh * q.kw;
+    return q;
+}
+
+/* The image and output shapes of a conv node. */
+static Geo geo_of(Cg *g, int id)
+{
+    const CgNode *n = node(g, id);
+    switch (n->op) {
+    case IR_CONV2D: return geometry(node(g, n->args[0])->shape, n->shape, n->win);
+    case IR_CONV2D_BWD_INPUT: return geometry(n->shape, node(g, n->args[0])->shape, n->win);
+    default: return geometry(node(g, n->args[0])->shape, node(g, n->args[1])->shape, n->win);
+    }
+}
+
+/* The scratch of node id for sample b, inside a kernel whose extra is the scratch base. */
+static LLVMValueRef aux_at(Cg *g, int id, LLVMValueRef aux, LLVMValueRef b)
+{
+    return cg_gep(g, aux, cg_imul(g, b, node(g, id)->aux_size));
+}
+
+/* In the pass's frame: the scratch base (a varying workspace buffer, as cg_train.c's). */
+static LLVMValueRef aux_base(Cg *g, int id)
+{
+    return cg_gep(g, g->fs->ws, LLVMBuildNSWMul(g->b, g->fs->batch_cap, cg_i64(g, node(g, id)->aux), ""));
+}
+
+/* Whether node id fills its im2col scratch in this function: no node computed before it
+ * here shares the scratch. */
+static bool fills_cols(Cg *g, int id)
+{
+    const CgNode *n = node(g, id);
+    for (int j = 0; j < id; j++) {
+        const CgNode *o = node(g, j);
+        if (g->fs->live[j] && o->aux_size && o->aux == n->aux && o->op != IR_CONV2D_BWD_INPUT)
+            return false;
+    }
+    return true;
+}
+
+/* ---- im2col and col2im, one sample ---- */
+
+/* The column-matrix row r = (c, u, v): c, u, v and the image row and column of output
+ * position (oy, ox): iy = oy*s + u - p, ix = ox*s + v - p. */
+typedef struct Tap {
+    LLVMValueRef c, u, v;
+} Tap;
+
+static Tap tap_of(Cg *g, const Geo *q, LLVMValueRef r)
+{
+    LLVMValueRef kk = cg_i64(g, q->kh * q->kw), kw = cg_i64(g, q->kw);
+    LLVMValueRef c = LLVMBuildSDiv(g->b, r, kk, "");
+    LLVMValueRef rest = LLVMBuildSRem(g->b, r, kk, "");
+    return (Tap){c, LLVMBuildSDiv(g->b, rest, kw, ""), LLVMBuildSRem(g->b, rest, kw, "")};
+}
+
+/* o*s + k - p, and whether it lies in [0, size) */
+static LLVMValueRef coord(Cg *g, const Geo *q, LLVMValueRef o, LLVMValueRef k, long long size,
+                          LLVMValueRef *in)
+{
+    LLVMValueRef i = LLVMBuildNSWSub(g->b, cg_iadd(g, cg_imul(g, o, q->s), k), cg_i64(g, q->p), "");
+    LLVMValueRef lo = LLVMBuildICmp(g->b, LLVMIntSGE, i, cg_i64(g, 0), "");
+    LLVMValueRef hi = LLVMBuildICmp(g->b, LLVMIntSLT, i, cg_i64(g, size), "");
+    *in = LLVMBuildAnd(g->b, lo, hi, "");
+    return i;
+}
+
+/* The loops over r and (oy, ox), with the image index (clamped into the image where the
+ * position is in the padding) and whether it is inside. */
+typedef struct ColLoop {
+    CgLoop lr, ly, lx;
+    LLVMValueRef img, inside, col; /* col: r*P + oy*OW + ox */
+} ColLoop;
+
+/* The two outer loops, r and oy: the tap and the image row iy (clamped to 0 outside). */
+static Tap rows_begin(Cg *g, const Geo *q, CgLoop *lr, CgLoop *ly, LLVMValueRef *iy, LLVMValueRef *in)
+{
+    *lr = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, q->KK), "r");
+    Tap t = tap_of(g, q, lr->i);
+    *ly = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, q->OH), "oy");
+    LLVMValueRef y = coord(g, q, ly->i, t.u, q->H, in);
+    *iy = LLVMBuildSelect(g->b, *in, y, cg_i64(g, 0), "");
+    return t;
+}
+
+static ColLoop col_begin(Cg *g, const Geo *q)
+{
+    ColLoop l;
+    LLVMValueRef iy, yin, xin;
+    Tap t = rows_begin(g, q, &l.lr, &l.ly, &iy, &yin);
+    l.lx = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, q->OW), "ox");
+    LLVMValueRef ix = coord(g, q, l.lx.i, t.v, q->W, &xin);
+    l.inside = LLVMBuildAnd(g->b, yin, xin, "");
+    LLVMValueRef at = cg_iadd(g, cg_imul(g, cg_iadd(g, cg_imul(g, t.c, q->H), iy), q->W), ix);
+    l.img = LLVMBuildSelect(g->b, l.inside, at, cg_i64(g, 0), "");
+    l.col = cg_iadd(g, cg_iadd(g, cg_imul(g, l.lr.i, q->P), cg_imul(g, l.ly.i, q->OW)), l.lx.i);
+    return l;
+}
+
+static void col_end(Cg *g, ColLoop *l)
+{
+    cg_loop_end(g, &l->lx);
+    cg_loop_end(g, &l->ly);
+    cg_loop_end(g, &l->lr);
+}
+
+/* Stride 1: a row of X (one r, one oy) is a shifted row of the image, zeros where it
+ * reaches into the padding: whole vectors, masked by the lanes whose column is inside. */
+static LLVMValueRef masked_op(Cg *g, const char *name, LLVMValueRef *args, unsigned nargs)
+{
+    LLVMTypeRef types[] = {cg_vec_type(g, g->lanes), LLVMPointerType(cg_vec_type(g, g->lanes), 0)};
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(g->mod, id, types, 2);
+    return LLVMBuildCall2(g->b, LLVMIntrinsicGetType(g->ctx, id, types, 2), fn, args, nargs, "");
+}
+
+/* The vector at p + i (not inbounds: masked-off lanes may lie outside the buffer). */
+static LLVMValueRef vptr(Cg *g, LLVMValueRef p, LLVMValueRef i)
+{
+    LLVMValueRef e = LLVMBuildGEP2(g->b, g->real, p, &i, 1, "");
+    return LLVMBuildBitCast(g->b, e, LLVMPointerType(cg_vec_type(g, g->lanes), 0), "");
+}
+
+static LLVMValueRef mload(Cg *g, LLVMValueRef p, LLVMValueRef i, LLVMValueRef mask)
+{
+    LLVMValueRef args[] = {vptr(g, p, i), cg_i32(g, g->real_size), mask, cg_vzero(g, g->lanes)};
+    return masked_op(g, "llvm.masked.load", args, 4);
+}
+
+static void mstore(Cg *g, LLVMValueRef v, LLVMValueRef p, LLVMValueRef i, LLVMValueRef mask)
+{
+    LLVMValueRef args[] = {v, vptr(g, p, i), cg_i32(g, g->real_size), mask};
+    masked_op(g, "llvm.masked.store", args, 4);
+}
+
+/* Lanes ox0 + j (j < lanes) with ox < OW, and those whose image column ox + shift lies in
+ * [0, W) too. */
+static void row_masks(Cg *g, const Geo *q, LLVMValueRef ox0, LLVMValueRef shift, LLVMValueRef *out,
+                      LLVMValueRef *in)
+{
+    int w = g->lanes;
+    LLVMTypeRef vt = LLVMVectorType(g->i64, (unsigned)w);
+    LLVMValueRef lane[CG_MAX_LANES];
+    for (int j = 0; j < w; j++)
+        lane[j] = cg_i64(g, j);
+    LLVMValueRef splat = LLVMBuildInsertElement(g->b, LLVMGetUndef(vt), ox0, cg_i32(g, 0), "");
+    LLVMValueRef zeros = LLVMConstNull(LLVMVectorType(g->i32, (unsigned)w));
+    LLVMValueRef ox = LLVMBuildAdd(g->b, LLVMBuildShuffleVector(g->b, splat, LLVMGetUndef(vt), zeros, ""),
+                                   LLVMConstVector(lane, (unsigned)w), "");
+    LLVMValueRef sv = LLVMBuildInsertElement(g->b, LLVMGetUndef(vt), shift, cg_i32(g, 0), "");
+    LLVMValueRef ix = LLVMBuildAdd(g->b, ox, LLVMBuildShuffleVector(g->b, sv, LLVMGetUndef(vt), zeros, ""), "");
+    LLVMValueRef ow[CG_MAX_LANES], wd[CG_MAX_LANES];
+    for (int j = 0; j < w; j++) {
+        ow[j] = cg_i64(g, q->OW);
+        wd[j] = cg_i64(g, q->W);
+    }
+    *out = LLVMBuildICmp(g->b, LLVMIntSLT, ox, LLVMConstVector(ow, (unsigned)w), "");
+    LLVMValueRef lo = LLVMBuildICmp(g->b, LLVMIntSGE, ix, LLVMConstNull(vt), "");
+    LLVMValueRef hi = LLVMBuildICmp(g->b, LLVMIntSLT, ix, LLVMConstVector(wd, (unsigned)w), "");
+    *in = LLVMBuildAnd(g->b, *out, LLVMBuildAnd(g->b, lo, hi, ""), "");
+}
+
+/* The loops over r = (c, u, v), oy and the row's vectors for stride 1: the image row iy
+ * (and whether it is inside), the vector's first column ox0 and masks. */
+typedef struct RowLoop {
+    CgLoop lr, ly, lv;
+    LLVMValueRef row_in;  /* i1: iy in [0, H) */
+    LLVMValueRef img;     /* the image index of column ox0 + v - p of row iy (row clamped) */
+    LLVMValueRef col;     /* r*P + oy*OW + ox0 */
+    LLVMValueRef out, in; /* lanes inside the output row; and inside the image */
+} RowLoop;
+
+static RowLoop row_begin(Cg *g, const Geo *q)
+{
+    RowLoop l;
+    LLVMValueRef iy;
+    Tap t = rows_begin(g, q, &l.lr, &l.ly, &iy, &l.row_in);
+    l.lv = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, (q->OW + g->lanes - 1) / g->lanes), "ov");
+    LLVMValueRef ox0 = cg_imul(g, l.lv.i, g->lanes);
+    LLVMValueRef shift = LLVMBuildNSWSub(g->b, t.v, cg_i64(g, q->p), "");
+    row_masks(g, q, ox0, shift, &l.out, &l.in);
+    l.in = LLVMBuildSelect(g->b, l.row_in, l.in, LLVMConstNull(LLVMTypeOf(l.in)), "");
+    l.img = cg_iadd(g, cg_iadd(g, cg_imul(g, cg_iadd(g, cg_imul(g, t.c, q->H), iy), q->W), ox0), shift);
+    l.col = cg_iadd(g, cg_iadd(g, cg_imul(g, l.lr.i, q->P), cg_imul(g, l.ly.i, q->OW)), ox0);
+    return l;
+}
+
+static void row_end(Cg *g, RowLoop *l)
+{
+    cg_loop_end(g, &l->lv);
+    cg_loop_end(g, &l->ly);
+    cg_loop_end(g, &l->lr);
+}
+
+static void im2col(Cg *g, const Geo *q, LLVMValueRef x, LLVMValueRef cols)
+{
+    if (q->s == 1) {
+        RowLoop l = row_begin(g, q);
+        mstore(g, mload(g, x, l.img, l.in), cols, l.col, l.out);
+        row_end(g, &l);
+        return;
+    }
+    ColLoop l = col_begin(g, q);
+    LLVMValueRef v = LLVMBuildSelect(g->b, l.inside, cg_load_at(g, x, l.img), cg_real(g, 0), "");
+    cg_store_at(g, cols, l.col, v);
+    col_end(g, &l);
+}
+
+/* dx = 0, then each column value added at the pixel it was read from (in r, oy, ox order) */
+static void col2im(Cg *g, const Geo *q, LLVMValueRef cols, LLVMValueRef dx)
+{
+    CgLoop lz = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, q->C * q->H * q->W), "i");
+    cg_store_at(g, dx, lz.i, cg_real(g, 0));
+    cg_loop_end(g, &lz);
+    if (q->s == 1) {
+        RowLoop l = row_begin(g, q);
+        LLVMValueRef sum = LLVMBuildFAdd(g->b, mload(g, dx, l.img, l.in), mload(g, cols, l.col, l.in), "");
+        mstore(g, sum, dx, l.img, l.in);
+        row_end(g, &l);
+        return;
+    }
+    ColLoop l = col_begin(g, q);
+    LLVMBasicBlockRef yes = cg_block(g, "inside"), next = cg_block(g, "next");
+    LLVMBuildCondBr(g->b, l.inside, yes, next);
+    LLVMPositionBuilderAtEnd(g->b, yes);
+    LLVMValueRef sum = LLVMBuildFAdd(g->b, cg_load_at(g, dx, l.img), cg_load_at(g, cols, l.col), "");
+    cg_store_at(g, dx, l.img, sum);
+    LLVMBuildBr(g->b, next);
+    LLVMPositionBuilderAtEnd(g->b, next);
+    col_end(g, &l);
+}
+
+/* ---- axpy form: C(m, n) = sum over k of A(m, k) B(k, n), B and C rows of N ---- */
+
+typedef struct Axpy {
+    LLVMValueRef a, b;      /* A(m, k) = a[m*a_rs + k*a_ks]; B(k, n) = b[k*N + n] */
+    long long a_rs, a_ks, M, N, K;
+    const CgFuse *fuse;     /* the epilogue: C at (sample, m*N + n) through the chain... */
+    LLVMValueRef sample;
+    LLVMValueRef c;         /* ...or, when fuse is NULL, stored at c[m*N + n] */
+} Axpy;
+
+static void axpy_store(Cg *g, const Axpy *x, LLVMValueRef m, LLVMValueRef n, LLVMValueRef v, int on)
+{
+    LLVMValueRef at = cg_iadd(g, cg_imul(g, m, x->N), n);
+    if (x->fuse)
+        cg_fuse_epilogue(g, x->fuse, v, x->sample, at, g->lanes, on);
+    else
+        cg_vstore(g, v, cg_gep(g, x->c, at), g->lanes, on);
+}
+
+static void axpy_tile(Cg *g, const Axpy *x, int R, int V, int last_on, LLVMValueRef m0, LLVMValueRef n0)
+{
+    int w = g->lanes;
+    LLVMTypeRef vt = cg_vec_type(g, w);
+    LLVMValueRef acc[MAX_R * MAX_V], bv[MAX_V];
+    for (int i = 0; i < R * V; i++) {
+        acc[i] = cg_slot(g, vt, "acc");
+        LLVMBuildStore(g->b, cg_vzero(g, w), acc[i]);
+    }
+    CgLoop lk = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, x->K), "k");
+    LLVMValueRef brow = cg_iadd(g, cg_imul(g, lk.i, x->N), n0);
+    for (int v = 0; v < V; v++)
+        bv[v] = cg_vload(g, cg_gep(g, x->b, cg_iadd(g, brow, cg_i64(g, v * w))), w, v == V - 1 ? last_on : w);
+    for (int r = 0; r < R; r++) {
+        LLVMValueRef i = cg_iadd(g, cg_imul(g, cg_iadd(g, m0, cg_i64(g, r)), x->a_rs), cg_imul(g, lk.i, x->a_ks));
+        LLVMValueRef a = cg_splat(g, cg_load_at(g, x->a, i), w);
+        for (int v = 0; v < V; v++) {
+            LLVMValueRef old = LLVMBuildLoad2(g->b, vt, acc[r * V + v], "");
+            LLVMBuildStore(g->b, cg_vfma(g, a, bv[v], old), acc[r * V + v]);
+        }
+    }
+    cg_loop_end(g, &lk);
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < V; v++)
+            axpy_store(g, x, cg_iadd(g, m0, cg_i64(g, r)), cg_iadd(g, n0, cg_i64(g, v * w)),
+                       LLVMBuildLoad2(g->b, vt, acc[r * V + v], ""), v == V - 1 ? last_on : w);
+}
+
+/* All rows of the column block at n0: R at a time, then one at a time. */
+static void axpy_rows(Cg *g, const Axpy *x, int R, int V, int last_on, LLVMValueRef n0)
+{
+    long long whole = x->M / R;
+    if (whole) {
+        CgLoop lr = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, whole), "mb");
+        axpy_tile(g, x, R, V, last_on, cg_imul(g, lr.i, R), n0);
+        cg_loop_end(g, &lr);
+    }
+    for (long long m = whole * R; m < x->M; m++)
+        axpy_tile(g, x, 1, V, last_on, cg_i64(g, m), n0);
+}
+
+static void axpy_product(Cg *g, const Axpy *x)
+{
+    CgBlocks bl = cg_blocks(g);
+    int w = g->lanes, V = bl.axpy_v;
+    long long per = (long long)V * w, nfull = x->N / per, rest = x->N % per;
+    if (nfull) {
+        CgLoop ln = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, nfull), "nb");
+        axpy_rows(g, x, bl.axpy_r, V, w, cg_imul(g, ln.i, per));
+        cg_loop_end(g, &ln);
+    }
+    if (rest) {
+        int vt = (int)((rest + w - 1) / w);
+        axpy_rows(g, x, bl.axpy_r, vt, (int)(rest - (long long)(vt - 1) * w), cg_i64(g, nfull * per));
+    }
+}
+
+/* ---- forward ---- */
+
+/* A non-varying value (the bias broadcast expand_last(expand_last(b))) that a consumer of
+ * the conv adds, computed now, before the conv, so the epilogue can load it (cg_fuse.c
+ * takes what is computed already). */
+static void emit_early(Cg *g, int conv, int id)
+{
+    const CgNode *n = node(g, id);
+    IrKind kind = n->op < IR_NUM_OPS ? ir_op_info(n->op)->kind : IR_KIND_OTHER;
+    if (n->varying || id < conv || g->fs->done[id] || !g->fs->live[id] || kind == IR_KIND_LEAF ||
+        n->where != CG_AT_WS)
+        return;
+    for (int k = 0; k < n->nargs; k++)
+        emit_early(g, conv, n->args[k]);
+    cg_emit_node(g, id);
+    g->fs->done[id] = true;
+}
+
+static void early_operands(Cg *g, int conv)
+{
+    for (int u = conv + 1; u < g->plan->nnodes; u++) {
+        const CgNode *n = node(g, u);
+        if (!g->fs->live[u] || g->fs->done[u] || n->nargs != 2 || !cg_op_vector(n->op, n->num))
+            continue;
+        if (n->args[0] == conv || n->args[1] == conv)
+            emit_early(g, conv, n->args[n->args[0] == conv]);
+    }
+}
+
+typedef struct ConvCtx {
+    CgFuse fuse;
+    bool fill;
+} ConvCtx;
+
+static ConvCtx *conv_ctx; /* the forward conv being emitted: its body's parameters */
+
+static void forward_sample(Cg *g, int id, LLVMValueRef b, LLVMValueRef *extra)
+{
+    const CgNode *n = node(g, id);
+    Geo q = geo_of(g, id);
+    LLVMValueRef cols = aux_at(g, id, extra[0], node(g, n->args[0])->varying ? b : cg_i64(g, 0));
+    if (conv_ctx->fill)
+        im2col(g, &q, cg_sample_ptr(g, n->args[0], b), cols);
+    Axpy x = {cg_sample_ptr(g, n->args[1], b), cols, q.KK, 1, q.F, q.P, q.KK, &conv_ctx->fuse, b, NULL};
+    axpy_product(g, &x);
+}
+
+static void emit_forward(Cg *g, int id)
+{
+    const CgNode *n = node(g, id);
+    ConvCtx ctx = {.fill = fills_cols(g, id)};
+    early_operands(g, id);
+    cg_fuse_plan(g, id, &ctx.fuse);
+    int nodes[3 + CG_FUSE_BUFFERS] = {n->args[0], n->args[1], id};
+    int nn = 3 + cg_fuse_buffers(g, &ctx.fuse, nodes + 3);
+    LLVMValueRef extra[1] = {aux_base(g, id)};
+    Geo q = geo_of(g, id);
+    conv_ctx = &ctx;
+    cg_per_sample(g, id, nodes, nn, extra, 1, forward_sample, (double)(q.F * q.P * q.KK));
+    conv_ctx = NULL;
+}
+
+/* ---- backward_input: K^T d into the scratch, then col2im ---- */
+
+static void bwd_input_sample(Cg *g, int id, LLVMValueRef b, LLVMValueRef *extra)
+{
+    const CgNode *n = node(g, id);
+    Geo q = geo_of(g, id);
+    LLVMValueRef cols = aux_at(g, id, extra[0], b);
+    Axpy x = {cg_sample_ptr(g, n->args[1], b), cg_sample_ptr(g, n->args[0], b), 1, q.KK, q.KK, q.P,
+              q.F, NULL, b, cols};
+    axpy_product(g, &x);
+    col2im(g, &q, cols, cg_sample_ptr(g, id, b));
+}
+
+static void emit_bwd_input(Cg *g, int id)
+{
+    const CgNode *n = node(g, id);
+    int nodes[3] = {n->args[0], n->args[1], id};
+    LLVMValueRef extra[1] = {aux_base(g, id)};
+    Geo q = geo_of(g, id);
+    cg_per_sample(g, id, nodes, 3, extra, 1, bwd_input_sample, (double)(q.F * q.P * q.KK));
+}
+
+/* ---- one sample's weight gradient as a plain loop nest (a gradient not averaged) ---- */
+
+static void bwd_weight_sample(Cg *g, int id, LLVMValueRef b, LLVMValueRef *extra)
+{
+    (void)extra;
+    const CgNode *n = node(g, id);
+    Geo q = geo_of(g, id);
+    LLVMValueRef x = cg_sample_ptr(g, n->args[0], b), d = cg_sample_ptr(g, n->args[1], b);
+    LLVMValueRef out = cg_sample_ptr(g, id, b);
+    LLVMValueRef acc = cg_slot(g, g->real, "acc");
+    CgLoop lf = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, q.F), "f");
+    CgLoop lr = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, q.KK), "r");
+    LLVMBuildStore(g->b, cg_real(g, 0), acc);
+    Tap t = tap_of(g, &q, lr.i);
+    CgLoop ly = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, q.OH), "oy");
+    LLVMValueRef yin, xin;
+    LLVMValueRef iy = coord(g, &q, ly.i, t.u, q.H, &yin);
+    CgLoop lx = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, q.OW), "ox");
+    LLVMValueRef ix = coord(g, &q, lx.i, t.v, q.W, &xin);
+    LLVMValueRef in = LLVMBuildAnd(g->b, yin, xin, "");
+    LLVMValueRef at = LLVMBuildSelect(g->b, in, cg_iadd(g, cg_imul(g, cg_iadd(g, cg_imul(g, t.c, q.H), iy), q.W), ix), cg_i64(g, 0), "");
+    LLVMValueRef xv = LLVMBuildSelect(g->b, in, cg_load_at(g, x, at), cg_real(g, 0), "");
+    LLVMValueRef dv = cg_load_at(g, d, cg_iadd(g, cg_iadd(g, cg_imul(g, lf.i, q.P), cg_imul(g, ly.i, q.OW)), lx.i));
+    LLVMValueRef old = LLVMBuildLoad2(g->b, g->real, acc, "");
+    LLVMBuildStore(g->b, LLVMBuildFAdd(g->b, old, LLVMBuildFMul(g->b, xv, dv, ""), ""), acc);
+    cg_loop_end(g, &lx);
+    cg_loop_end(g, &ly);
+    cg_store_at(g, out, cg_iadd(g, cg_imul(g, lf.i, q.KK), lr.i), LLVMBuildLoad2(g->b, g->real, acc, ""));
+    cg_loop_end(g, &lr);
+    cg_loop_end(g, &lf);
+}
+
+/* ---- the batch mean of the weight gradient: dot form over P, summed over samples ---- */
+
+typedef struct Dot {
+    LLVMValueRef d, cols, out; /* the sample's d [F, P] and X [KK, P]; dK [F, KK] */
+    long long P, KK;
+} Dot;
+
+/* out[f0 + r, k0 + s] += sum over P of d[f0 + r, :] X[k0 + s, :], r < R, s < S */
+static void dot_tile(Cg *g, const Dot *t, int R, int S, LLVMValueRef f0, LLVMValueRef k0)
+{
+    int w = g->lanes;
+    LLVMTypeRef vt = cg_vec_type(g, w);
+    LLVMValueRef acc[MAX_R * MAX_V], dv[MAX_R], xv[MAX_V];
+    for (int i = 0; i < R * S; i++) {
+        acc[i] = cg_slot(g, vt, "acc");
+        LLVMBuildStore(g->b, cg_vzero(g, w), acc[i]);
+    }
+    long long full = t->P / w, tail = t->P % w;
+    for (int part = 0; part < 2; part++) {
+        if (part == 1 && !tail)
+            break;
+        int on = part == 0 ? w : (int)tail;
+        CgLoop lq = cg_loop_begin(g, cg_i64(g, part ? full : 0), cg_i64(g, part ? full + 1 : full), "q");
+        LLVMValueRef q0 = cg_imul(g, lq.i, w);
+        for (int r = 0; r < R; r++)
+            dv[r] = cg_vload(g, cg_gep(g, t->d, cg_iadd(g, cg_imul(g, cg_iadd(g, f0, cg_i64(g, r)), t->P), q0)), w, on);
+        for (int s = 0; s < S; s++)
+            xv[s] = cg_vload(g, cg_gep(g, t->cols, cg_iadd(g, cg_imul(g, cg_iadd(g, k0, cg_i64(g, s)), t->P), q0)), w, on);
+        for (int r = 0; r < R; r++)
+            for (int s = 0; s < S; s++) {
+                LLVMValueRef old = LLVMBuildLoad2(g->b, vt, acc[r * S + s], "");
+                LLVMBuildStore(g->b, cg_vfma(g, dv[r], xv[s], old), acc[r * S + s]);
+            }
+        cg_loop_end(g, &lq);
+    }
+    for (int r = 0; r < R; r++) {
+        LLVMValueRef row[MAX_V];
+        for (int s = 0; s < S; s++)
+            row[s] = LLVMBuildLoad2(g->b, vt, acc[r * S + s], "");
+        LLVMValueRef sum = cg_vsums(g, row, S, w);
+        LLVMValueRef p = cg_gep(g, t->out, cg_iadd(g, cg_imul(g, cg_iadd(g, f0, cg_i64(g, r)), t->KK), k0));
+        cg_vstore(g, LLVMBuildFAdd(g->b, cg_vload(g, p, S, S), sum, ""), p, S, S);
+    }
+}
+
+/* Filters [lo*R, min(hi*R, F)): blocks of R, then single rows, for the columns at k0. */
+static void dot_rows(Cg *g, const Dot *t, int R, int S, long long F, LLVMValueRef lo, LLVMValueRef hi,
+                     LLVMValueRef k0)
+{
+    long long whole = F / R;
+    CgLoop lf = cg_loop_begin(g, lo, cg_imin(g, hi, cg_i64(g, whole)), "fb");
+    dot_tile(g, t, R, S, cg_imul(g, lf.i, R), k0);
+    cg_loop_end(g, &lf);
+    if (whole * R < F) {
+        LLVMValueRef from = cg_imax(g, cg_imul(g, lo, R), cg_i64(g, whole * R));
+        CgLoop lt = cg_loop_begin(g, from, cg_imin(g, cg_imul(g, hi, R), cg_i64(g, F)), "f");
+        dot_tile(g, t, 1, S, lt.i, k0);
+        cg_loop_end(g, &lt);
+    }
+}
+
+/* rows [lo*R, min(hi*R, F)) of out: *= scale, or = 0 when scale is NULL */
+static void scale_rows(Cg *g, LLVMValueRef out, long long KK, long long F, int R, LLVMValueRef lo,
+                       LLVMValueRef hi, LLVMValueRef scale)
+{
+    LLVMValueRef from = cg_imul(g, cg_imul(g, lo, R), KK);
+    LLVMValueRef to = cg_imul(g, cg_imin(g, cg_imul(g, hi, R), cg_i64(g, F)), KK);
+    CgLoop l = cg_loop_begin(g, from, to, "i");
+    LLVMValueRef v = scale ? LLVMBuildFMul(g->b, cg_load_at(g, out, l.i), scale, "") : cg_real(g, 0);
+    cg_store_at(g, out, l.i, v);
+    cg_loop_end(g, &l);
+}
+
+static int cols_of; /* the weight gradient whose scratch cols_sample fills */
+
+static void cols_sample(Cg *g, int x, LLVMValueRef b, LLVMValueRef *extra)
+{
+    int id = cols_of;
+    const CgNode *n = node(g, id);
+    assert(n->args[0] == x);
+    (void)x;
+    Geo q = geo_of(g, id);
+    im2col(g, &q, cg_sample_ptr(g, n->args[0], b), aux_at(g, id, extra[0], b));
+}
+
+/* dK = (1/n) sum over b of d_b X_b^T: one task a block of R filters; per sample, each
+ * block of S rows of X passes over the task's filters, whose d rows stay in L1. */
+static void emit_weight_mean(Cg *g, int id)
+{
+    const CgNode *n = node(g, id);
+    Geo q = geo_of(g, id);
+    LLVMValueRef aux = aux_base(g, id);
+    int nodes[3] = {n->args[0], n->args[1], id};
+    if (fills_cols(g, id)) {
+        LLVMValueRef extra[1] = {aux};
+        cols_of = id;
+        cg_per_sample(g, n->args[0], nodes, 3, extra, 1, cols_sample, (double)(q.KK * q.P));
+    }
+    CgBlocks bl = cg_blocks(g);
+    int R = bl.dot_r, S = bl.dot_s;
+    long long ntasks = (q.F + R - 1) / R;
+    LLVMValueRef work = LLVMBuildSIToFP(g->b, g->fs->n, g->f64, "");
+    work = LLVMBuildFMul(g->b, work, LLVMConstReal(g->f64, (double)(q.F * q.KK * q.P)), "work");
+    LLVMValueRef extra[1] = {aux};
+    CgTask t;
+    cg_task_begin(g, &t, n->name ? n->name : "conv_weight", nodes, 3, extra, 1);
+    LLVMValueRef out = g->fs->base[id];
+    scale_rows(g, out, q.KK, q.F, R, t.lo, t.hi, NULL);
+    CgLoop lb = cg_loop_begin(g, cg_i64(g, 0), g->fs->n, "b");
+    Dot d = {cg_sample_ptr(g, n->args[1], lb.i), aux_at(g, id, extra[0], lb.i), out, q.P, q.KK};
+    if (q.KK / S) {
+        CgLoop lk = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, q.KK / S), "kb");
+        dot_rows(g, &d, R, S, q.F, t.lo, t.hi, cg_imul(g, lk.i, S));
+        cg_loop_end(g, &lk);
+    }
+    if (q.KK % S)
+        dot_rows(g, &d, R, (int)(q.KK % S), q.F, t.lo, t.hi, cg_i64(g, q.KK / S * S));
+    cg_loop_end(g, &lb);
+    scale_rows(g, out, q.KK, q.F, R, t.lo, t.hi, g->fs->inv_n);
+    cg_task_end(g, &t, cg_i64(g, ntasks), work);
+}
+
+void cg_conv_emit(Cg *g, int id)
+{
+    const CgNode *n = node(g, id);
+    switch (n->op) {
+    case IR_CONV2D: emit_forward(g, id); return;
+    case IR_CONV2D_BWD_INPUT: emit_bwd_input(g, id); return;
+    case CG_BMEAN_CONVW: emit_weight_mean(g, id); return;
+    case IR_CONV2D_BWD_WEIGHT: {
+        int nodes[3] = {n->args[0], n->args[1], id};
+        Geo q = geo_of(g, id);
+        cg_per_sample(g, id, nodes, 3, NULL, 0, bwd_weight_sample, (double)(q.F * q.P * q.KK));
+        return;
+    }
+    default: assert(0);
+    }
+}
