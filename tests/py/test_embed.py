@@ -24,7 +24,9 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nnctest import fail, main, run, sanitized  # noqa: E402
+from buildinfo import instrumented  # noqa: E402
+from nnctest import fail, main, run  # noqa: E402
+
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EMBED = os.path.join(ROOT, "examples", "embed")
@@ -33,7 +35,7 @@ BUILD = None  # --build, for the sanitizer flags
 
 def cc_flags():
     """Programs linking a library of the sanitizer build's runtime need its sanitizers."""
-    return ["-fsanitize=address,undefined"] if sanitized(BUILD) else []
+    return ["-fsanitize=address,undefined"] if instrumented(BUILD) else []
 
 
 def cc(tmp, out, *args):
@@ -61,7 +63,7 @@ def test_example(nnc, tmp):
     preds = [float(v) for v in re.findall(r"= ([0-9.]+)", out)]
     if loss > 0.01 or [round(p) for p in preds] != [0, 1, 1, 0]:
         fail(f"train_xor did not learn xor:\n{out}")
-    if sanitized(BUILD):
+    if instrumented(BUILD):
         return  # a sanitized .so does not load into an uninstrumented python
     run([nnc, "--emit=shared", xor, "-o", os.path.join(tmp, "libxor.so")], tmp)
     py = run(["/usr/bin/python3", os.path.join(EMBED, "predict.py")], tmp).stdout

@@ -14,7 +14,9 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nnctest import fail, main, run, sanitized  # noqa: E402
+from buildinfo import instrumented  # noqa: E402
+from nnctest import fail, main, run  # noqa: E402
+
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 INSTALLED = ["bin/nnc", "lib/nnc/libnncrt.a", "lib/nnc/nncrt_main.o", "lib/nnc/nnc_rt.h",
@@ -89,7 +91,7 @@ def test_install(nnc, tmp):
 
 
 if __name__ == "__main__":
-    if "--build" in sys.argv and sanitized(sys.argv[sys.argv.index("--build") + 1]):
+    if "--build" in sys.argv and instrumented(sys.argv[sys.argv.index("--build") + 1]):
         print("ok (the normal build's run covers it: this test builds nnc afresh)")
         sys.exit(0)
     main("nnc-install-", [test_install])
