@@ -168,10 +168,51 @@ static void source(Printer *p, const char *key, const Source *s, const Train *t)
     }
 }
 
+/* The optimizer's settings, in its call's order; weight decay only when it has one. */
+static void optimizer(Printer *p, const Optimizer *o)
+{
+    static const char *const names[] = {"sgd", "adam", "adamw", "rmsprop", "adagrad"};
+    char a[32], b[32], c[32], d[32], e[32];
+    fprintf(p->out, "optimizer %s lr=%s", names[o->kind], num_str(o->lr, a));
+    if (o->kind == OPT_SGD)
+        fprintf(p->out, " momentum=%s%s", num_str(o->momentum, b), o->nesterov ? " nesterov=true" : "");
+    else if (o->kind == OPT_ADAM || o->kind == OPT_ADAMW)
+        fprintf(p->out, " beta1=%s beta2=%s eps=%s", num_str(o->beta1, b), num_str(o->beta2, c),
+                num_str(o->eps, d));
+    else if (o->kind == OPT_RMSPROP)
+        fprintf(p->out, " alpha=%s eps=%s momentum=%s", num_str(o->alpha, b), num_str(o->eps, c),
+                num_str(o->momentum, d));
+    else
+        fprintf(p->out, " eps=%s", num_str(o->eps, b));
+    if (o->weight_decay != 0 || o->kind == OPT_ADAMW)
+        fprintf(p->out, " weight_decay=%s", num_str(o->weight_decay, e));
+    fputc('\n', p->out);
+}
+
+/* spec section 10's options, on a line of their own when any is set */
+static void options(Printer *p, const Train *t)
+{
+    static const char *const scheds[] = {"none", "step", "exponential", "cosine"};
+    char a[32], b[32];
+    const Schedule *s = &t->schedule;
+    if (t->val_fraction == 0 && !t->patience && s->kind == SCHED_NONE && !t->warmup && t->clip == 0)
+        return;
+    lead(p, t->loc, 1);
+    if (t->val_fraction != 0)
+        fprintf(p->out, "validation %s ", num_str(t->val_fraction, a));
+    fprintf(p->out, "patience %lld warmup %lld clip %s schedule %s", t->patience, t->warmup,
+            num_str(t->clip, a), scheds[s->kind]);
+    if (s->kind == SCHED_STEP)
+        fprintf(p->out, " every=%lld gamma=%s", s->every, num_str(s->gamma, b));
+    else if (s->kind == SCHED_EXPONENTIAL)
+        fprintf(p->out, " gamma=%s", num_str(s->gamma, b));
+    else if (s->kind == SCHED_COSINE)
+        fprintf(p->out, " min_lr=%s", num_str(s->min_lr, b));
+    fputc('\n', p->out);
+}
+
 static void train(Printer *p, const Train *t)
 {
-    char a[32], b[32], c[32], d[32];
-    const Optimizer *o = &t->opt;
     lead(p, t->loc, 0);
     fprintf(p->out, "train %s\n", t->model_name);
     source(p, "data", &t->data, t);
@@ -180,12 +221,10 @@ static void train(Printer *p, const Train *t)
     fprintf(p->out, "epochs %lld batch %lld seed %lld shuffle %s\n", t->epochs, t->batch, t->seed,
             t->shuffle ? "true" : "false");
     lead(p, t->loc, 1);
-    if (o->kind == OPT_SGD)
-        fprintf(p->out, "optimizer sgd lr=%s momentum=%s\n", num_str(o->lr, a),
-                num_str(o->momentum, b));
-    else
-        fprintf(p->out, "optimizer adam lr=%s beta1=%s beta2=%s eps=%s\n", num_str(o->lr, a),
-                num_str(o->beta1, b), num_str(o->beta2, c), num_str(o->eps, d));
+    optimizer(p, &t->opt);
+    if (t->validation.kind != SRC_NONE)
+        source(p, "validation", &t->validation, t);
+    options(p, t);
 }
 
 void sema_print_ast(FILE *out, const Program *prog)

@@ -189,6 +189,7 @@ int rt_ckpt_load(NncRun *run, const char *path)
     if (rc == 0) {
         run->o.seed = get_counter(run, &l, C_SEED);
         run->first_epoch = (int)get_counter(run, &l, C_EPOCH);
+        run->epochs_done = run->first_epoch;
         run->first_batch = (int)get_counter(run, &l, C_BATCH);
         run->steps0 = (long long)get_counter(run, &l, C_STEPS);
         run->batches = run->steps0; /* the dropout masks go on at the next step */

@@ -182,5 +182,24 @@ def test_against_torch(nnc, tmp):
         fail(f"compiled {count} variants")
 
 
+def test_guard(nnc, tmp):
+    """An lr far too large: every optimizer's run stops with a message and saves finite
+    weights from before the failing step (the update guard's bounds and dry run), f32 and f64."""
+    for prec, big in (("f32", "1e37"), ("f64", "1e306")):
+        for name, call, _, _ in OPTIMIZERS:
+            call = call.replace("lr = 0.1", "lr = 0.05").split("lr = ")
+            opt = call[0] + "lr = " + big + call[1][call[1].index(",") if "," in call[1] else len(call[1]):]
+            src = os.path.join(tmp, "g.nn")
+            with open(src, "w") as f:
+                f.write(source("reg", (name, opt), 0.5, None, 0, 0).replace("epochs = 5", "epochs = 50"))
+            run([nnc, "--precision=" + prec, src, "-o", "g"], tmp)
+            p = run(["./g", "--quiet", "--load", "reg_init.npz", "--save", "g.npz"], tmp, code=1)
+            if "training stopped, saving the weights from before this step" not in p.stderr:
+                fail(f"{prec} {opt}: {p.stderr}")
+            w = np.load(os.path.join(tmp, "g.npz"))
+            if not all(np.isfinite(w[k]).all() for k in w.files):
+                fail(f"{prec} {opt}: non-finite weights saved")
+
+
 if __name__ == "__main__":
-    main("nnc_torch_optim_", [test_against_torch])
+    main("nnc_torch_optim_", [test_against_torch, test_guard])
