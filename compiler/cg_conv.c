@@ -23,13 +23,20 @@
 #include <assert.h>
 #include <string.h>
 
-enum { MAX_R = 6, MAX_V = 4 }; /* the largest blocks: array sizes */
+enum { MAX_R = 8, MAX_V = 4 }; /* the largest blocks: array sizes */
 
-CgBlocks cg_blocks(const Cg *g)
+typedef struct Blocks {
+    int dot_r, dot_s, axpy_r, axpy_v;
+} Blocks;
+
+/* 32 registers (AVX-512): dot 4 x 4 (24 registers, as cg_mm.c), axpy 8 x 2 (16 accumulators,
+ * 2 vectors of X, broadcasts folded into the multiply-adds): a panel of X two vectors wide
+ * and C*kh*kw = 288 rows deep is 36 KB in f32 and stays in L1 while the blocks of filters
+ * pass over it (4 x 4's 73 KB came from L2 each time). 16 registers (AVX2): dot 3 x 3 and
+ * axpy 6 x 2 (15), as cg_mm.c. */
+static Blocks blocks(const Cg *g)
 {
-    /* 32 registers (AVX-512): dot 4 x 4 (24 registers), axpy 4 x 4 (21); 16 (AVX2):
-     * dot 3 x 3 (15), axpy 6 x 2 (15): see cg_mm.c */
-    return g->vregs >= 32 ? (CgBlocks){4, 4, 4, 4} : (CgBlocks){3, 3, 6, 2};
+    return g->vregs >= 32 ? (Blocks){4, 4, 8, 2} : (Blocks){3, 3, 6, 2};
 }
 
 static const CgNode *node(Cg *g, int id)
@@ -248,8 +255,11 @@ static void row_end(Cg *g, RowLoop *l)
 static void im2col(Cg *g, const Geo *q, LLVMValueRef x, LLVMValueRef cols)
 {
     if (q->s == 1) {
+        /* whole-vector stores in increasing order: the lanes past a row's end land on the
+         * next row's start, which its own store writes after (the scratch has a vector of
+         * room after each sample's matrix for the last) */
         RowLoop l = row_begin(g, q);
-        mstore(g, mload(g, x, l.img, l.in), cols, l.col, l.out);
+        cg_vstore(g, mload(g, x, l.img, l.in), cg_gep(g, cols, l.col), g->lanes, g->lanes);
         row_end(g, &l);
         return;
     }
@@ -345,7 +355,7 @@ static void axpy_rows(Cg *g, const Axpy *x, int R, int V, int last_on, LLVMValue
 
 static void axpy_product(Cg *g, const Axpy *x)
 {
-    CgBlocks bl = cg_blocks(g);
+    Blocks bl = blocks(g);
     int w = g->lanes, V = bl.axpy_v;
     long long per = (long long)V * w, nfull = x->N / per, rest = x->N % per;
     if (nfull) {
@@ -573,7 +583,7 @@ static void emit_weight_mean(Cg *g, int id)
         cols_of = id;
         cg_per_sample(g, n->args[0], nodes, 3, extra, 1, cols_sample, (double)(q.KK * q.P));
     }
-    CgBlocks bl = cg_blocks(g);
+    Blocks bl = blocks(g);
     int R = bl.dot_r, S = bl.dot_s;
     long long ntasks = (q.F + R - 1) / R;
     LLVMValueRef work = LLVMBuildSIToFP(g->b, g->fs->n, g->f64, "");
