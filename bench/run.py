@@ -1,10 +1,14 @@
 #!/usr/bin/python3
 """nnc's training benchmark: `make bench` runs this.
 
-Three workloads (Fashion-MNIST, relu, softmax cross-entropy, plain SGD, one epoch):
-  a  784-128-10      batch 64   lr 0.1   the 60 000 training images
-  b  784-256-128-10  batch 128  lr 0.1   the 60 000 training images
-  c  784-128-10      batch 1    lr 0.01  the first 10 000 training images (overhead-bound)
+Four workloads (Fashion-MNIST, relu, softmax cross-entropy, one epoch):
+  a  784-128-10      batch 64   sgd lr 0.1   the 60 000 training images
+  b  784-256-128-10  batch 128  sgd lr 0.1   the 60 000 training images
+  c  784-128-10      batch 1    sgd lr 0.01  the first 10 000 training images (overhead-bound)
+  d  the CNN of examples/fashion_cnn.nn (bench/cnn_d.nn: conv 32 3x3 pad 1 relu, maxpool 2,
+     conv 64 3x3 pad 1 relu, maxpool 2, flatten, dense 128 relu, dropout 0.25, dense 10),
+     batch 64, adam lr 0.001, the 60 000 training images; peers: PyTorch only
+     (bench/torch_cnn_peer.py: F.conv2d, F.max_pool2d, the same initialisation)
 Each is trained by nnc's executable (bench/mlp_X.nn; on an AVX-512 host also compiled with
 --cpu=x86-64-v3, beside OpenBLAS held to its AVX2 kernels) and by its peers: the C reference
 trainer (bench/ref_trainer.c) on OpenBLAS sgemm with 2 threads and on plain loops (1
@@ -51,7 +55,16 @@ WORKLOADS = {
     "a": dict(sizes=[784, 128, 10], batch=64, lr=0.1, samples=60000),
     "b": dict(sizes=[784, 256, 128, 10], batch=128, lr=0.1, samples=60000),
     "c": dict(sizes=[784, 128, 10], batch=1, lr=0.01, samples=10000),
+    "d": dict(model="cnn_d.nn", batch=64, lr=0.001, samples=60000,
+              convs=[(32, 28 * 28, 1 * 9, False), (64, 14 * 14, 32 * 9, True)],
+              sizes=[3136, 128, 10]),
 }
+CNN = "d"  # the workloads whose peers are nnc and PyTorch only
+
+
+def conv_flops(w):
+    """FLOPs a sample of the conv products of w: (F, H'*W', C*kh*kw, with input gradient)."""
+    return sum(2 * f * p * kk * (3 if dx else 2) for f, p, kk, dx in w.get("convs", []))
 
 
 def flops(w):
@@ -60,6 +73,9 @@ def flops(w):
     s, s_inner = sum(pairs), sum(pairs[1:])
     params = s + sum(w["sizes"][1:])
     batches = -(-w["samples"] // w["batch"])
+    if "convs" in w:  # every dense layer needs its input gradient; adam's update
+        params += sum(f * kk + f for f, _, kk, _ in w["convs"])
+        return w["samples"] * (6 * s + conv_flops(w)) + batches * 10 * params
     return w["samples"] * (4 * s + 2 * s_inner) + batches * 2 * params
 
 
@@ -130,7 +146,7 @@ def prepare_data(out):
                 for k, n in (("images", 3), ("labels", 1)))
     for src, dst in zip(TRAIN, sub):
         idx_subset(src, dst, WORKLOADS["c"]["samples"])
-    return {"a": TRAIN, "b": TRAIN, "c": sub}
+    return {"a": TRAIN, "b": TRAIN, "c": sub, "d": TRAIN}
 
 
 def compile_seconds(nnc, model, exe, *flags):
@@ -150,7 +166,7 @@ def has_avx512():
 def build_models(nnc, out, workloads):
     """nnc's executables: for the host, and on an AVX-512 host also for x86-64-v3 (AVX2)."""
     for k in workloads:
-        model = os.path.join(HERE, f"mlp_{k}.nn")
+        model = os.path.join(HERE, WORKLOADS[k].get("model", f"mlp_{k}.nn"))
         compile_seconds(nnc, model, os.path.join(out, f"mlp_{k}"))
         if has_avx512():
             compile_seconds(nnc, model, os.path.join(out, f"mlp_{k}_v3"), "--cpu=x86-64-v3")
@@ -185,7 +201,8 @@ def timed(cmd):
 
 def compile_table(nnc, out, reps):
     """nnc -O2 to an executable: seconds (median of reps) and peak memory, per model."""
-    models = [("examples/fashion_mlp.nn", os.path.join(ROOT, "examples", "fashion_mlp.nn"))]
+    models = [(f"examples/{m}.nn", os.path.join(ROOT, "examples", f"{m}.nn"))
+              for m in ("fashion_mlp", "fashion_cnn")]
     os.makedirs(os.path.join(out, "compile"), exist_ok=True)
     for name, make, sizes in (("stack", stack_model, (10, 20, 40, 80)),
                               ("chain", chain_model, (125, 250, 500, 1000))):
@@ -249,8 +266,15 @@ def run_loops(ctx, k, seed, env):
 
 
 def run_torch(ctx, k, seed, env, threads):
-    out = run([PYTHON, os.path.join(HERE, "torch_peer.py"), *ref_args(ctx, k, seed),
-               "--threads", str(threads)], env=env)
+    if k in CNN:
+        w = WORKLOADS[k]
+        args = ["torch_cnn_peer.py", "--train", pair(ctx.data[k]), "--test", pair(TEST),
+                "--batch", str(w["batch"]), "--lr", str(w["lr"]), "--epochs", "1",
+                "--seed", str(seed)]
+    else:
+        args = ["torch_peer.py", *ref_args(ctx, k, seed)]
+    out = run([PYTHON, os.path.join(HERE, args[0]), *args[1:], "--threads", str(threads)],
+              env=env, cwd=HERE)
     return parse_peer(out, prefix=rf"threads {threads}\s+")
 
 
@@ -273,7 +297,7 @@ class Peer:
     def measure(self, ctx, k, seed):
         """One run of workload k; a failure is reported, leaves the others going and stops
         this peer's later runs of k (a hang would cost a timeout each time)."""
-        if k in self.failures:
+        if k in self.failures or (k in CNN and not self.name.startswith(("nnc", "PyTorch"))):
             return
         try:
             if self.threads is None:
@@ -370,7 +394,7 @@ def table(peers, workloads):
 # PyTorch and as fast as the plain-loop C. Each peer family is taken at its fastest row
 # (environment, thread count) by median.
 BAR = {"a": [("C + OpenBLAS", 1), ("PyTorch", 2)], "b": [("C + OpenBLAS", 1), ("PyTorch", 2)],
-       "c": [("PyTorch", 10), ("C plain loops", 1)]}
+       "c": [("PyTorch", 10), ("C plain loops", 1)], "d": [("PyTorch", 3)]}
 
 
 def bar_report(peers, workloads):
@@ -408,6 +432,12 @@ def describe(workloads):
              "counted)"]
     for k in workloads:
         w = WORKLOADS[k]
+        if k in CNN:
+            lines.append(f"({k}) bench/{w['model']} (examples/fashion_cnn.nn), batch {w['batch']}, "
+                         f"adam lr {w['lr']}, {w['samples']} samples: {flops(w) / 1e9:.2f} "
+                         f"GFLOP/epoch, of which the conv products "
+                         f"{w['samples'] * conv_flops(w) / 1e9:.2f}")
+            continue
         lines.append(f"({k}) {'-'.join(map(str, w['sizes']))}, batch {w['batch']}, "
                      f"lr {w['lr']}, {w['samples']} samples: {flops(w) / 1e9:.2f} GFLOP/epoch")
     return lines
@@ -498,7 +528,7 @@ def parse_args():
     ap.add_argument("--nnc", default=os.path.join(ROOT, "build", "nnc"))
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench"),
                     help="work folder: executables, data subset")
-    ap.add_argument("--workloads", default="abc", help="a subset of abc, e.g. --workloads a")
+    ap.add_argument("--workloads", default="abcd", help="a subset of abcd, e.g. --workloads a")
     ap.add_argument("--reps", type=int, default=5, help="repetitions (medians are shown)")
     ap.add_argument("--quick", action="store_true", help="one repetition, same as --reps 1")
     ap.add_argument("--torch-threads", default="1,2", help="PyTorch thread counts (a row each)")
@@ -512,7 +542,7 @@ def parse_args():
     ap.add_argument("--peers", nargs="*", help="only the peers whose name contains one of these")
     a = ap.parse_args()
     a.reps = 1 if a.quick else max(1, a.reps)
-    a.workloads = [k for k in "abc" if k in a.workloads]
+    a.workloads = [k for k in "abcd" if k in a.workloads]
     return a
 
 
@@ -540,7 +570,7 @@ def report(a, peers, compile_rows, load0, seconds):
             table(peers, a.workloads), "",
             "(peer s / nnc s above 1: nnc is faster by that factor; min: the fastest repetition)",
             "", *bar_report(peers, a.workloads), "",
-            "compile time (nnc -O2 to an executable, median of 3; bars: fashion_mlp 0.5 s, "
+            "compile time (nnc -O2 to an executable, median of 3; bars: fashion_mlp 0.5 s, fashion_cnn 1 s, "
             "40-layer stack 2 s, 1000-statement chain 5 s and 500 MB):", "",
             *compile_rows, "",
             f"benchmark wall time: {seconds:.0f} s"]

@@ -346,12 +346,6 @@ static inline LLVMValueRef cg_imul(Cg *g, LLVMValueRef a, long long k)
 typedef void CgSampleFn(Cg *g, int node, LLVMValueRef b, LLVMValueRef *extra);
 void cg_per_sample(Cg *g, int node, const int *nodes, int nnodes, LLVMValueRef *extra,
                    int nextra, CgSampleFn *body, double work);
-/* The register blocks of the target's products (cg_mm.c's sizes, from Cg.vregs):
- * dot R x S accumulators, axpy R rows x V vectors. */
-typedef struct CgBlocks {
-    int dot_r, dot_s, axpy_r, axpy_v;
-} CgBlocks;
-CgBlocks cg_blocks(const Cg *g);
 
 /* ---- functions (cg_train.c), the optimizer (cg_optim.c), the descriptor (cg_desc.c) ---- */
 

@@ -23,13 +23,21 @@
 #include <assert.h>
 #include <string.h>
 
-enum { MAX_R = 6, MAX_V = 4 }; /* the largest blocks: array sizes */
+enum { MAX_R = 8, MAX_V = 4 }; /* the largest blocks: array sizes */
+enum { CHUNK = 4, PAIR = 1 };           /* blocks of filters a weight gradient's pass over X serves */
 
-CgBlocks cg_blocks(const Cg *g)
+typedef struct Blocks {
+    int dot_r, dot_s, axpy_r, axpy_v;
+} Blocks;
+
+/* 32 registers (AVX-512): dot 4 x 4 (24 registers, as cg_mm.c), axpy 8 x 2 (16 accumulators,
+ * 2 vectors of X, broadcasts folded into the multiply-adds): a panel of X two vectors wide
+ * and C*kh*kw = 288 rows deep is 36 KB in f32 and stays in L1 while the blocks of filters
+ * pass over it (4 x 4's 73 KB came from L2 each time). 16 registers (AVX2): dot 3 x 3 and
+ * axpy 6 x 2 (15), as cg_mm.c. */
+static Blocks blocks(const Cg *g)
 {
-    /* 32 registers (AVX-512): dot 4 x 4 (24 registers), axpy 4 x 4 (21); 16 (AVX2):
-     * dot 3 x 3 (15), axpy 6 x 2 (15): see cg_mm.c */
-    return g->vregs >= 32 ? (CgBlocks){4, 4, 4, 4} : (CgBlocks){3, 3, 6, 2};
+    return g->vregs >= 32 ? (Blocks){4, 4, 8, 2} : (Blocks){3, 3, 6, 2};
 }
 
 static const CgNode *node(Cg *g, int id)
@@ -186,30 +194,28 @@ static void mstore(Cg *g, LLVMValueRef v, LLVMValueRef p, LLVMValueRef i, LLVMVa
     masked_op(g, "llvm.masked.store", args, 4);
 }
 
-/* Lanes ox0 + j (j < lanes) with ox < OW, and those whose image column ox + shift lies in
- * [0, W) too. */
-static void row_masks(Cg *g, const Geo *q, LLVMValueRef ox0, LLVMValueRef shift, LLVMValueRef *out,
-                      LLVMValueRef *in)
+/* Lanes a = a0 + j (j < lanes) with a < lim (out), and those with a + shift in [0, lim2)
+ * too (in). im2col: a the output column, the image column a + v - p; col2im the reverse. */
+static void row_masks(Cg *g, LLVMValueRef a0, long long lim, LLVMValueRef shift, long long lim2,
+                      LLVMValueRef *out, LLVMValueRef *in)
 {
     int w = g->lanes;
     LLVMTypeRef vt = LLVMVectorType(g->i64, (unsigned)w);
-    LLVMValueRef lane[CG_MAX_LANES];
-    for (int j = 0; j < w; j++)
-        lane[j] = cg_i64(g, j);
-    LLVMValueRef splat = LLVMBuildInsertElement(g->b, LLVMGetUndef(vt), ox0, cg_i32(g, 0), "");
-    LLVMValueRef zeros = LLVMConstNull(LLVMVectorType(g->i32, (unsigned)w));
-    LLVMValueRef ox = LLVMBuildAdd(g->b, LLVMBuildShuffleVector(g->b, splat, LLVMGetUndef(vt), zeros, ""),
-                                   LLVMConstVector(lane, (unsigned)w), "");
-    LLVMValueRef sv = LLVMBuildInsertElement(g->b, LLVMGetUndef(vt), shift, cg_i32(g, 0), "");
-    LLVMValueRef ix = LLVMBuildAdd(g->b, ox, LLVMBuildShuffleVector(g->b, sv, LLVMGetUndef(vt), zeros, ""), "");
-    LLVMValueRef ow[CG_MAX_LANES], wd[CG_MAX_LANES];
+    LLVMValueRef lane[CG_MAX_LANES], l1[CG_MAX_LANES], l2[CG_MAX_LANES];
     for (int j = 0; j < w; j++) {
-        ow[j] = cg_i64(g, q->OW);
-        wd[j] = cg_i64(g, q->W);
+        lane[j] = cg_i64(g, j);
+        l1[j] = cg_i64(g, lim);
+        l2[j] = cg_i64(g, lim2);
     }
-    *out = LLVMBuildICmp(g->b, LLVMIntSLT, ox, LLVMConstVector(ow, (unsigned)w), "");
-    LLVMValueRef lo = LLVMBuildICmp(g->b, LLVMIntSGE, ix, LLVMConstNull(vt), "");
-    LLVMValueRef hi = LLVMBuildICmp(g->b, LLVMIntSLT, ix, LLVMConstVector(wd, (unsigned)w), "");
+    LLVMValueRef zeros = LLVMConstNull(LLVMVectorType(g->i32, (unsigned)w));
+    LLVMValueRef sa = LLVMBuildInsertElement(g->b, LLVMGetUndef(vt), a0, cg_i32(g, 0), "");
+    LLVMValueRef a = LLVMBuildAdd(g->b, LLVMBuildShuffleVector(g->b, sa, LLVMGetUndef(vt), zeros, ""),
+                                  LLVMConstVector(lane, (unsigned)w), "");
+    LLVMValueRef sv = LLVMBuildInsertElement(g->b, LLVMGetUndef(vt), shift, cg_i32(g, 0), "");
+    LLVMValueRef b = LLVMBuildAdd(g->b, a, LLVMBuildShuffleVector(g->b, sv, LLVMGetUndef(vt), zeros, ""), "");
+    *out = LLVMBuildICmp(g->b, LLVMIntSLT, a, LLVMConstVector(l1, (unsigned)w), "");
+    LLVMValueRef lo = LLVMBuildICmp(g->b, LLVMIntSGE, b, LLVMConstNull(vt), "");
+    LLVMValueRef hi = LLVMBuildICmp(g->b, LLVMIntSLT, b, LLVMConstVector(l2, (unsigned)w), "");
     *in = LLVMBuildAnd(g->b, *out, LLVMBuildAnd(g->b, lo, hi, ""), "");
 }
 
@@ -231,7 +237,7 @@ static RowLoop row_begin(Cg *g, const Geo *q)
     l.lv = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, (q->OW + g->lanes - 1) / g->lanes), "ov");
     LLVMValueRef ox0 = cg_imul(g, l.lv.i, g->lanes);
     LLVMValueRef shift = LLVMBuildNSWSub(g->b, t.v, cg_i64(g, q->p), "");
-    row_masks(g, q, ox0, shift, &l.out, &l.in);
+    row_masks(g, ox0, q->OW, shift, q->W, &l.out, &l.in);
     l.in = LLVMBuildSelect(g->b, l.row_in, l.in, LLVMConstNull(LLVMTypeOf(l.in)), "");
     l.img = cg_iadd(g, cg_iadd(g, cg_imul(g, cg_iadd(g, cg_imul(g, t.c, q->H), iy), q->W), ox0), shift);
     l.col = cg_iadd(g, cg_iadd(g, cg_imul(g, l.lr.i, q->P), cg_imul(g, l.ly.i, q->OW)), ox0);
@@ -248,8 +254,11 @@ static void row_end(Cg *g, RowLoop *l)
 static void im2col(Cg *g, const Geo *q, LLVMValueRef x, LLVMValueRef cols)
 {
     if (q->s == 1) {
+        /* whole-vector stores in increasing order: the lanes past a row's end land on the
+         * next row's start, which its own store writes after (the scratch has a vector of
+         * room after each sample's matrix for the last) */
         RowLoop l = row_begin(g, q);
-        mstore(g, mload(g, x, l.img, l.in), cols, l.col, l.out);
+        cg_vstore(g, mload(g, x, l.img, l.in), cg_gep(g, cols, l.col), g->lanes, g->lanes);
         row_end(g, &l);
         return;
     }
@@ -259,19 +268,53 @@ static void im2col(Cg *g, const Geo *q, LLVMValueRef x, LLVMValueRef cols)
     col_end(g, &l);
 }
 
+/* Stride 1: each vector of dx is the sum, over u then v, of the matrix's values read from
+ * it (masked off where they fall outside), in a register, stored once: the order of the
+ * scatter below, without its masked stores and reloads of the same row (which the store
+ * buffer cannot forward: the first version spent 40% of the kernel there). */
+static void col2im_rows(Cg *g, const Geo *q, LLVMValueRef cols, LLVMValueRef dx)
+{
+    LLVMTypeRef vt = cg_vec_type(g, g->lanes);
+    LLVMValueRef acc = cg_slot(g, vt, "acc");
+    CgLoop lc = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, q->C), "c");
+    CgLoop ly = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, q->H), "iy");
+    CgLoop lv = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, (q->W + g->lanes - 1) / g->lanes), "iv");
+    LLVMValueRef ix0 = cg_imul(g, lv.i, g->lanes);
+    LLVMBuildStore(g->b, cg_vzero(g, g->lanes), acc);
+    for (long long u = 0; u < q->kh; u++)
+        for (long long v = 0; v < q->kw; v++) {
+            /* oy = iy + p - u, ox = ix + p - v */
+            LLVMValueRef oy = cg_iadd(g, ly.i, cg_i64(g, q->p - u)), in, out;
+            LLVMValueRef yin = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntSGE, oy, cg_i64(g, 0), ""),
+                                            LLVMBuildICmp(g->b, LLVMIntSLT, oy, cg_i64(g, q->OH), ""), "");
+            row_masks(g, ix0, q->W, cg_i64(g, q->p - v), q->OW, &out, &in);
+            in = LLVMBuildSelect(g->b, yin, in, LLVMConstNull(LLVMTypeOf(in)), "");
+            LLVMValueRef r = cg_iadd(g, cg_imul(g, lc.i, q->kh * q->kw), cg_i64(g, u * q->kw + v));
+            LLVMValueRef at = cg_iadd(g, cg_iadd(g, cg_imul(g, r, q->P), cg_imul(g, oy, q->OW)),
+                                      cg_iadd(g, ix0, cg_i64(g, q->p - v)));
+            at = LLVMBuildSelect(g->b, yin, at, cg_i64(g, 0), "");
+            LLVMValueRef sum = LLVMBuildFAdd(g->b, LLVMBuildLoad2(g->b, vt, acc, ""), mload(g, cols, at, in), "");
+            LLVMBuildStore(g->b, sum, acc);
+        }
+    LLVMValueRef at = cg_iadd(g, cg_imul(g, cg_iadd(g, cg_imul(g, lc.i, q->H), ly.i), q->W), ix0);
+    LLVMValueRef out, in;
+    row_masks(g, ix0, q->W, cg_i64(g, 0), q->W, &out, &in);
+    mstore(g, LLVMBuildLoad2(g->b, vt, acc, ""), dx, at, out);
+    cg_loop_end(g, &lv);
+    cg_loop_end(g, &ly);
+    cg_loop_end(g, &lc);
+}
+
 /* dx = 0, then each column value added at the pixel it was read from (in r, oy, ox order) */
 static void col2im(Cg *g, const Geo *q, LLVMValueRef cols, LLVMValueRef dx)
 {
+    if (q->s == 1) {
+        col2im_rows(g, q, cols, dx);
+        return;
+    }
     CgLoop lz = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, q->C * q->H * q->W), "i");
     cg_store_at(g, dx, lz.i, cg_real(g, 0));
     cg_loop_end(g, &lz);
-    if (q->s == 1) {
-        RowLoop l = row_begin(g, q);
-        LLVMValueRef sum = LLVMBuildFAdd(g->b, mload(g, dx, l.img, l.in), mload(g, cols, l.col, l.in), "");
-        mstore(g, sum, dx, l.img, l.in);
-        row_end(g, &l);
-        return;
-    }
     ColLoop l = col_begin(g, q);
     LLVMBasicBlockRef yes = cg_block(g, "inside"), next = cg_block(g, "next");
     LLVMBuildCondBr(g->b, l.inside, yes, next);
@@ -345,7 +388,7 @@ static void axpy_rows(Cg *g, const Axpy *x, int R, int V, int last_on, LLVMValue
 
 static void axpy_product(Cg *g, const Axpy *x)
 {
-    CgBlocks bl = cg_blocks(g);
+    Blocks bl = blocks(g);
     int w = g->lanes, V = bl.axpy_v;
     long long per = (long long)V * w, nfull = x->N / per, rest = x->N % per;
     if (nfull) {
@@ -475,11 +518,18 @@ static void bwd_weight_sample(Cg *g, int id, LLVMValueRef b, LLVMValueRef *extra
     cg_loop_end(g, &lf);
 }
 
+/* ceil(a / k) */
+static LLVMValueRef div_up(Cg *g, LLVMValueRef a, long long k)
+{
+    return LLVMBuildSDiv(g->b, cg_iadd(g, a, cg_i64(g, k - 1)), cg_i64(g, k), "");
+}
+
 /* ---- the batch mean of the weight gradient: dot form over P, summed over samples ---- */
 
 typedef struct Dot {
-    LLVMValueRef d, cols, out; /* the sample's d [F, P] and X [KK, P]; dK [F, KK] */
-    long long P, KK;
+    LLVMValueRef d, cols, out; /* d [n, F, P] and X [n, KK, P] (a sample every xs); dK [F, KK] */
+    long long P, KK, ds, xs;
+    LLVMValueRef b0, b1;       /* the samples [b0, b1) a tile sums before it is reduced */
 } Dot;
 
 /* out[f0 + r, k0 + s] += sum over P of d[f0 + r, :] X[k0 + s, :], r < R, s < S */
@@ -493,6 +543,9 @@ static void dot_tile(Cg *g, const Dot *t, int R, int S, LLVMValueRef f0, LLVMVal
         LLVMBuildStore(g->b, cg_vzero(g, w), acc[i]);
     }
     long long full = t->P / w, tail = t->P % w;
+    CgLoop lb = cg_loop_begin(g, t->b0, t->b1, "b");
+    LLVMValueRef dp = cg_gep(g, t->d, cg_imul(g, lb.i, t->ds));
+    LLVMValueRef xp = cg_gep(g, t->cols, cg_imul(g, lb.i, t->xs));
     for (int part = 0; part < 2; part++) {
         if (part == 1 && !tail)
             break;
@@ -500,9 +553,9 @@ static void dot_tile(Cg *g, const Dot *t, int R, int S, LLVMValueRef f0, LLVMVal
         CgLoop lq = cg_loop_begin(g, cg_i64(g, part ? full : 0), cg_i64(g, part ? full + 1 : full), "q");
         LLVMValueRef q0 = cg_imul(g, lq.i, w);
         for (int r = 0; r < R; r++)
-            dv[r] = cg_vload(g, cg_gep(g, t->d, cg_iadd(g, cg_imul(g, cg_iadd(g, f0, cg_i64(g, r)), t->P), q0)), w, on);
+            dv[r] = cg_vload(g, cg_gep(g, dp, cg_iadd(g, cg_imul(g, cg_iadd(g, f0, cg_i64(g, r)), t->P), q0)), w, on);
         for (int s = 0; s < S; s++)
-            xv[s] = cg_vload(g, cg_gep(g, t->cols, cg_iadd(g, cg_imul(g, cg_iadd(g, k0, cg_i64(g, s)), t->P), q0)), w, on);
+            xv[s] = cg_vload(g, cg_gep(g, xp, cg_iadd(g, cg_imul(g, cg_iadd(g, k0, cg_i64(g, s)), t->P), q0)), w, on);
         for (int r = 0; r < R; r++)
             for (int s = 0; s < S; s++) {
                 LLVMValueRef old = LLVMBuildLoad2(g->b, vt, acc[r * S + s], "");
@@ -510,6 +563,7 @@ static void dot_tile(Cg *g, const Dot *t, int R, int S, LLVMValueRef f0, LLVMVal
             }
         cg_loop_end(g, &lq);
     }
+    cg_loop_end(g, &lb);
     for (int r = 0; r < R; r++) {
         LLVMValueRef row[MAX_V];
         for (int s = 0; s < S; s++)
@@ -573,7 +627,7 @@ static void emit_weight_mean(Cg *g, int id)
         cols_of = id;
         cg_per_sample(g, n->args[0], nodes, 3, extra, 1, cols_sample, (double)(q.KK * q.P));
     }
-    CgBlocks bl = cg_blocks(g);
+    Blocks bl = blocks(g);
     int R = bl.dot_r, S = bl.dot_s;
     long long ntasks = (q.F + R - 1) / R;
     LLVMValueRef work = LLVMBuildSIToFP(g->b, g->fs->n, g->f64, "");
@@ -583,15 +637,25 @@ static void emit_weight_mean(Cg *g, int id)
     cg_task_begin(g, &t, n->name ? n->name : "conv_weight", nodes, 3, extra, 1);
     LLVMValueRef out = g->fs->base[id];
     scale_rows(g, out, q.KK, q.F, R, t.lo, t.hi, NULL);
-    CgLoop lb = cg_loop_begin(g, cg_i64(g, 0), g->fs->n, "b");
-    Dot d = {cg_sample_ptr(g, n->args[1], lb.i), aux_at(g, id, extra[0], lb.i), out, q.P, q.KK};
+    /* PAIR samples a tile before its reduction (cg_vsums) and update of dK: 2 measured no
+     * faster on the Zen 5 host (two samples' X no longer stay in L2), so 1 */
+    CgLoop lb = cg_loop_begin(g, cg_i64(g, 0), div_up(g, g->fs->n, PAIR), "bp");
+    LLVMValueRef b0 = cg_imul(g, lb.i, PAIR);
+    Dot d = {g->fs->base[n->args[1]], extra[0], out, q.P, q.KK, q.F * q.P, node(g, id)->aux_size,
+             b0, cg_imin(g, g->fs->n, cg_iadd(g, b0, cg_i64(g, PAIR)))};
+    /* CHUNK blocks of filters at a time: their rows of d stay in L1 while every row of X
+     * passes (all of a task's filters did not fit with one thread: 64 rows of 784 bytes) */
+    CgLoop lc = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, (ntasks + CHUNK - 1) / CHUNK), "fc");
+    LLVMValueRef lo = cg_imax(g, t.lo, cg_imul(g, lc.i, CHUNK));
+    LLVMValueRef hi = cg_imin(g, t.hi, cg_iadd(g, cg_imul(g, lc.i, CHUNK), cg_i64(g, CHUNK)));
     if (q.KK / S) {
         CgLoop lk = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, q.KK / S), "kb");
-        dot_rows(g, &d, R, S, q.F, t.lo, t.hi, cg_imul(g, lk.i, S));
+        dot_rows(g, &d, R, S, q.F, lo, hi, cg_imul(g, lk.i, S));
         cg_loop_end(g, &lk);
     }
     if (q.KK % S)
-        dot_rows(g, &d, R, (int)(q.KK % S), q.F, t.lo, t.hi, cg_i64(g, q.KK / S * S));
+        dot_rows(g, &d, R, (int)(q.KK % S), q.F, lo, hi, cg_i64(g, q.KK / S * S));
+    cg_loop_end(g, &lc);
     cg_loop_end(g, &lb);
     scale_rows(g, out, q.KK, q.F, R, t.lo, t.hi, g->fs->inv_n);
     cg_task_end(g, &t, cg_i64(g, ntasks), work);

@@ -209,7 +209,8 @@ static void plan_scratch(CgPlan *pl)
                 n->aux_size = pl->nodes[j].aux_size;
             }
         if (!n->aux_size) {
-            n->aux_size = cols_size(pl, n);
+            /* and room for a vector of the widest target after it (cg_conv.c's im2col) */
+            n->aux_size = cols_size(pl, n) + CG_MAX_LANES;
             n->aux = take(&pl->var_elems, n->aux_size);
         }
     }
