@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from buildinfo import instrumented  # noqa: E402
+from nnctest import sanitized as instrumented  # noqa: E402
 from nnctest import fail, main, run  # noqa: E402
 
 
