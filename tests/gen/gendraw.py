@@ -8,8 +8,10 @@ unfused, dense with every activation but log and sqrt, whose argument W @ a + b 
 sign), every initialiser, input and target of rank 0-4 (or no target), output given or
 implied, every train option (inline, csv with header and label, and idx data; a test set;
 epochs, batch, sgd, momentum, adam, seed, shuffle), several models in one file, the
-executable's flags, and the compiler's --cpu and --cpu-features (genprog.Program.run). Sections 9+ (convolution, pooling, new
-optimizers) are not implemented yet: a new op is a method `_op_NAME` listed in Gen.OPS
+executable's flags, and the compiler's --cpu and --cpu-features (genprog.Program.run); of
+section 10, in f64 programs, nesterov, adamw, rmsprop, adagrad, weight decay, schedules,
+warm-up and clip (train_options). Sections 9 and the rest of 10 (convolution, pooling,
+validation, npz data) are not implemented yet: a new op is a method `_op_NAME` listed in Gen.OPS
 (or one name in SMOOTH_FNS) with its interval rule; a new optimizer is one entry in
 Gen.OPTIMIZERS and a branch of train_options.
 
@@ -766,6 +768,8 @@ class Gen:
         self.lr = lr if opt else 0.01
         if r.random() < 0.7:
             t["epochs"] = str(r.randint(0, 3) if r.random() < 0.9 else 10)
+        if not f32 and opt:
+            self.training_options(t, opt, lr)
         if r.random() < 0.7:
             # the thread pool takes a product of 2^18 multiply-adds or more: in a big
             # program, one of a batch of 3 or more
@@ -779,6 +783,34 @@ class Gen:
         self.m.train = {k: t[k] for k in keys}
         steps = 10 * 40
         self.drift = min(1.0, steps * self.lr * 0.05) + 0.1
+
+
+    def training_options(self, t, opt, lr):
+        """Spec section 10's optimizers and options, in f64 programs, from a stream of
+        their own (so the programs drawn before them stayed what they were): the
+        interpreter's optimizers are written from PyTorch's definitions, the generated
+        ones in cg_optim.c; lr, warm-up, schedules and clipping are the runtime's for both.
+        rmsprop and adagrad divide by sqrt(s) + eps, as adam: eps stays well above
+        rounding."""
+        r = random.Random(repr(self.rng.getstate()[1][:8]) + ":options")
+        wd = ", weight_decay = %g" % r.choice([0.001, 0.01]) if r.random() < 0.4 else ""
+        if r.random() < 0.5:
+            eps = r.choice([1e-3, 0.01])
+            t["optimizer"] = r.choice([
+                "sgd(lr = %g, momentum = %g, nesterov = true%s)" % (lr, r.choice([0.5, 0.9]), wd),
+                "adamw(lr = %g, eps = %g%s)" % (lr, eps, wd),
+                "rmsprop(lr = %g, eps = %g, momentum = %g%s)" % (lr, eps, r.choice([0, 0.5]), wd),
+                "adagrad(lr = %g, eps = %g%s)" % (lr, eps, wd)])
+        elif wd and opt != "sgd":
+            t["optimizer"] = t["optimizer"][:-1] + wd + ")"
+        epochs = int(t.get("epochs", "10"))
+        if r.random() < 0.3:
+            t["schedule"] = r.choice(["step(every = %d, gamma = 0.5)" % r.randint(1, 2),
+                                      "exponential(gamma = 0.9)", "cosine(min_lr = 0.0001)"])
+        if r.random() < 0.2 and epochs >= 1:
+            t["warmup"] = "1"
+        if r.random() < 0.2:
+            t["clip"] = str(r.choice([0.5, 2]))
 
 
 def generate(seed, tiny=False):
