@@ -11,7 +11,7 @@ Short runs, real thresholds:
   tiny for sigmoid and not for relu (the vanishing gradient in numbers), and only relu learns;
 - fashion_mlp: one epoch on the full Fashion-MNIST reaches test accuracy > 80%.
 - fashion_cnn: one epoch on the first 6400 training images reaches test accuracy > 75%
-  (about 80% with seeds 1 and 2; the full set's 92% takes its 15 epochs, too long here).
+  (about 80% with seeds 1 and 2; the full set's 92% takes its 12 epochs, too long here).
 An example without a check here fails the test, so a new one cannot go untested.
 """
 import argparse
