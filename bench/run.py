@@ -5,7 +5,7 @@ Four workloads (Fashion-MNIST, relu, softmax cross-entropy, one epoch):
   a  784-128-10      batch 64   sgd lr 0.1   the 60 000 training images
   b  784-256-128-10  batch 128  sgd lr 0.1   the 60 000 training images
   c  784-128-10      batch 1    sgd lr 0.01  the first 10 000 training images (overhead-bound)
-  d  the CNN of examples/fashion_cnn.nn (bench/cnn_d.nn: conv 32 3x3 pad 1 relu, maxpool 2,
+  d  the CNN of examples/fashion_cnn.nn with one dropout (bench/cnn_d.nn: conv 32 3x3 pad 1 relu, maxpool 2,
      conv 64 3x3 pad 1 relu, maxpool 2, flatten, dense 128 relu, dropout 0.25, dense 10),
      batch 64, adam lr 0.001, the 60 000 training images; peers: PyTorch only
      (bench/torch_cnn_peer.py: F.conv2d, F.max_pool2d, the same initialisation)
@@ -433,7 +433,7 @@ def describe(workloads):
     for k in workloads:
         w = WORKLOADS[k]
         if k in CNN:
-            lines.append(f"({k}) bench/{w['model']} (examples/fashion_cnn.nn), batch {w['batch']}, "
+            lines.append(f"({k}) bench/{w['model']} (the CNN of examples/fashion_cnn.nn), batch {w['batch']}, "
                          f"adam lr {w['lr']}, {w['samples']} samples: {flops(w) / 1e9:.2f} "
                          f"GFLOP/epoch, of which the conv products "
                          f"{w['samples'] * conv_flops(w) / 1e9:.2f}")

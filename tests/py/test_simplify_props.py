@@ -45,7 +45,8 @@ class Parser:
     def __init__(self, text, resolve):
         self.toks = []
         pos = 0
-        text = text.rstrip()
+        # an image op's named option (conv2d(x, K, padding = 1)): one name, kept distinct
+        text = re.sub(r"\b([a-z]+) = (\d+)", r"\1_is_\2", text.rstrip())
         while pos < len(text):
             m = TOKEN.match(text, pos)
             if not m or m.end() == pos:
