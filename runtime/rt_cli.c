@@ -25,6 +25,7 @@ static void usage(const NncModelDesc *m)
            "  --save W.npz    where to save the weights (default %s.npz)\n"
            "  --log FILE.csv  one row per epoch: loss, accuracy, test, time, gradient norms\n"
            "  --plot F.svg    draw loss, accuracy and gradient norms per epoch into F.svg\n"
+           "  --profile       after training, the time of each operation of the step\n"
            "  --threads N     threads for the matrix products (default: all %d cores)\n"
            "  --quiet         print only the final train/test lines and errors\n"
            "  --help          this text\n"
@@ -143,6 +144,8 @@ int rt_parse_args(RtOptions *o, int argc, char **argv, const NncModelDesc *m)
             return 0;
         } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
             o->quiet = 1;
+        } else if (strcmp(a, "--profile") == 0) {
+            o->profile = 1;
         } else if (n < sizeof flag && takes_value(flag)) {
             if (!eq && i + 1 == argc) {
                 rt_error(o->prog, "%s needs a value (--help lists the options)", flag);

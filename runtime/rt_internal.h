@@ -105,6 +105,7 @@ typedef struct RtOptions {
     int quiet;
     int threads;                /* --threads; 0: all cores */
     const char *plot;           /* --plot FILE.svg (rt_plot.c) */
+    int profile;                /* --profile (rt_profile.c) */
 } RtOptions;
 
 /* Fills o from the model's defaults and argv. Returns -1 to go on, else the exit status
@@ -183,6 +184,8 @@ struct NncRun {
     int pool_failed;     /* no threads could start: run jobs alone */
     RtGuard *guard;      /* rt_guard.c */
     struct RtPlot *plot; /* --plot: the epochs so far (rt_plot.c) */
+    struct RtProf *prof; /* --profile's timings, or check_batch's scan (rt_profile.c) */
+    const void *cur_x;   /* the current batch's inputs */
 };
 
 /* Loss sum and correct count of a whole set through evaluate(), in batch-sized chunks. */
@@ -211,5 +214,20 @@ void rt_plot_epoch(NncRun *run, const RtPlotEpoch *e);
 /* Writes --plot's SVG of the epochs recorded; 0 without --plot, -1 after a message. */
 int rt_plot_write(NncRun *run);
 void rt_plot_free(NncRun *run);
+
+/* ---- rt_profile.c: --profile, and the first non-finite value ---- */
+
+typedef struct RtProf RtProf;
+/* Before training: -1 after a message when --profile cannot be done. */
+int rt_profile_start(NncRun *run);
+/* An epoch's measured seconds, which the profile's rows should add up to. */
+void rt_profile_epoch(NncRun *run, double seconds);
+/* After training: the table, on stdout. */
+void rt_profile_report(NncRun *run);
+void rt_profile_free(NncRun *run);
+/* After a batch of n samples made a non-finite loss or gradient: runs it again on the
+ * checked path and, when it finds one, a note naming the first operation that made a
+ * non-finite value, its place in the source and its sample. */
+void rt_nan_origin(NncRun *run, int n);
 
 #endif

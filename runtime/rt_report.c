@@ -180,6 +180,7 @@ void rt_report_epoch(NncRun *run, double seconds)
                       run->test.loaded && run->test.has_acc ? percent(test_correct, run->test.d.n) : NAN,
                       NAN, NAN};
     rt_plot_epoch(run, &pe);
+    rt_profile_epoch(run, seconds);
 }
 
 void rt_report_final(NncRun *run, const RtSet *s)

@@ -148,7 +148,10 @@ static int train_and_report(NncRun *run, const char *save_path)
             return rt_error(run->o.prog, "out of memory"), 1;
         if (rt_guard_start(run) != 0)
             return rt_error(run->o.prog, "out of memory"), 1;
-        run->m->train(run);
+        if (rt_profile_start(run) != 0)
+            return 1;
+        (run->prof ? run->m->train_profile : run->m->train)(run);
+        rt_profile_report(run);
         if (rt_plot_write(run) != 0)
             run->stopped = 1;
         if (run->stopped) {
@@ -239,6 +242,7 @@ static int free_run(NncRun *run)
     rt_free(run->pred);
     rt_guard_free(run);
     rt_plot_free(run);
+    rt_profile_free(run);
     int rc = 0;
     if (run->log && fclose(run->log) != 0) {
         rt_data_error(run->o.log, 0, "cannot write: %s", strerror(errno));

@@ -59,8 +59,15 @@ static void test_desc_layout(LLVMTargetDataRef td)
         F(name), F(base_dir), F(real_size), F(in_rank), F(in_dims), F(in_size), F(tgt_rank),
         F(tgt_dims), F(tgt_size), F(out_size), F(nparams), F(params), F(epochs), F(batch), F(opt),
         F(lr), F(momentum), F(beta1), F(beta2), F(eps), F(seed), F(shuffle), F(data), F(test),
-        F(train), F(evaluate), F(ctx), F(cpu_features)};
+        F(train), F(evaluate), F(ctx), F(cpu_features), F(train_profile), F(check_batch), F(nops),
+        F(ops), F(source)};
 #undef F
+    static const size_t op[] = {
+        offsetof(NncOpDesc, op), offsetof(NncOpDesc, expr), offsetof(NncOpDesc, name),
+        offsetof(NncOpDesc, kind), offsetof(NncOpDesc, line), offsetof(NncOpDesc, col),
+        offsetof(NncOpDesc, size), offsetof(NncOpDesc, fused_into), offsetof(NncOpDesc, flops)};
+    check_offsets(td, LLVMGetElementType(LLVMStructGetTypeAtIndex(model, 31)), op, 9, sizeof(NncOpDesc),
+                  "NncOpDesc");
     check_offsets(td, model, md, sizeof md / sizeof *md, sizeof(NncModelDesc), "NncModelDesc");
     LLVMContextDispose(ctx);
 }
