@@ -158,6 +158,8 @@ static int train_and_report(NncRun *run, const char *save_path)
             save(run, save_path);
             return 1;
         }
+    } else if ((run->o.plot || run->o.profile) && !run->o.quiet) {
+        rt_note(run->o.prog, "--epochs 0 trains nothing: no %s is made", run->o.plot ? "plot" : "profile");
     }
     if (run->train.loaded)
         rt_report_final(run, &run->train);
