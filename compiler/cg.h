@@ -131,6 +131,7 @@ typedef struct CgFrame {
     bool *done;
     struct CgSgd *sgd;      /* in a step with sgd fused in (cg_sgd.c), else NULL */
     bool training;          /* nnc_step: dropout masks are drawn (else all ones) */
+    int prof;               /* CG_PROF_*: an instrumented copy of the step or train (cg_profile.c) */
 } CgFrame;
 
 typedef struct Cg {
@@ -150,6 +151,8 @@ typedef struct Cg {
     LLVMTypeRef scan_type;
     CgFrame *fs;            /* the function being emitted */
     struct CgKernel *kernels; /* emitted task kernels by signature (cg_task.c) */
+    struct CgProf *prof;    /* the instrumented functions' rows (cg_profile.c), NULL before */
+    LLVMValueRef train_profile, check_batch; /* those functions, for the descriptor */
 } Cg;
 
 /* ---- the module and its functions (cg_frame.c) ---- */
@@ -364,6 +367,23 @@ void cg_emit_functions(Cg *g, const NncModelDesc *d, LLVMValueRef *train, LLVMVa
 void cg_emit_desc(Cg *g, const NncModelDesc *d, LLVMValueRef train, LLVMValueRef evaluate);
 LLVMTypeRef cg_desc_type(LLVMContextRef ctx, LLVMTypeRef train_ptr, LLVMTypeRef eval_ptr,
                          LLVMTypeRef *param_type);
+
+/* ---- --profile and the first non-finite value (cg_profile.c) ---- */
+
+/* How a function is instrumented: not; a mark after each kernel (--profile's train and
+ * step); the step node by node, each node's buffer marked for a scan (check_batch). */
+enum { CG_PROF_NONE, CG_PROF_TIME, CG_PROF_CHECK };
+typedef struct CgProf CgProf;
+/* Before the instrumented functions: their rows (the descriptor's ops). */
+void cg_prof_begin(Cg *g);
+const NncOpDesc *cg_prof_rows(const Cg *g, int *nrows);
+/* In an instrumented step: node id's kernel and its mark. */
+void cg_prof_emit_node(Cg *g, int id);
+/* In --profile's train: the mark of a runtime call (NNC_ROW_*), of param's update. */
+void cg_prof_mark(Cg *g, LLVMValueRef run, int row);
+void cg_prof_update(Cg *g, LLVMValueRef run, int param);
+/* After the checked step is emitted: its functions are not optimised. */
+void cg_prof_unoptimised(Cg *g);
 
 /* ---- target (cg_target.c), linking (cg_link.c), JIT (cg_jit.c) ---- */
 

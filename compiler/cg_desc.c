@@ -7,7 +7,7 @@
 #include <string.h>
 
 typedef struct DescTypes {
-    LLVMTypeRef i8p, i32, i64, f64, dims, f64p, param, source, model;
+    LLVMTypeRef i8p, i32, i64, f64, dims, f64p, param, source, op, model;
 } DescTypes;
 
 static DescTypes desc_types(LLVMContextRef ctx, LLVMTypeRef train_ptr, LLVMTypeRef eval_ptr)
@@ -25,6 +25,9 @@ static DescTypes desc_types(LLVMContextRef ctx, LLVMTypeRef train_ptr, LLVMTypeR
     /* NncSourceDesc: kind, path, path2, header, label, nsamples, x, t, x_name, t_name */
     LLVMTypeRef source[] = {t.i32, t.i8p, t.i8p, t.i32, t.i32, t.i32, t.f64p, t.f64p, t.i8p, t.i8p};
     t.source = LLVMStructTypeInContext(ctx, source, 10, 0);
+    /* NncOpDesc: op, expr, name, kind, line, col, size, fused_into, flops */
+    LLVMTypeRef op[] = {t.i8p, t.i8p, t.i8p, t.i32, t.i32, t.i32, t.i32, t.i32, t.f64};
+    t.op = LLVMStructTypeInContext(ctx, op, 9, 0);
     LLVMTypeRef model[] = {
         t.i8p, t.i8p, t.i32,                   /* name, base_dir, real_size */
         t.i32, t.dims, t.i32,                  /* in_rank, in_dims, in_size */
@@ -39,6 +42,8 @@ static DescTypes desc_types(LLVMContextRef ctx, LLVMTypeRef train_ptr, LLVMTypeR
         t.i32, t.i32, t.f64, t.f64,            /* sched, sched_every, gamma, min_lr */
         t.i32, t.i32, t.f64, t.f64,            /* warmup, patience, clip, val_fraction */
         t.source,                              /* validation */
+        train_ptr, eval_ptr,                   /* train_profile, check_batch */
+        t.i32, LLVMPointerType(t.op, 0), t.i8p, /* nops, ops, source */
     };
     t.model = LLVMStructTypeInContext(ctx, model, sizeof model / sizeof *model, 0);
     return t;
@@ -126,6 +131,28 @@ static LLVMValueRef params(Cg *g, const DescTypes *t, const NncModelDesc *d)
     return global_array(g, LLVMConstArray(t->param, v, (unsigned)d->nparams), "params");
 }
 
+/* The rows of --profile and of the first non-finite value (cg_profile.c). */
+static LLVMValueRef ops(Cg *g, const DescTypes *t, int *nops)
+{
+    const NncOpDesc *rows = cg_prof_rows(g, nops);
+    if (*nops == 0)
+        return LLVMConstNull(LLVMPointerType(t->op, 0));
+    LLVMValueRef *v = arena_alloc(g->arena, sizeof *v * (size_t)*nops);
+    for (int i = 0; i < *nops; i++) {
+        const NncOpDesc *r = &rows[i];
+        LLVMValueRef f[] = {str(g, t, r->op), str(g, t, r->expr), str(g, t, r->name), i32c(t, r->kind),
+                            i32c(t, r->line), i32c(t, r->col), i32c(t, r->size), i32c(t, r->fused_into),
+                            f64c(t, r->flops)};
+        v[i] = LLVMConstNamedStruct(t->op, f, 9);
+    }
+    return global_array(g, LLVMConstArray(t->op, v, (unsigned)*nops), "ops");
+}
+
+static LLVMValueRef fn_or_null(LLVMValueRef fn, LLVMValueRef like)
+{
+    return fn ? fn : LLVMConstNull(LLVMTypeOf(like));
+}
+
 void cg_emit_desc(Cg *g, const NncModelDesc *d, LLVMValueRef train, LLVMValueRef evaluate)
 {
     DescTypes t = desc_types(g->ctx, LLVMTypeOf(train), LLVMTypeOf(evaluate));
@@ -144,7 +171,13 @@ void cg_emit_desc(Cg *g, const NncModelDesc *d, LLVMValueRef train, LLVMValueRef
         i32c(&t, d->sched), i32c(&t, d->sched_every), f64c(&t, d->gamma), f64c(&t, d->min_lr),
         i32c(&t, d->warmup), i32c(&t, d->patience), f64c(&t, d->clip), f64c(&t, d->val_fraction),
         source(g, &t, &d->validation, d),
+        fn_or_null(g->train_profile, train), fn_or_null(g->check_batch, evaluate), NULL, NULL, NULL,
     };
+    /* after the fields before them, whose globals keep their names (--emit=llvm) */
+    int nops, last = sizeof f / sizeof *f - 1;
+    f[last - 1] = ops(g, &t, &nops);
+    f[last - 2] = i32c(&t, nops);
+    f[last] = str(g, &t, d->source);
     LLVMValueRef gv = LLVMAddGlobal(g->mod, t.model, "nnc_model");
     LLVMSetInitializer(gv, LLVMConstNamedStruct(t.model, f, sizeof f / sizeof *f));
     LLVMSetGlobalConstant(gv, 1);

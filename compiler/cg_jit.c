@@ -31,6 +31,7 @@ static const struct {
     {"nnc_rt_batch_end_checked", (AnyFn)nnc_rt_batch_end_checked},
     {"nnc_rt_epoch_end", (AnyFn)nnc_rt_epoch_end},
     {"nnc_rt_parallel", (AnyFn)nnc_rt_parallel},
+    {"nnc_rt_mark", (AnyFn)nnc_rt_mark},
 };
 enum { NRT_SYMBOLS = sizeof rt_symbols / sizeof *rt_symbols };
 

@@ -257,6 +257,7 @@ static void apply(Cg *g, CgOptim *o, LLVMValueRef run, int rule)
             call_parallel(g, o, run, rule, args, n, size);
         else
             LLVMBuildCall2(g->b, o->type[rule], o->fn[rule], args, (unsigned)n, "");
+        cg_prof_update(g, run, i); /* --profile's train only */
     }
 }
 

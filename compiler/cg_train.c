@@ -164,8 +164,12 @@ static void emit_nodes(Cg *g, const bool *live, const bool *skip)
 {
     g->fs->live = live;
     for (int id = 0; id < g->plan->nnodes; id++)
-        if (live[id] && !(skip && skip[id]) && !g->fs->done[id])
-            cg_emit_node(g, id);
+        if (live[id] && !(skip && skip[id]) && !g->fs->done[id]) {
+            if (g->fs->prof)
+                cg_prof_emit_node(g, id);
+            else
+                cg_emit_node(g, id);
+        }
 }
 
 static void finish_pass(Cg *g, LLVMValueRef *io, LLVMValueRef loss)
@@ -176,14 +180,17 @@ static void finish_pass(Cg *g, LLVMValueRef *io, LLVMValueRef loss)
     cg_frame_close(g);
 }
 
-/* nnc_step: loss, predictions, mean gradients (or, with sgd, the update itself: optim). */
-static LLVMValueRef emit_step(Cg *g, CgOptim *sgd)
+/* nnc_step: loss, predictions, mean gradients (or, with sgd, the update itself: optim).
+ * prof: CG_PROF_* (cg_profile.c), an instrumented copy. */
+static LLVMValueRef emit_step(Cg *g, CgOptim *sgd, int prof)
 {
+    static const char *const names[] = {"nnc_step", "nnc_step.profile", "nnc_step.checked"};
     const bool *live = g->plan->live[CG_FN_STEP];
     LLVMValueRef io[3];
     CgFrame frame;
-    LLVMValueRef fn = begin_pass(g, &frame, "nnc_step", live, io);
+    LLVMValueRef fn = begin_pass(g, &frame, names[prof], live, io);
     g->fs->training = true; /* dropout masks drawn */
+    g->fs->prof = prof;
     if (sgd)
         cg_sgd_step_begin(g, g->fs->run, LLVMGetParam(fn, 6), sgd);
     bind_buffers(g, live, g->fs->run, io);
@@ -192,7 +199,7 @@ static LLVMValueRef emit_step(Cg *g, CgOptim *sgd)
     LLVMValueRef loss = loss_sum(g);
     if (sgd)
         cg_sgd_step_end(g, g->fs->run, LLVMGetParam(fn, 5), loss);
-    else
+    else if (prof != CG_PROF_CHECK)
         check_grads(g, g->fs->run, LLVMGetParam(fn, 5));
     finish_pass(g, io, loss);
     return fn;
@@ -244,6 +251,7 @@ typedef struct TrainCtx {
     LLVMTypeRef step_type;
     CgOptim *optim;
     bool fused;      /* sgd done by the step */
+    bool prof;       /* --profile's train: marks after the runtime's calls (cg_profile.c) */
 } TrainCtx;
 
 static LLVMValueRef trunc32(Cg *g, LLVMValueRef v)
@@ -256,6 +264,8 @@ static void emit_batch(Cg *g, const TrainCtx *c, LLVMValueRef b)
 {
     LLVMValueRef bargs[] = {c->run, trunc32(g, b), c->xs, c->ts};
     LLVMValueRef n = cg_call_rt(g, CG_RT_BATCH, bargs, 4);
+    if (c->prof)
+        cg_prof_mark(g, c->run, NNC_ROW_GATHER);
     LLVMValueRef x = cg_real_ptr(g, LLVMBuildLoad2(g->b, g->i8p, c->xs, "x"));
     LLVMValueRef t = cg_real_ptr(g, LLVMBuildLoad2(g->b, g->i8p, c->ts, "t"));
     LLVMValueRef sargs[7] = {c->run, x, t, LLVMBuildSExt(g->b, n, g->i64, ""), c->pred};
@@ -264,10 +274,14 @@ static void emit_batch(Cg *g, const TrainCtx *c, LLVMValueRef b)
     if (c->fused)
         sargs[6] = cg_optim_lr(g, c->run); /* this batch's: warm-up and schedule */
     LLVMValueRef loss = LLVMBuildCall2(g->b, c->step_type, c->step_fn, sargs, 7, "loss_sum");
+    if (c->prof)
+        cg_prof_mark(g, c->run, NNC_ROW_STEP_REST);
     LLVMValueRef pred = LLVMBuildBitCast(g->b, c->pred, g->i8p, "");
     LLVMValueRef bad = LLVMBuildLoad2(g->b, g->i32, c->bad, "bad");
     LLVMValueRef eargs[] = {c->run, trunc32(g, b), loss, pred, n, bad};
     LLVMValueRef stop = cg_call_rt(g, CG_RT_BATCH_END, eargs, 6);
+    if (c->prof)
+        cg_prof_mark(g, c->run, NNC_ROW_BATCH_END);
     LLVMBasicBlockRef quit = cg_block(g, "stop");
     LLVMBasicBlockRef go = cg_block(g, "update");
     LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntNE, stop, cg_i32(g, 0), ""), quit, go);
@@ -290,13 +304,15 @@ static void emit_batch(Cg *g, const TrainCtx *c, LLVMValueRef b)
     LLVMPositionBuilderAtEnd(g->b, next);
 }
 
-static LLVMValueRef emit_train(Cg *g, LLVMValueRef step, CgOptim *optim, bool sgd)
+static LLVMValueRef emit_train(Cg *g, LLVMValueRef step, CgOptim *optim, bool sgd, bool prof)
 {
     LLVMTypeRef type = LLVMFunctionType(g->voidt, &g->i8p, 1, 0);
-    LLVMValueRef fn = cg_add_function(g, "nnc_train", type);
+    LLVMValueRef fn = cg_add_function(g, prof ? "nnc_train.profile" : "nnc_train", type);
     CgFrame frame;
     cg_frame_open(g, &frame, fn, false);
-    TrainCtx c = {.run = LLVMGetParam(fn, 0), .step_fn = step, .step_type = pass_type(g), .optim = optim};
+    g->fs->prof = prof ? CG_PROF_TIME : CG_PROF_NONE;
+    TrainCtx c = {.run = LLVMGetParam(fn, 0), .step_fn = step, .step_type = pass_type(g), .optim = optim,
+                  .prof = prof};
     g->fs->run = c.run;
     LLVMValueRef epochs = cg_rt_int(g, c.run, NNC_EPOCHS);
     bind_workspace(g, c.run);
@@ -313,6 +329,8 @@ static LLVMValueRef emit_train(Cg *g, LLVMValueRef step, CgOptim *optim, bool sg
     CgLoop le = cg_loop_begin(g, first, epochs, "epoch");
     LLVMValueRef args[] = {c.run, trunc32(g, le.i)};
     LLVMValueRef nb = cg_call_rt(g, CG_RT_EPOCH_BEGIN, args, 2);
+    if (prof)
+        cg_prof_mark(g, c.run, NNC_ROW_EPOCH);
     /* a run resumed mid-epoch starts that epoch at a later batch */
     LLVMValueRef b0 = cg_rt_int(g, c.run, NNC_FIRST_BATCH);
     CgLoop lb = cg_loop_begin(g, b0, LLVMBuildSExt(g->b, nb, g->i64, ""), "batch");
@@ -327,10 +345,10 @@ static LLVMValueRef emit_train(Cg *g, LLVMValueRef step, CgOptim *optim, bool sg
 
 /* double evaluate(run, x, t, n, pred): the loss whenever the model has one; t == NULL only
  * means there is no target (an autoencoder's loss needs none). */
-static LLVMValueRef emit_evaluate(Cg *g, LLVMValueRef forward)
+static LLVMValueRef emit_evaluate(Cg *g, LLVMValueRef forward, const char *name)
 {
     LLVMTypeRef params[] = {g->i8p, g->i8p, g->i8p, g->i32, g->i8p};
-    LLVMValueRef fn = cg_add_function(g, "nnc_evaluate", LLVMFunctionType(g->f64, params, 5, 0));
+    LLVMValueRef fn = cg_add_function(g, name, LLVMFunctionType(g->f64, params, 5, 0));
     CgFrame frame;
     cg_frame_open(g, &frame, fn, false);
     LLVMValueRef args[] = {LLVMGetParam(fn, 0), cg_real_ptr(g, LLVMGetParam(fn, 1)),
@@ -348,8 +366,13 @@ void cg_emit_functions(Cg *g, const NncModelDesc *d, LLVMValueRef *train, LLVMVa
     bool sgd = cg_sgd_fusable(d, g->plan->nparams);
     CgOptim *optim = cg_optim_new(g, d);
     cg_check_helpers(g);
-    LLVMValueRef step = emit_step(g, sgd ? optim : NULL);
+    LLVMValueRef step = emit_step(g, sgd ? optim : NULL, CG_PROF_NONE);
     LLVMValueRef forward = emit_forward(g);
-    *train = emit_train(g, step, optim, sgd);
-    *evaluate = emit_evaluate(g, forward);
+    *train = emit_train(g, step, optim, sgd, false);
+    *evaluate = emit_evaluate(g, forward, "nnc_evaluate");
+    /* the instrumented copies (cg_profile.c), after the normal functions */
+    cg_prof_begin(g);
+    g->train_profile = emit_train(g, emit_step(g, NULL, CG_PROF_TIME), optim, false, true);
+    g->check_batch = emit_evaluate(g, emit_step(g, NULL, CG_PROF_CHECK), "nnc_check_batch");
+    cg_prof_unoptimised(g);
 }

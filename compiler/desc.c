@@ -89,6 +89,7 @@ void desc_build(NncModelDesc *d, const IrProgram *p, const Model *m, int real_si
     memset(d, 0, sizeof *d);
     d->name = m->name;
     d->base_dir = folder_of(source_path, a);
+    d->source = source_path && strrchr(source_path, '/') ? strrchr(source_path, '/') + 1 : source_path;
     d->real_size = real_size;
     put_shape(p->nodes[p->input].shape, &d->in_rank, d->in_dims, &d->in_size);
     if (p->target >= 0)

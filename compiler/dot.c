@@ -4,11 +4,15 @@
  * quoting as an id) in one of two clusters, forward and backward; its label is its name,
  * op and shape, and source line. Leaves, params, the loss and the params' gradients are
  * told apart by shape and colour; edges into a backward node are dashed and red, and a
- * dotted edge runs from each param's gradient to the param it updates. Labels are quoted
+ * dotted edge runs from each param's gradient to the param it updates. Nodes are numbered
+ * and listed in a canonical order (operands first, from the loss and the gradients), not
+ * by id: the ids follow the order autodiff made the nodes in, which depends on the C
+ * compiler's order of evaluating a call's arguments. Labels are quoted
  * strings with every byte Graphviz could read as markup escaped, and text that is not
  * UTF-8 (a file name) replaced, so any program renders without a warning. */
 #include "dot.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- text ---- */
@@ -50,6 +54,65 @@ static const char *dot_base_name(const char *path)
 {
     const char *slash = path ? strrchr(path, '/') : NULL;
     return slash ? slash + 1 : path ? path : "line";
+}
+
+/* ---- the canonical order ---- */
+
+typedef struct DotOrder {
+    int *seq;  /* the nodes in canonical order */
+    int *num;  /* per node id: its number in seq, -1 before it is placed */
+    int count;
+} DotOrder;
+
+/* Places id after its operands, depth first (an explicit stack: graphs may be deep). */
+static void dot_place(const IrProgram *p, DotOrder *o, int root, int *stack)
+{
+    if (o->num[root] >= 0)
+        return;
+    int top = 0;
+    stack[top++] = root;
+    while (top > 0) {
+        int id = stack[top - 1], pending = -1;
+        const IrNode *n = &p->nodes[id];
+        for (int k = n->nargs - 1; k >= 0; k--)
+            if (o->num[n->args[k]] < 0)
+                pending = n->args[k];
+        if (pending >= 0 && o->num[id] == -1) {
+            stack[top++] = pending;
+            continue;
+        }
+        top--;
+        if (o->num[id] < 0) {
+            o->num[id] = o->count;
+            o->seq[o->count++] = id;
+        }
+    }
+}
+
+/* From the loss, the output and each param's gradient in param order, then the rest
+ * (leaves nothing uses, dead nodes of -O0) in id order. */
+static DotOrder dot_order(const IrProgram *p)
+{
+    size_t n = (size_t)p->nnodes + 1;
+    DotOrder o = {malloc(n * sizeof(int)), malloc(n * sizeof(int)), 0};
+    int *stack = malloc(n * sizeof(int));
+    if (!o.seq || !o.num || !stack)
+        abort();
+    for (int id = 0; id < p->nnodes; id++)
+        o.num[id] = -1;
+    for (int i = 0; i < p->nparams; i++)
+        dot_place(p, &o, p->params[i].node, stack);
+    if (p->loss >= 0)
+        dot_place(p, &o, p->loss, stack);
+    if (p->output >= 0)
+        dot_place(p, &o, p->output, stack);
+    for (int i = 0; i < p->nparams; i++)
+        if (p->params[i].grad >= 0)
+            dot_place(p, &o, p->params[i].grad, stack);
+    for (int id = 0; id < p->nnodes; id++)
+        dot_place(p, &o, id, stack);
+    free(stack);
+    return o;
 }
 
 /* ---- nodes ---- */
@@ -127,10 +190,10 @@ static void dot_put_label(FILE *out, const IrProgram *p, const Diag *d, int id)
     }
 }
 
-static void dot_put_node(FILE *out, const IrProgram *p, const Diag *d, int id)
+static void dot_put_node(FILE *out, const IrProgram *p, const Diag *d, const DotOrder *o, int id)
 {
     DotStyle st = dot_style(p, id);
-    fprintf(out, "    n%d [label=\"", id);
+    fprintf(out, "    n%d [label=\"", o->num[id]);
     dot_put_label(out, p, d, id);
     fprintf(out, "\", shape=%s, fillcolor=%s%s", st.shape, st.fill,
             *st.extra ? st.extra : ", style=filled");
@@ -142,26 +205,26 @@ static void dot_put_node(FILE *out, const IrProgram *p, const Diag *d, int id)
     fputs("];\n", out);
 }
 
-static void dot_put_cluster(FILE *out, const IrProgram *p, const Diag *d, bool grad)
+static void dot_put_cluster(FILE *out, const IrProgram *p, const Diag *d, const DotOrder *o, bool grad)
 {
     fprintf(out, "  subgraph cluster_%s {\n    label=\"%s\";\n    style=rounded;\n    color=%s;\n",
             grad ? "backward" : "forward",
             grad ? "backward pass (reverse mode, dv = d(loss)/dv)" : "forward pass (one sample)",
             grad ? "firebrick" : "gray40");
-    for (int id = 0; id < p->nnodes; id++)
-        if (p->nodes[id].grad == grad)
-            dot_put_node(out, p, d, id);
+    for (int k = 0; k < o->count; k++)
+        if (p->nodes[o->seq[k]].grad == grad)
+            dot_put_node(out, p, d, o, o->seq[k]);
     fputs("  }\n", out);
 }
 
 /* ---- edges ---- */
 
-static void dot_put_edges(FILE *out, const IrProgram *p)
+static void dot_put_edges(FILE *out, const IrProgram *p, const DotOrder *o)
 {
-    for (int id = 0; id < p->nnodes; id++) {
-        const IrNode *n = &p->nodes[id];
+    for (int s = 0; s < o->count; s++) {
+        const IrNode *n = &p->nodes[o->seq[s]];
         for (int k = 0; k < n->nargs; k++) {
-            fprintf(out, "  n%d -> n%d", n->args[k], id);
+            fprintf(out, "  n%d -> n%d", o->num[n->args[k]], s);
             if (n->grad)
                 fputs(" [style=dashed, color=firebrick]", out);
             fputs(";\n", out);
@@ -171,7 +234,7 @@ static void dot_put_edges(FILE *out, const IrProgram *p)
         if (p->params[i].grad >= 0)
             fprintf(out, "  n%d -> n%d [style=dotted, color=darkorange, constraint=false, "
                          "tooltip=\"update\"];\n",
-                    p->params[i].grad, p->params[i].node);
+                    o->num[p->params[i].grad], o->num[p->params[i].node]);
 }
 
 void dot_print(FILE *out, const IrProgram *p, const Diag *d)
@@ -181,12 +244,15 @@ void dot_print(FILE *out, const IrProgram *p, const Diag *d)
           "  node [fontname=\"Helvetica\", fontsize=11];\n"
           "  edge [color=gray30];\n",
           out);
-    dot_put_cluster(out, p, d, false);
+    DotOrder o = dot_order(p);
+    dot_put_cluster(out, p, d, &o, false);
     bool any_backward = false;
     for (int id = 0; id < p->nnodes; id++)
         any_backward |= p->nodes[id].grad;
     if (any_backward)
-        dot_put_cluster(out, p, d, true);
-    dot_put_edges(out, p);
+        dot_put_cluster(out, p, d, &o, true);
+    dot_put_edges(out, p, &o);
     fputs("}\n", out);
+    free(o.seq);
+    free(o.num);
 }

@@ -86,7 +86,35 @@ typedef struct NncModelDesc {
     double clip;                /* max global gradient norm; 0: none */
     double val_fraction;        /* of data held out, when validation has kind NONE */
     NncSourceDesc validation;
+    /* ---- seeing inside (issue 15): --profile and the first non-finite value ---- */
+    /* train() with a call of nnc_rt_mark after each kernel of the step, each param's
+     * update and each runtime call of the loop (--profile selects it); NULL: none. */
+    void (*train_profile)(NncRun *run);
+    /* The step on one batch, node by node unfused, calling nnc_rt_mark after each node
+     * with its buffer; it updates no weight. Run only after a non-finite loss or gradient,
+     * to name the first operation that made one. As evaluate; NULL: none. */
+    double (*check_batch)(NncRun *run, const void *x, const void *t, int n, void *pred);
+    int nops;                 /* the rows nnc_rt_mark counts in */
+    const struct NncOpDesc *ops;
+    const char *source;       /* the .nn file's name, for FILE:LINE */
 } NncModelDesc;
+
+/* A row of the profile: an operation of the step (a plan node), a param's update, or a
+ * runtime call of the training loop. */
+enum { NNC_OP_FORWARD, NNC_OP_BACKWARD, NNC_OP_UPDATE, NNC_OP_RUNTIME };
+/* The ops are the step's nodes, one update a param, then these runtime calls of the
+ * training loop, in this order: the last NNC_NROWS rows. */
+enum { NNC_ROW_EPOCH, NNC_ROW_GATHER, NNC_ROW_STEP_REST, NNC_ROW_BATCH_END, NNC_NROWS };
+typedef struct NncOpDesc {
+    const char *op;   /* the op's name: matmul, sigmoid, "update", "gather the batch" */
+    const char *expr; /* the operation as written, by operand names: log(p), W1 @ x */
+    const char *name; /* the value it makes (h.1, dW1), or NULL */
+    int kind;         /* NNC_OP_* */
+    int line, col;    /* in source; 0: none */
+    int size;         /* elements per sample (a node's buffer) */
+    int fused_into;   /* the row whose kernel computes it in --profile's step, -1: its own */
+    double flops;     /* floating-point operations of a product per count nnc_rt_mark gets, else 0 */
+} NncOpDesc;
 
 /* ---- called by generated code ---- */
 
@@ -149,6 +177,11 @@ int nnc_rt_batch_end_checked(NncRun *run, int b, double loss_sum, const void *pr
 double *nnc_rt_gmax(NncRun *run);
 int nnc_rt_update_safe(NncRun *run);
 void nnc_rt_epoch_end(NncRun *run, int epoch);
+/* train_profile and check_batch only: row's work is done. The profile charges it the time
+ * since the previous mark (the epoch's row: since the epoch began), and count units of its
+ * flops; check_batch's scan looks for a non-finite value in buf's count samples of the
+ * row's size (count -1: one value for the whole batch; buf NULL: nothing to scan). */
+void nnc_rt_mark(NncRun *run, int row, const void *buf, long long count);
 
 /* The dropout mask of mask `id` for sample `sample` (its position in the batch) of the
  * run's current step: n values, each 0 or 1/(1-p). Pure function of (seed, step, id, sample),

@@ -28,6 +28,7 @@ static void usage(const NncModelDesc *m)
            "  --plot F.svg    draw loss, accuracy and gradient norms per epoch into F.svg\n"
            "  --checkpoint F  write the run's state to F.npz after every epoch\n"
            "  --resume F      go on from checkpoint F (--epochs is the total)\n"
+           "  --profile       after training, the time of each operation of the step\n"
            "  --threads N     threads for the matrix products (default: all %d cores)\n"
            "  --quiet         print only the final train/test lines and errors\n"
            "  --predict SRC   no training: the predictions for SRC's inputs as csv\n"
@@ -170,6 +171,8 @@ int rt_parse_args(RtOptions *o, int argc, char **argv, const NncModelDesc *m)
             return 0;
         } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
             o->quiet = 1;
+        } else if (strcmp(a, "--profile") == 0) {
+            o->profile = 1;
         } else if (n < sizeof flag && takes_value(flag)) {
             if (!eq && i + 1 == argc) {
                 rt_error(o->prog, "%s needs a value (--help lists the options)", flag);

@@ -137,6 +137,7 @@ typedef struct RtOptions {
     int threads;                /* --threads; 0: all cores */
     const char *plot;           /* --plot FILE.svg (rt_plot.c) */
     const char *predict, *out;  /* --predict SRC, --out FILE.csv (rt_predict.c) */
+    int profile;                /* --profile (rt_profile.c) */
 } RtOptions;
 
 /* Fills o from the model's defaults and argv. Returns -1 to go on, else the exit status
@@ -270,6 +271,8 @@ struct NncRun {
     long resume_seen, resume_correct;
     int interrupted, done_batches; /* a signal stopped the run after done_batches of epoch */
     long long step, batches; /* dropout: the current training batch's step; batches begun */
+    struct RtProf *prof; /* --profile's timings, or check_batch's scan (rt_profile.c) */
+    const void *cur_x;   /* the current batch's inputs */
 };
 
 /* The workspace and the outgrown ones kept since (nnc_rt_workspace), freed. */
@@ -304,5 +307,20 @@ void rt_plot_free(NncRun *run);
 
 /* --predict: the forward pass over a source, predictions as csv. The exit status. */
 int rt_predict(NncRun *run);
+
+/* ---- rt_profile.c: --profile, and the first non-finite value ---- */
+
+typedef struct RtProf RtProf;
+/* Before training: -1 after a message when --profile cannot be done. */
+int rt_profile_start(NncRun *run);
+/* An epoch's measured seconds, which the profile's rows should add up to. */
+void rt_profile_epoch(NncRun *run, double seconds);
+/* After training: the table, on stdout. */
+void rt_profile_report(NncRun *run);
+void rt_profile_free(NncRun *run);
+/* After a batch of n samples made a non-finite loss or gradient: runs it again on the
+ * checked path and, when it finds one, a note naming the first operation that made a
+ * non-finite value, its place in the source and its sample. */
+void rt_nan_origin(NncRun *run, int n);
 
 #endif

@@ -198,6 +198,7 @@ void rt_report_epoch(NncRun *run, double seconds)
                       run->val.loaded ? run->val_loss : NAN,
                       run->val.loaded && run->val.has_acc ? percent(run->val_correct, run->val.d.n) : NAN};
     rt_plot_epoch(run, &pe);
+    rt_profile_epoch(run, seconds);
 }
 
 void rt_report_final(NncRun *run, const RtSet *s)

@@ -191,9 +191,12 @@ static int train_and_report(NncRun *run, const char *save_path)
         run->cur_lr = run->epoch_lr = run->o.lr;
         if (rt_guard_start(run) != 0)
             return rt_error(run->o.prog, "out of memory"), 1;
+        if (rt_profile_start(run) != 0)
+            return 1;
         rt_ckpt_signals(1);
-        run->m->train(run);
+        (run->prof ? run->m->train_profile : run->m->train)(run);
         rt_ckpt_signals(0);
+        rt_profile_report(run);
         if (rt_plot_write(run) != 0)
             run->stopped = 1;
         if (run->interrupted)
@@ -203,6 +206,8 @@ static int train_and_report(NncRun *run, const char *save_path)
             return 1;
         }
         rt_valid_finish(run);
+    } else if ((run->o.plot || run->o.profile) && !run->o.quiet) {
+        rt_note(run->o.prog, "--epochs 0 trains nothing: no %s is made", run->o.plot ? "plot" : "profile");
     }
     if (run->train.loaded)
         rt_report_final(run, &run->train);
@@ -284,6 +289,7 @@ static int free_run(NncRun *run)
     rt_free(run->pred);
     rt_guard_free(run);
     rt_plot_free(run);
+    rt_profile_free(run);
     int rc = 0;
     if (run->log && fclose(run->log) != 0) {
         rt_data_error(run->o.log, 0, "cannot write: %s", strerror(errno));

@@ -168,6 +168,7 @@ int nnc_rt_batch(NncRun *run, int b, const void **x, const void **t)
     }
     run->cur_t = *t;
     rt_sched_batch(run, b);
+    run->cur_x = *x;
     return n;
 }
 
@@ -243,13 +244,13 @@ int nnc_rt_batch_end_checked(NncRun *run, int b, double loss_sum, const void *pr
         return 1;
     if (rt_ckpt_signalled() && !run->interrupted && interrupt_now(run, b))
         return 1;
-    if (!isfinite(loss_sum))
-        return stop(run, b, isnan(loss_sum) ? "the loss became nan" : "the loss became infinite");
-    if (bad >= 0) {
+    if (!isfinite(loss_sum) || bad >= 0) {
         char what[300];
         snprintf(what, sizeof what, "the gradient of %s became nan or infinite",
-                 run->m->params[bad].name);
-        return stop(run, b, what);
+                 bad >= 0 ? run->m->params[bad].name : "");
+        stop(run, b, isnan(loss_sum) ? "the loss became nan" : isinf(loss_sum) ? "the loss became infinite" : what);
+        rt_nan_origin(run, n); /* the first operation that made a non-finite value */
+        return 1;
     }
     rt_clip(run);
     int wild = rt_guard_step(run);

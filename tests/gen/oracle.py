@@ -259,13 +259,16 @@ def same_weights(got, ref, precision):
 
 def normalise_err(err):
     """Run-time messages: the compiler's warnings (nnc --interp and --run compile first)
-    left out, the program's name (an executable's path or nnc) made one."""
+    and the compiled code's note naming the first non-finite value left out, the
+    program's name (an executable's path or nnc) made one."""
     lines, skip = [], 0
     for line in err.splitlines():
         if skip:
             skip -= 1
         elif re.match(r"^\S+:\d+:\d+: warning: ", line):
             skip = 2    # the source line and the caret
+        elif re.match(r"^\S+: note: first non-finite value: ", line):
+            pass        # compiled code only: the interpreter has no checked path
         else:
             lines.append(re.sub(r"^\S+(?=: )", "PROG", line))
     return "\n".join(lines)

@@ -177,11 +177,15 @@ def test_whole_or_nothing(nnc, tmp):
         fail("a temporary was left behind")
 
 
-def test_help(nnc, tmp):
+def test_help_and_no_epochs(nnc, tmp):
     exe = build(nnc, tmp, "xor")
     if "--plot" not in run([exe, "--help"], tmp).stdout:
         fail("--help does not list --plot")
+    p = run([exe, "--epochs", "0", "--plot", "none.svg", "--save", "w0.npz"], tmp)
+    if "no plot" not in p.stderr or os.path.exists(os.path.join(tmp, "none.svg")):
+        fail(f"--epochs 0 --plot: expected a note and no file:\n{p.stderr}")
 
 
 if __name__ == "__main__":
-    main("nnc-plot-", [test_deep_relu_picture, test_no_test_set_no_accuracy, test_whole_or_nothing, test_help])
+    main("nnc-plot-", [test_deep_relu_picture, test_no_test_set_no_accuracy, test_whole_or_nothing,
+                     test_help_and_no_epochs])

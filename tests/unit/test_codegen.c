@@ -62,8 +62,15 @@ static void test_desc_layout(LLVMTargetDataRef td)
         F(lr), F(momentum), F(beta1), F(beta2), F(eps), F(seed), F(shuffle), F(data), F(test),
         F(train), F(evaluate), F(ctx), F(cpu_features), F(nesterov), F(weight_decay), F(alpha),
         F(sched), F(sched_every), F(gamma), F(min_lr), F(warmup), F(patience), F(clip),
-        F(val_fraction), F(validation)};
+        F(val_fraction), F(validation), F(train_profile), F(check_batch), F(nops), F(ops),
+        F(source)};
 #undef F
+    static const size_t op[] = {
+        offsetof(NncOpDesc, op), offsetof(NncOpDesc, expr), offsetof(NncOpDesc, name),
+        offsetof(NncOpDesc, kind), offsetof(NncOpDesc, line), offsetof(NncOpDesc, col),
+        offsetof(NncOpDesc, size), offsetof(NncOpDesc, fused_into), offsetof(NncOpDesc, flops)};
+    check_offsets(td, LLVMGetElementType(LLVMStructGetTypeAtIndex(model, (unsigned)(sizeof md / sizeof *md - 2))), op, 9, sizeof(NncOpDesc),
+                  "NncOpDesc");
     check_offsets(td, model, md, sizeof md / sizeof *md, sizeof(NncModelDesc), "NncModelDesc");
     LLVMContextDispose(ctx);
 }
