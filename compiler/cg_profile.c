@@ -50,6 +50,7 @@ static const char *op_name(int op)
     case CG_BMEAN: return "batch mean";
     case CG_BMEAN_MATMUL: return "matmul (batch mean)";
     case CG_BMEAN_OUTER: return "outer (batch mean)";
+    case CG_BMEAN_CONVW: return "conv2d_backward_weight (batch mean)";
     default: return ir_op_name((IrOp)op);
     }
 }
@@ -65,6 +66,14 @@ static double product_flops(const CgPlan *pl, const CgNode *n)
     }
     if (n->op == IR_OUTER || n->op == CG_BMEAN_OUTER)
         return (n->op == CG_BMEAN_OUTER ? 2 : 1) * size;
+    /* convolutions: a multiply-add per kernel weight and output pixel */
+    const CgNode *k = &pl->nodes[n->args[n->nargs - 1]];
+    if (n->op == IR_CONV2D) /* [F, H', W'] outputs of C*kh*kw terms */
+        return 2 * size * (double)cg_size(k) / k->shape.dims[0];
+    if (n->op == IR_CONV2D_BWD_INPUT) /* K^T d: every weight meets every output pixel */
+        return 2 * (double)cg_size(k) * (double)cg_size(&pl->nodes[n->args[0]]) / k->shape.dims[0];
+    if (n->op == IR_CONV2D_BWD_WEIGHT || n->op == CG_BMEAN_CONVW) /* d [F, H', W'] */
+        return 2 * size * (double)cg_size(k) / k->shape.dims[0];
     return 0;
 }
 
@@ -172,7 +181,8 @@ void cg_prof_update(Cg *g, LLVMValueRef run, int param)
 /* A product's flops count once a sample when it varies or sums over the batch. */
 static LLVMValueRef flop_count(Cg *g, const CgNode *n)
 {
-    bool batch = n->varying || n->op == CG_BMEAN_MATMUL || n->op == CG_BMEAN_OUTER || n->op == CG_BMEAN;
+    bool batch = n->varying || n->op == CG_BMEAN_MATMUL || n->op == CG_BMEAN_OUTER || n->op == CG_BMEAN ||
+                 n->op == CG_BMEAN_CONVW;
     return batch ? g->fs->n : cg_i64(g, 1);
 }
 
