@@ -92,7 +92,10 @@ static int rule_sigmoid(Ad *ad, int y, int d, int i)
 {
     (void)i;
     say(ad, y, i, "sigmoid'(%1$s) = %2$s * (1 - %2$s)");
-    return bin(ad, IR_MUL, bin(ad, IR_MUL, d, y), bin(ad, IR_SUB, num(ad, 1), y));
+    /* one call a statement: C leaves the order of evaluating arguments open, and the
+     * nodes' ids (and --emit=dot's order) would differ between compilers */
+    int one_minus_y = bin(ad, IR_SUB, num(ad, 1), y);
+    return bin(ad, IR_MUL, bin(ad, IR_MUL, d, y), one_minus_y);
 }
 
 static int rule_tanh(Ad *ad, int y, int d, int i)
@@ -305,7 +308,8 @@ static int rule_log_softmax(Ad *ad, int y, int d, int i)
 {
     (void)i;
     ad->law = "for y = log_softmax(x), dx = d - exp(y) * expand_last(sum_last(d))";
-    return bin(ad, IR_SUB, d, bin(ad, IR_MUL, un(ad, IR_EXP, y), row_sums(ad, d)));
+    int sums = row_sums(ad, d); /* before exp(y): see rule_sigmoid */
+    return bin(ad, IR_SUB, d, bin(ad, IR_MUL, un(ad, IR_EXP, y), sums));
 }
 
 /* ---- fused losses: the forward's prediction node is reused, so no exp or log ---- */
@@ -324,7 +328,8 @@ static int rule_softmax_ce(Ad *ad, int y, int d, int i)
     int z = arg(ad, y, 0), t = arg(ad, y, 1);
     if (i == 1) {
         ad->law = "softmax_ce(z, t) = -sum(t * log_softmax(z)), so dt = -d * log_softmax(z)";
-        return bin(ad, IR_MUL, un(ad, IR_NEG, d), un(ad, IR_LOG_SOFTMAX, z));
+        int ls = un(ad, IR_LOG_SOFTMAX, z); /* before -d: see rule_sigmoid */
+        return bin(ad, IR_MUL, un(ad, IR_NEG, d), ls);
     }
     ad->law = arena_printf(ad->p->arena, "d%1$s = d * (softmax(%1$s) * sum_last(%2$s) - %2$s), "
                            "which is d * (softmax(%1$s) - %2$s) for a one-hot %2$s", nm(ad, z), nm(ad, t));
