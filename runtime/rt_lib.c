@@ -95,6 +95,10 @@ NncRun *nnc_lib_new(const NncModelDesc *m, unsigned long long seed)
     }
     lib->desc = *m;
     lib->desc.shuffle = 0;
+    /* a library says nothing on stderr and has no --profile: no checked re-run of a
+     * failing batch (its note would be printed) and no instrumented loop */
+    lib->desc.check_batch = NULL;
+    lib->desc.train_profile = NULL;
     NncRun *run = &lib->run;
     run->m = &lib->desc;
     run->rs = m->real_size;
