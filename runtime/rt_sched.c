@@ -32,7 +32,9 @@ static double sched_next(const NncModelDesc *m, double lr, int k, int tmax)
 void rt_sched_epoch(NncRun *run, int epoch)
 {
     const NncModelDesc *m = run->m;
-    int k = epoch - m->warmup, tmax = run->o.epochs - m->warmup;
+    /* cosine's T from the train block's epochs, not --epochs: k epochs and a --resume to
+     * the block's E anneal as E epochs straight do (at least 1: warmup may equal epochs) */
+    int k = epoch - m->warmup, tmax = m->epochs - m->warmup > 1 ? m->epochs - m->warmup : 1;
     double lr = run->o.lr;
     for (int j = 1; j <= k; j++)
         lr = sched_next(m, lr, j, tmax);

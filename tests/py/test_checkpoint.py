@@ -83,6 +83,19 @@ def test_resume(nnc, tmp):
             same(tmp, "i_straight.npz", "i_resumed.npz", opt + " (--interp)")
 
 
+def test_resume_cosine(nnc, tmp):
+    """Cosine's T comes from the train block's epochs: --epochs 3 (whose third epoch is
+    annealed) then --resume to 4 anneals as 4 epochs straight."""
+    write_data(tmp, 50)
+    with open(os.path.join(tmp, "m.nn"), "w") as f:
+        f.write(source("adam(lr = 0.01)", "warmup = 1\n    schedule = cosine(min_lr = 0.0001)"))
+    run([nnc, "m.nn"], tmp)
+    run(["./m", "--quiet", "--save", "straight.npz"], tmp)
+    run(["./m", "--quiet", "--epochs", "3", "--checkpoint", "k.ckpt.npz"], tmp)
+    run(["./m", "--quiet", "--resume", "k.ckpt.npz", "--save", "resumed.npz"], tmp)
+    same(tmp, "straight.npz", "resumed.npz", "adam with a cosine schedule")
+
+
 def interrupt(tmp, args, sig):
     """Starts a run, signals it once its second epoch line is out; returns its stderr."""
     p = subprocess.Popen(args, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -137,4 +150,5 @@ def test_not_checkpoint(nnc, tmp):
 
 
 if __name__ == "__main__":
-    main("nnc_checkpoint_", [test_resume, test_signals, test_patience, test_not_checkpoint])
+    main("nnc_checkpoint_", [test_resume, test_resume_cosine, test_signals, test_patience,
+                             test_not_checkpoint])
