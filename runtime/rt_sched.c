@@ -7,7 +7,9 @@
  *     step:        lr_k = lr_{k-1} * gamma when k % every == 0 (k > 0)
  *     exponential: lr_k = lr_{k-1} * gamma (k > 0)
  *     cosine:      lr_k = (1 + cos(pi k / T)) / (1 + cos(pi (k - 1) / T)) * (lr_{k-1} - min)
- *                         + min,  T = epochs - warmup
+ *                         + min,  T = the train block's epochs - warmup; where that
+ *                  denominator is 0 (k - 1 - T a multiple of 2T: past T, the cosine's
+ *                  turn) lr_k = lr_{k-1} + (lr_0 - min) (1 - cos(pi / T)) / 2, as PyTorch
  * Each epoch recomputes lr_k from lr_0, so a resumed run gets the same value.
  * Clipping scales the batch's mean gradients by max_norm / (norm + 1e-6) when that is
  * below 1, norm the L2 norm of the per-param norms, before the optimizer step. */
@@ -16,13 +18,15 @@
 #include "rt_internal.h"
 
 /* One step of the schedule's recursion: lr_k from lr_{k-1}. */
-static double sched_next(const NncModelDesc *m, double lr, int k, int tmax)
+static double sched_next(const NncModelDesc *m, double lr, double base, int k, int tmax)
 {
     switch (m->sched) {
     case NNC_SCHED_STEP: return k % m->sched_every == 0 ? lr * m->gamma : lr;
     case NNC_SCHED_EXPONENTIAL: return lr * m->gamma;
     case NNC_SCHED_COSINE: {
         double pi = 3.141592653589793;
+        if ((k - 1 - tmax) % (2 * tmax) == 0)
+            return lr + (base - m->min_lr) * (1 - cos(pi / tmax)) / 2;
         return (1 + cos(pi * k / tmax)) / (1 + cos(pi * (k - 1) / tmax)) * (lr - m->min_lr) + m->min_lr;
     }
     default: return lr;
@@ -37,7 +41,7 @@ void rt_sched_epoch(NncRun *run, int epoch)
     int k = epoch - m->warmup, tmax = m->epochs - m->warmup > 1 ? m->epochs - m->warmup : 1;
     double lr = run->o.lr;
     for (int j = 1; j <= k; j++)
-        lr = sched_next(m, lr, j, tmax);
+        lr = sched_next(m, lr, run->o.lr, j, tmax);
     run->epoch_lr = lr;
     run->cur_lr = lr;
 }

@@ -182,6 +182,45 @@ def test_against_torch(nnc, tmp):
         fail(f"compiled {count} variants")
 
 
+COSINE = """model c {
+    input x[1]
+    target t[1]
+    p = dense(x, 1)
+    loss = mse(p, t)
+}
+train c {
+    data = [[0.5] -> [0.2], [0.1] -> [0.3]]
+    epochs = 3
+    warmup = 1
+    batch = 2
+    schedule = cosine(min_lr = 0.001)
+    optimizer = sgd(lr = 0.1)
+}
+"""
+
+
+def test_cosine_past_tmax(nnc, tmp):
+    """--epochs past the block's: cosine's T stays the block's (epochs - warmup = 2) and the
+    lr goes on as CosineAnnealingLR's does past T_max (its turn at k - 1 - T = 2T m)."""
+    with open(os.path.join(tmp, "c.nn"), "w") as f:
+        f.write(COSINE)
+    run([nnc, "--precision=f64", "c.nn", "-o", "c"], tmp)
+    run(["./c", "--epochs", "12", "--quiet", "--log", "c.csv"], tmp)
+    with open(os.path.join(tmp, "c.csv")) as f:
+        head = f.readline().strip().split(",")
+        got = [float(line.split(",")[head.index("lr")]) for line in f]
+    w = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([w], lr=0.1)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=2, eta_min=0.001)
+    for epoch in range(1, 12):  # epoch 0 is the warm-up
+        if epoch > 1:
+            opt.step()
+            sched.step()
+        want = opt.param_groups[0]["lr"]
+        if abs(got[epoch] - want) > 1e-9 * want:
+            fail(f"cosine past T_max: epoch {epoch + 1} lr {got[epoch]!r}, PyTorch {want!r}")
+
+
 def test_guard(nnc, tmp):
     """An lr far too large: every optimizer's run stops with a message and saves finite
     weights from before the failing step (the update guard's bounds and dry run), f32 and f64."""
@@ -202,4 +241,4 @@ def test_guard(nnc, tmp):
 
 
 if __name__ == "__main__":
-    main("nnc_torch_optim_", [test_against_torch, test_guard])
+    main("nnc_torch_optim_", [test_against_torch, test_cosine_past_tmax, test_guard])
