@@ -67,7 +67,10 @@ static double product_flops(const CgPlan *pl, const CgNode *n)
     if (n->op == IR_OUTER || n->op == CG_BMEAN_OUTER)
         return (n->op == CG_BMEAN_OUTER ? 2 : 1) * size;
     /* convolutions: a multiply-add per kernel weight and output pixel */
-    const CgNode *k = &pl->nodes[n->args[n->nargs - 1]];
+    if (n->op != IR_CONV2D && n->op != IR_CONV2D_BWD_INPUT && n->op != IR_CONV2D_BWD_WEIGHT &&
+        n->op != CG_BMEAN_CONVW)
+        return 0;
+    const CgNode *k = &pl->nodes[n->args[1]]; /* K, or d for the weight gradient */
     if (n->op == IR_CONV2D) /* [F, H', W'] outputs of C*kh*kw terms */
         return 2 * size * (double)cg_size(k) / k->shape.dims[0];
     if (n->op == IR_CONV2D_BWD_INPUT) /* K^T d: every weight meets every output pixel */
