@@ -8,12 +8,12 @@ PACKAGES   := cmake make gcc libc6-dev flex bison llvm-dev zlib1g-dev python3 py
               dataset-fashion-mnist clang libclang-rt-dev
 PACKAGES   += graphviz librsvg2-bin
 FUZZ_SECONDS ?= 60
-# Each runtime reader's fuzz target (npz, csv, idx) runs a third of that after the front end's.
+# Each runtime reader's fuzz target (npz, csv, idx) runs a third of that, beside the front end's.
 FUZZ_RT_SECONDS ?= $(shell expr $(FUZZ_SECONDS) / 3)
 # Fashion-MNIST epochs of `make demo`: quick but real (the example's own train block trains longer).
 DEMO_EPOCHS  ?= 2
 
-.PHONY: all deps build test test-fast test-asan asan-build fuzz fuzz-run fuzz-rt demo bench clean
+.PHONY: all deps build test test-fast test-asan asan-build fuzz fuzz-run fuzz-front fuzz-rt demo bench clean
 
 all: build
 
@@ -52,19 +52,23 @@ asan-build: deps
 test-asan: asan-build
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS)
 
-# Fuzz the scanner, parser and checks, seeded with every .nn of the project.
-# `make fuzz` runs until stopped; `make test` runs FUZZ_SECONDS and must find nothing.
+# Fuzz the scanner, parser and checks, seeded with every .nn of the project, and beside it
+# (the machine has two cores; each fuzzer runs on one) the runtime's readers in turn.
+# `make fuzz` fuzzes the front end until stopped; `make test` runs FUZZ_SECONDS of each
+# side and must find nothing.
 fuzz: asan-build
-	$(MAKE) --no-print-directory fuzz-run FUZZ_SECONDS=0
+	$(MAKE) --no-print-directory fuzz-front FUZZ_SECONDS=0
 
 fuzz-run:
+	$(MAKE) --no-print-directory -j2 fuzz-front fuzz-rt
+
+fuzz-front:
 	rm -rf $(ASAN_BUILD)/fuzz-seeds && mkdir -p $(ASAN_BUILD)/fuzz-seeds $(ASAN_BUILD)/fuzz-corpus
 	cp examples/*.nn $(ASAN_BUILD)/fuzz-seeds/
 	for f in tests/*/*.nn; do cp "$$f" "$(ASAN_BUILD)/fuzz-seeds/$$(echo $$f | tr / _)"; done
 	$(ASAN_BUILD)/fuzz_frontend -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 \
 	  -print_final_stats=1 -artifact_prefix=$(ASAN_BUILD)/ \
 	  $(ASAN_BUILD)/fuzz-corpus $(ASAN_BUILD)/fuzz-seeds
-	$(MAKE) --no-print-directory fuzz-rt FUZZ_RT_SECONDS=$(FUZZ_RT_SECONDS)
 
 # The runtime's readers, seeded with small valid files (tests/fuzz/rt_seeds.py); their
 # messages are closed away (-close_fd_mask=2), libFuzzer's and the sanitizers' reports kept.

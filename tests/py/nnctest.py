@@ -23,8 +23,11 @@ def run(cmd, cwd, code=0, timeout=600):
     return p
 
 
-def sanitized(build):
-    """Whether BUILD is the sanitizer build (several times slower: tests do less there)."""
+def sanitized(build=None):
+    """Whether BUILD (by default the --build of this script's command line) is the sanitizer
+    build (several times slower: tests do less there)."""
+    if build is None and "--build" in sys.argv[:-1]:
+        build = sys.argv[sys.argv.index("--build") + 1]
     try:
         with open(os.path.join(build or "", "CMakeCache.txt")) as f:
             return re.search(r"^NNC_SANITIZE:BOOL=ON$", f.read(), re.M) is not None

@@ -28,6 +28,11 @@ import tempfile
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nnctest import sanitized  # noqa: E402
+
+V3 = False
+
 HEAD = "model m {\n    input  x[%s]\n    target t[%d]\n"
 
 # name -> (input dims, target size, body, optimizer); each body ends in logits z.
@@ -154,7 +159,7 @@ def check(nnc, name, seed):
         for prec, rtol, atol in (("f64", 1e-9, 1e-12), ("f32", 1e-4, 1e-5)):
             ref = os.path.join(tmp, f"ref_{prec}.npz")
             rout = run([nnc, "--interp", f"--precision={prec}", path, "--"] + train(prec, ref, batch), tmp)
-            cpus = [("native", [])] + ([("v3", ["--cpu=x86-64-v3"])] if host_runs_v3() else [])
+            cpus = [("native", [])] + ([("v3", ["--cpu=x86-64-v3"])] if V3 else [])
             for cpu, flags in cpus:
                 exe = os.path.join(tmp, f"{prec}_{cpu}")
                 run([nnc, "-O2", f"--precision={prec}", *flags, path, "-o", exe], tmp)
@@ -188,6 +193,8 @@ def main():
     args = ap.parse_args()
     nnc = os.path.abspath(args.nnc)
     names = [args.only] if args.only else list(MODELS)
+    global V3  # the AVX2 build too; not under the sanitizers, whose C paths are the same
+    V3 = host_runs_v3() and not sanitized(args.build)
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(lambda a: check(nnc, *a), [(n, i) for i, n in enumerate(names)]))
     failures = [f for f in results if f]

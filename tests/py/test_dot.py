@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nnctest import fail, main, run  # noqa: E402
+from nnctest import fail, main, run, sanitized  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 XOR = os.path.join(ROOT, "examples", "xor.nn")
@@ -41,7 +41,10 @@ def test_every_model_renders(nnc, tmp):
                                errors="replace", timeout=120)
             if p.returncode != 0:
                 continue  # an error case of the suite, not a model
-            render(p.stdout, f"{os.path.relpath(path, ROOT)} {opt}")
+            # graphviz is the same program in every build: under the sanitizers, which are
+            # here for nnc, it draws only the examples (about 0.1 s a model)
+            if not sanitized() or "/examples/" in path:
+                render(p.stdout, f"{os.path.relpath(path, ROOT)} {opt}")
             rendered += 1
     if rendered < 50:
         fail(f"only {rendered} models rendered")
