@@ -1,6 +1,7 @@
 /* main.c - the nnc command line: read the file, run the stages the flags ask for. */
 #define _DEFAULT_SOURCE /* realpath */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -429,6 +430,49 @@ static void handle_out_of_memory(void)
         _ZN4llvm31install_bad_alloc_error_handlerEPFvPvPKcbES0_(on_llvm_bad_alloc, NULL);
 }
 
+/* ---- a deep stack ---- */
+
+/* Long programs make deep recursion in LLVM's analyses: ScalarEvolution, asked about a
+ * function of a thousand loops one after the other, recursed through them all and
+ * overflowed the main thread's 8 MB (a 1000-statement chain at -O2; 64 MB was enough).
+ * So the compilation runs on a thread whose stack is reserved large; only the pages it
+ * touches are ever committed. Where the thread cannot be made (a tight ulimit -v), the
+ * main thread does the work as before. */
+enum { COMPILE_STACK = 512 << 20 };
+
+typedef struct Job {
+    const Options *o;
+    const Input *in;
+    Diag *d;
+    Arena *a;
+    int status;
+} Job;
+
+static void *run_job(void *p)
+{
+    Job *j = p;
+    j->status = compile(j->o, j->in, j->d, j->a);
+    return NULL;
+}
+
+static int compile_deep(const Options *o, const Input *in, Diag *d, Arena *a)
+{
+    Job j = {o, in, d, a, 1};
+    pthread_attr_t attr;
+    pthread_t t;
+    bool threaded = pthread_attr_init(&attr) == 0;
+    if (threaded) {
+        threaded = pthread_attr_setstacksize(&attr, COMPILE_STACK) == 0 &&
+                   pthread_create(&t, &attr, run_job, &j) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    if (threaded)
+        pthread_join(t, NULL);
+    else
+        run_job(&j);
+    return j.status;
+}
+
 int main(int argc, char **argv)
 {
     Options o = {0};
@@ -442,7 +486,7 @@ int main(int argc, char **argv)
     Diag d;
     diag_init(&d, o.input, in.text, in.len);
     Arena *a = arena_new();
-    status = compile(&o, &in, &d, a);
+    status = compile_deep(&o, &in, &d, a);
     if (d.nerrors && status == 0)
         status = 1;
     arena_free(a);

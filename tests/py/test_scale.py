@@ -11,6 +11,7 @@
    to one where LLVM's code generation fits too, every run of --emit=llvm either succeeds
    or ends with `nnc: error: out of memory` and exit status 1: never a std::bad_alloc
    abort (SIGABRT) or a crash. At least one run must have run out of memory.
+3. A chain of 1000 elementwise statements compiles at -O2 (deep recursion in LLVM) and trains.
 """
 import os
 import resource
@@ -132,5 +133,22 @@ def test_out_of_memory(nnc, tmp):
     print(f"{ran_out} runs out of memory, each with the message")
 
 
+def test_long_chain(nnc, tmp):
+    """1000 elementwise statements compiled at -O2 and trained: LLVM's ScalarEvolution
+    recursed through the thousand loops of the step and overflowed the 8 MB main stack
+    (SIGSEGV); the compilation now has a stack of its own (compiler/main.c)."""
+    body = "".join(f"    h{i} = h{i - 1} * 0.5 + x\n" for i in range(1, 1001))
+    with open(os.path.join(tmp, "long.nn"), "w") as f:
+        f.write("model long {\n    input x[2]\n    target t[2]\n    param w[2] = ones\n"
+                f"    h0 = w * x\n{body}    loss = mse(h1000, t)\n}}\n"
+                "train long { data = [[1, 2] -> [3, 4], [0.5, 1] -> [1, 2]] epochs = 2 batch = 2 }\n")
+    code, err, _ = limited(nnc, ["-O2", "long.nn", "-o", "long"], tmp, 4096)
+    if code != 0:
+        fail(f"-O2 of a 1000-statement chain: exit {code}\n{err[-2000:]}")
+    p = subprocess.run(["./long", "--quiet", "--save", "long.npz"], cwd=tmp, capture_output=True, text=True)
+    if p.returncode != 0 or not os.path.exists(os.path.join(tmp, "long.npz")):
+        fail(f"the 1000-statement chain's executable: exit {p.returncode}\n{p.stderr[-2000:]}")
+
+
 if __name__ == "__main__":
-    main("nnc-scale-", [test_linear_memory, test_many_models, test_out_of_memory])
+    main("nnc-scale-", [test_linear_memory, test_many_models, test_out_of_memory, test_long_chain])
