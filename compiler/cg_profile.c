@@ -189,6 +189,22 @@ static LLVMValueRef flop_count(Cg *g, const CgNode *n)
     return batch ? g->fs->n : cg_i64(g, 1);
 }
 
+/* A block of two predecessors after each node of the checked step. That copy is optnone,
+ * with a loop nest a node; LLVM's code generator still computes IVUsers for every loop, and
+ * ScalarEvolution, to prove a loop's entry guard, climbs the single-predecessor blocks
+ * above it back through every loop before it: quadratic in the nodes (6 of the 7 s of a
+ * 1000-statement chain's compile, and a recursion deep enough to need a large stack). A
+ * join ends the climb; an optnone function is not simplified, so the join stays. */
+static void end_climb(Cg *g)
+{
+    LLVMBasicBlockRef side = cg_block(g, "climb.side"), join = cg_block(g, "climb.join");
+    /* a condition nothing can fold: IPSCCP runs on optnone functions too */
+    LLVMBuildCondBr(g->b, LLVMBuildIsNull(g->b, g->fs->run, ""), side, join);
+    LLVMPositionBuilderAtEnd(g->b, side);
+    LLVMBuildBr(g->b, join);
+    LLVMPositionBuilderAtEnd(g->b, join);
+}
+
 void cg_prof_emit_node(Cg *g, int id)
 {
     CgProf *p = g->prof;
@@ -204,6 +220,7 @@ void cg_prof_emit_node(Cg *g, int id)
         g->fs->live = live;
         p->one[id] = false;
         mark(g, g->fs->run, id, g->fs->base[id], n->varying ? g->fs->n : cg_i64(g, -1));
+        end_climb(g);
         return;
     }
     memcpy(p->was_done, g->fs->done, bytes);
