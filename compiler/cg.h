@@ -125,6 +125,7 @@ typedef struct CgFrame {
     LLVMValueRef ws;        /* the workspace, real* (a pass's frame only) */
     LLVMValueRef batch_cap; /* nnc_rt_int(run, NNC_BATCH), i64: varying buffers hold this many */
     LLVMValueRef run;       /* the NncRun* (NULL in a task's kernel: the pool's threads hold none) */
+    LLVMValueRef io[3];     /* a pass's x, t and pred arguments */
     /* which nodes the pass computes (now), whose reads count (cg_fuse.c), which were
      * computed already in another node's kernel; a kernel's frame shares its caller's */
     const bool *live, *readers;
@@ -324,6 +325,7 @@ LLVMValueRef cg_gmax_at(Cg *g, LLVMValueRef gmax, int i);
 /* ---- kernels (cg_kernels.c dispatches; cg_mm.c, cg_gemm.c) ---- */
 
 void cg_emit_node(Cg *g, int node);
+void cg_bind_node(Cg *g, int node); /* its buffer's address again, here (cg_train.c) */
 /* The batch's products in register-blocked form (cg_mm.c); false: not one of its shapes. */
 bool cg_mm_emit(Cg *g, int node);
 /* Any product (matmul, outer and their batch means) as one strided loop nest (cg_gemm.c). */

@@ -214,6 +214,11 @@ void cg_prof_emit_node(Cg *g, int id)
     size_t bytes = sizeof(bool) * (size_t)g->plan->nnodes;
     if (g->fs->prof == CG_PROF_CHECK) {
         const bool *live = g->fs->live;
+        /* addresses made here, not only in the entry block: thousands of them live
+         * across the whole function cost the register allocator more than the rest */
+        cg_bind_node(g, id);
+        for (int k = 0; k < n->nargs; k++)
+            cg_bind_node(g, n->args[k]);
         p->one[id] = true;
         g->fs->live = p->one;
         cg_emit_node(g, id);

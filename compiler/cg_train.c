@@ -59,6 +59,11 @@ static void bind_buffers(Cg *g, const bool *live, LLVMValueRef run, LLVMValueRef
     }
 }
 
+void cg_bind_node(Cg *g, int id)
+{
+    g->fs->base[id] = node_buffer(g, &g->plan->nodes[id], g->fs->run, g->fs->io);
+}
+
 /* dst[b, i] = node's value for every sample (broadcast when it does not vary). */
 static void copy_out(Cg *g, int node, LLVMValueRef dst, LLVMValueRef count)
 {
@@ -149,6 +154,7 @@ static LLVMValueRef begin_pass(Cg *g, CgFrame *f, const char *name, const bool *
     io[0] = LLVMGetParam(fn, 1);
     io[1] = LLVMGetParam(fn, 2);
     io[2] = LLVMGetParam(fn, 4);
+    memcpy(g->fs->io, io, sizeof g->fs->io);
     g->fs->n = LLVMGetParam(fn, 3);
     g->fs->nreal = LLVMBuildSIToFP(g->b, g->fs->n, g->real, "n");
     g->fs->inv_n = LLVMBuildFDiv(g->b, cg_real(g, 1), g->fs->nreal, "inv_n");
