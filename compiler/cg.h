@@ -133,6 +133,7 @@ typedef struct CgFrame {
     struct CgSgd *sgd;      /* in a step with sgd fused in (cg_sgd.c), else NULL */
     bool training;          /* nnc_step: dropout masks are drawn (else all ones) */
     int prof;               /* CG_PROF_*: an instrumented copy of the step or train (cg_profile.c) */
+    LLVMValueRef prof_on;   /* CG_PROF_GUARD: i1, whether this run profiles */
 } CgFrame;
 
 typedef struct Cg {
@@ -374,7 +375,9 @@ LLVMTypeRef cg_desc_type(LLVMContextRef ctx, LLVMTypeRef train_ptr, LLVMTypeRef 
 
 /* How a function is instrumented: not; a mark after each kernel (--profile's train and
  * step); the step node by node, each node's buffer marked for a scan (check_batch). */
-enum { CG_PROF_NONE, CG_PROF_TIME, CG_PROF_CHECK };
+/* TIME: a copy of the step marking after each kernel; GUARD: the normal step itself, its
+ * marks behind nnc_rt_int(run, NNC_PROFILING); CHECK: the node-by-node copy */
+enum { CG_PROF_NONE, CG_PROF_TIME, CG_PROF_CHECK, CG_PROF_GUARD };
 typedef struct CgProf CgProf;
 /* Before the instrumented functions: their rows (the descriptor's ops). */
 void cg_prof_begin(Cg *g);

@@ -1,12 +1,14 @@
 /* cg_profile.c - the instrumented copies of the step: --profile and the first non-finite value.
  *
- * Both are extra functions beside the normal ones, which they leave as they are: the
- * runtime calls them only when asked (--profile), or after a batch went non-finite.
- *   nnc_train.profile  the training loop around nnc_step.profile, a copy of the step with
- *                      the same kernels (fusion, shared kernels) and a call of nnc_rt_mark
- *                      after each; the loop marks its runtime calls and each param's update
- *                      (the optimizer's own step: no sgd fused into the products, so every
- *                      update has a row).
+ * Both are extra functions beside the normal ones: the runtime calls them only when
+ * asked (--profile), or after a batch went non-finite.
+ *   nnc_train.profile  the training loop around the normal nnc_step, whose call of
+ *                      nnc_rt_mark after each kernel runs only when the run profiles
+ *                      (a branch on a flag the step reads once); with sgd fused into
+ *                      the step, around nnc_step.profile instead, a copy with the same
+ *                      kernels that marks always and leaves the update to the optimizer's
+ *                      own step, so every update has a row. The loop marks its runtime
+ *                      calls and each param's update.
  *   nnc_check_batch    the step node by node, nothing fused (so every value is stored),
  *                      marking each node with its buffer: the runtime scans it and keeps
  *                      the first non-finite value in program order.
@@ -167,7 +169,18 @@ static void mark(Cg *g, LLVMValueRef run, int row, LLVMValueRef buf, LLVMValueRe
 {
     LLVMValueRef args[] = {run, cg_i32(g, row), buf ? LLVMBuildBitCast(g->b, buf, g->i8p, "") : LLVMConstNull(g->i8p),
                            count};
+    LLVMBasicBlockRef next = NULL;
+    if (g->fs->prof == CG_PROF_GUARD) { /* the normal step: only when profiling */
+        LLVMBasicBlockRef yes = cg_block(g, "mark");
+        next = cg_block(g, "marked");
+        LLVMBuildCondBr(g->b, g->fs->prof_on, yes, next);
+        LLVMPositionBuilderAtEnd(g->b, yes);
+    }
     LLVMBuildCall2(g->b, g->prof->mark.type, g->prof->mark.fn, args, 4, "");
+    if (next) {
+        LLVMBuildBr(g->b, next);
+        LLVMPositionBuilderAtEnd(g->b, next);
+    }
 }
 
 void cg_prof_mark(Cg *g, LLVMValueRef run, int row)
@@ -209,8 +222,13 @@ void cg_prof_emit_node(Cg *g, int id)
 {
     CgProf *p = g->prof;
     const CgNode *n = &g->plan->nodes[id];
-    if (n->op < IR_NUM_OPS && ir_op_info((IrOp)n->op)->kind == IR_KIND_LEAF)
+    if (n->op < IR_NUM_OPS && ir_op_info((IrOp)n->op)->kind == IR_KIND_LEAF) {
+        /* no row; dropout masks are drawn as in training, except by the checked step,
+         * which recomputes the failed batch with the masks that batch drew */
+        if (g->fs->prof != CG_PROF_CHECK)
+            cg_emit_node(g, id);
         return;
+    }
     size_t bytes = sizeof(bool) * (size_t)g->plan->nnodes;
     if (g->fs->prof == CG_PROF_CHECK) {
         const bool *live = g->fs->live;

@@ -125,7 +125,8 @@ typedef struct NncOpDesc {
  * starts at, the optimizer steps taken before it (adam's t goes on from there; a library's
  * train_step calls train() once a step, after the steps before it);
  * NNC_FIRST_BATCH, asked after each nnc_rt_epoch_begin: the batch that epoch starts at. */
-enum { NNC_EPOCHS, NNC_BATCH, NNC_NEED_GRADS, NNC_FIRST_EPOCH, NNC_STEPS, NNC_FIRST_BATCH };
+enum { NNC_EPOCHS, NNC_BATCH, NNC_NEED_GRADS, NNC_FIRST_EPOCH, NNC_STEPS, NNC_FIRST_BATCH,
+       NNC_PROFILING /* --profile: the step's marks are on */ };
 /* nnc_rt_real. NNC_LR is the lr in force for the batch of the last nnc_rt_batch (warm-up
  * and schedule applied); NNC_GRAD_SCALE the factor clipping multiplies the batch's mean
  * gradients by (1 without clip), known after nnc_rt_batch_end*. */

@@ -14,6 +14,7 @@ int nnc_rt_int(NncRun *run, int which)
     case NNC_STEPS: return (int)(run->steps0 + run->steps_before);
     case NNC_FIRST_BATCH: return run->batch0;
     case NNC_EPOCHS: return run->o.epochs;
+    case NNC_PROFILING: return run->o.profile != 0; /* train_profile is what runs */
     default: return run->o.batch;
     }
 }

@@ -2,8 +2,9 @@
 """./MODEL --profile (issue 15): after training, one row per operation of the step
 (forward, backward, update) and per runtime call of the loop, with its time, share and,
 for products, GFLOP/s; the shares add up to 100%, the rows to the total, and the total to
-the epochs' measured time within 10%. Profiling trains the same weights, and the normal
-functions are not instrumented (nnc_train and nnc_step call no timer)."""
+the epochs' measured time within 10%. Profiling trains the same weights (dropout masks
+included), and the normal functions are not instrumented: nnc_train and nnc_evaluate call no
+timer; nnc_step marks only behind the run's profiling flag (or, with sgd fused, not at all)."""
 import os
 import re
 import sys
@@ -87,10 +88,35 @@ def test_rows(nnc, tmp):
         fail(f"no fused kernel shown (matmul + ...):\n{out}")
 
 
+DROP = """model drop%s {
+    input x[4]
+    target t[2]
+    h = dense(x, 8, relu)
+    d = dropout(h, 0.5)
+    y = dense(d, 2)
+    loss = mse(y, t)
+}
+train drop%s {
+    data = [[1, 2, 3, 4] -> [1, 0], [0, 1, 0, 1] -> [0, 1], [2, 0, 1, 0] -> [1, 1]]
+    optimizer = %s
+    epochs = 4
+    batch = 2
+}
+"""
+
+
 def test_same_weights(nnc, tmp):
-    # profiling trains the same weights: every step's arithmetic is the normal one
-    for name, extra in (("xor", ["--epochs", "200"]), ("curve", ["--epochs", "5"])):
-        run([nnc, os.path.join(EXAMPLES, name + ".nn"), "-o", name], tmp)
+    # profiling trains the same weights: every step's arithmetic is the normal one, dropout
+    # masks included (adam: the normal step profiles; sgd: a copy without the fused update)
+    for opt in ("adam", "sgd"):
+        with open(os.path.join(tmp, f"drop_{opt}.nn"), "w") as f:
+            f.write(DROP % (opt, opt, "adam(lr = 0.01)" if opt == "adam" else "sgd(lr = 0.1)"))
+    models = [(os.path.join(EXAMPLES, "xor.nn"), ["--epochs", "200"]),
+              (os.path.join(EXAMPLES, "curve.nn"), ["--epochs", "5"]),
+              (os.path.join(tmp, "drop_adam.nn"), []), (os.path.join(tmp, "drop_sgd.nn"), [])]
+    for path, extra in models:
+        name = os.path.basename(path)[:-3]
+        run([nnc, path, "-o", name], tmp)
         rows, total, head, _ = profile("./" + name, tmp, *extra)
         check_sums(rows, total, head, float(head.group(4)), name)
         run(["./" + name, "--quiet", "--save", "plain.npz", *extra], tmp)
@@ -106,6 +132,18 @@ def test_not_instrumented(nnc, tmp):
     for name in ("nnc_train", "nnc_evaluate"):
         if "nnc_rt_mark" in bodies[name] or ".profile" in bodies[name]:
             fail(f"{name} is instrumented")
+    ll = run([nnc, "--emit=llvm", "-O0", os.path.join(EXAMPLES, "xor.nn")], tmp).stdout  # nothing inlined
+    bodies = dict(re.findall(r'^define [^@]*@("?[\w.]+"?)\(.*?\n(.*?)^}', ll, re.S | re.M))
+    step = bodies["nnc_step"]  # xor trains with sgd: --profile runs a copy of its step
+    if "nnc_rt_mark" in step or "nnc_rt_mark" not in bodies.get("nnc_step.profile", ""):
+        fail("xor's nnc_step marks, or its profile copy does not")
+    with open(os.path.join(tmp, "drop_adam.nn"), "w") as f:
+        f.write(DROP % ("adam", "adam", "adam(lr = 0.01)"))
+    ll = run([nnc, "--emit=llvm", "-O0", "drop_adam.nn"], tmp).stdout
+    bodies = dict(re.findall(r'^define [^@]*@("?[\w.]+"?)\(.*?\n(.*?)^}', ll, re.S | re.M))
+    step = bodies["nnc_step"]  # adam: the normal step's marks wait behind its profiling flag
+    if "nnc_step.profile" in bodies or "nnc_rt_mark" not in step or "br i1 %profiling" not in step:
+        fail("the adam model's nnc_step does not mark behind the profiling flag")
     if "nnc_rt_mark" not in bodies.get("nnc_train.profile", ""):
         fail("no instrumented nnc_train.profile")
     p = run([nnc, "--interp", os.path.join(EXAMPLES, "xor.nn"), "--", "--profile", "--epochs", "1"], tmp, code=1)
