@@ -222,8 +222,10 @@ void cg_emit_node(Cg *g, int id)
     }
     switch (op) {
     case IR_MATMUL: case CG_BMEAN_MATMUL: case IR_OUTER: case CG_BMEAN_OUTER:
-        /* the register-blocked kernels where the shapes allow, else the strided nest */
-        if (!cg_mm_emit(g, id))
+        /* the register-blocked kernels where the shapes allow, else the strided nest; the
+         * checked step (run once after a non-finite batch, not optimised) takes the nest,
+         * a tenth of the code to compile */
+        if (g->fs->prof == CG_PROF_CHECK || !cg_mm_emit(g, id))
             cg_gemm_emit(g, id);
         return;
     case IR_TRANSPOSE: emit_transpose(g, id); return;
