@@ -37,6 +37,7 @@ typedef struct Options {
     const char *cpu, *cpu_features; /* --cpu, --cpu-features */
     Emit emit;
     bool run, check, interp;
+    bool to_stdout; /* -o -: the output to standard output (text kinds and objects) */
     int opt_level, real_size;
     int run_argc;
     char **run_argv;
@@ -58,7 +59,7 @@ static const char usage[] =
     "                        x86-64-v2, x86-64-v3, x86-64-v4, haswell, skylake-avx512,\n"
     "                        znver3, znver4, ...\n"
     "  --cpu-features=+a,-b  add or remove CPU features (avx2, fma, avx512f, ...)\n"
-    "  -o FILE               output file\n"
+    "  -o FILE               output file (- : standard output, for text kinds and obj)\n"
     "  --help, --version\n";
 
 static int fail_usage(const char *fmt, const char *arg)
@@ -135,6 +136,13 @@ static int parse_args(Options *o, int argc, char **argv)
         return fail_usage("%s", "no input file");
     if (o->run + o->check + o->interp + (o->emit != EMIT_NONE) > 1)
         return fail_usage("%s", "--run, --interp, --check and --emit exclude each other");
+    if (o->out && strcmp(o->out, "-") == 0) { /* as other Unix tools: standard output */
+        if (o->emit == EMIT_NONE || o->emit == EMIT_EXE || o->emit == EMIT_LIB || o->emit == EMIT_SHARED)
+            return fail_usage("-o -: %s is a file to name, not standard output",
+                              o->emit == EMIT_LIB || o->emit == EMIT_SHARED ? "a library" : "an executable");
+        o->out = NULL;
+        o->to_stdout = true;
+    }
     return -1;
 }
 
@@ -253,7 +261,7 @@ static const char *output_path(const Options *o, const Model *m, Arena *a)
 {
     if (o->out)
         return o->out;
-    if (o->run || o->check || o->interp)
+    if (o->run || o->check || o->interp || o->to_stdout)
         return NULL;
     if (o->emit == EMIT_OBJ)
         return arena_printf(a, "%s.o", m->name);

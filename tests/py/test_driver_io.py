@@ -13,6 +13,8 @@
    model read through a FIFO compiles.
 6. Relative data paths are resolved against the .nn file's folder at compile time: an
    executable built from another folder trains from any working directory.
+7. -o - is standard output for text kinds and objects, and refused for executables and
+   libraries.
 """
 import os
 import signal
@@ -260,6 +262,25 @@ def test_data_paths(nnc, tmp):
             fail(f"nnc {mode} proj/fromcsv.nn did not train:\n{p.stdout}")
 
 
+def test_dash_is_stdout(nnc, tmp):
+    """-o - writes text kinds and objects to standard output (no file named '-'); an
+    executable or a library must be named."""
+    sub = os.path.join(tmp, "dash")
+    os.makedirs(sub)
+    src = os.path.join(tmp, "tiny.nn")
+    for kind, want in (("ir", b"forward pass for one sample:"), ("llvm", b"; ModuleID"),
+                       ("obj", b"\x7fELF")):
+        p = subprocess.run([nnc, "--emit=" + kind, "-o", "-", src], cwd=sub, capture_output=True)
+        if p.returncode != 0 or not p.stdout.startswith(want):
+            fail(f"--emit={kind} -o -: exit {p.returncode}, stdout {p.stdout[:40]!r}\n{p.stderr.decode()}")
+    for flags in ([], ["--emit=exe"], ["--emit=lib"], ["--emit=shared"]):
+        p = run([nnc, *flags, "-o", "-", src], sub, code=1)
+        if "-o -:" not in p.stderr or "not standard output" not in p.stderr:
+            fail(f"{flags} -o -: {p.stderr}")
+    if os.listdir(sub):
+        fail(f"-o - left files: {os.listdir(sub)}")
+
+
 def setup(nnc, tmp):
     write(os.path.join(tmp, "tiny.nn"), MODEL)
 
@@ -267,4 +288,4 @@ def setup(nnc, tmp):
 if __name__ == "__main__":
     main("nnc-driver-io-", [setup, test_fifo, test_char_device, test_symlinks,
                             test_output_is_input, test_output_is_folder, test_signals,
-                            test_source_limit, test_data_paths])
+                            test_source_limit, test_data_paths, test_dash_is_stdout])
