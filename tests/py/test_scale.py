@@ -135,8 +135,9 @@ def test_out_of_memory(nnc, tmp):
 
 def test_long_chain(nnc, tmp):
     """1000 elementwise statements compiled at -O2 and trained: LLVM's ScalarEvolution
-    recursed through the thousand loops of the step and overflowed the 8 MB main stack
-    (SIGSEGV); the compilation now has a stack of its own (compiler/main.c)."""
+    recursed through the thousand loops of the checked step and overflowed the 8 MB main
+    stack (SIGSEGV); that step now ends each node with a join (cg_profile.c), and the
+    compilation has a larger stack of its own (compiler/main.c)."""
     body = "".join(f"    h{i} = h{i - 1} * 0.5 + x\n" for i in range(1, 1001))
     with open(os.path.join(tmp, "long.nn"), "w") as f:
         f.write("model long {\n    input x[2]\n    target t[2]\n    param w[2] = ones\n"
