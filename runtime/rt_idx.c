@@ -85,6 +85,29 @@ static int check_size(const Idx *f)
     return 0;
 }
 
+/* Checks the header in f->buf (f->len bytes of it, or of the whole file) and reads its dims. */
+static int check_header(Idx *f, const char *what)
+{
+    if (f->len < 4 || f->buf[0] || f->buf[1] || f->buf[2] != 0x08) {
+        unsigned magic = f->len >= 4 ? be32(f->buf) : 0;
+        rt_data_error(f->path, 0, "offset 0: bad magic number 0x%08x, expected 0x000008NN "
+                      "(IDX %s of unsigned bytes, NN dims)", magic, what);
+        return -1;
+    }
+    f->ndims = f->buf[3];
+    if (f->ndims < 1 || f->ndims > 8) {
+        rt_data_error(f->path, 0, "offset 3: %d dims; IDX %s have 1 to 8", f->ndims, what);
+        return -1;
+    }
+    f->data_at = 4 + 4 * (size_t)f->ndims;
+    if (f->len < f->data_at) {
+        rt_data_error(f->path, 0, "offset %zu: the file ends inside its header", f->len);
+        return -1;
+    }
+    read_dims(f);
+    return 0;
+}
+
 /* Reads and checks the header and the file's size. */
 static int idx_open(Idx *f, const char *path, const char *what)
 {
@@ -92,24 +115,7 @@ static int idx_open(Idx *f, const char *path, const char *what)
     f->buf = rt_read_data(path, &f->len);
     if (!f->buf)
         return -1;
-    if (f->len < 4 || f->buf[0] || f->buf[1] || f->buf[2] != 0x08) {
-        unsigned magic = f->len >= 4 ? be32(f->buf) : 0;
-        rt_data_error(path, 0, "offset 0: bad magic number 0x%08x, expected 0x000008NN "
-                      "(IDX %s of unsigned bytes, NN dims)", magic, what);
-        return -1;
-    }
-    f->ndims = f->buf[3];
-    if (f->ndims < 1 || f->ndims > 8) {
-        rt_data_error(path, 0, "offset 3: %d dims; IDX %s have 1 to 8", f->ndims, what);
-        return -1;
-    }
-    f->data_at = 4 + 4 * (size_t)f->ndims;
-    if (f->len < f->data_at) {
-        rt_data_error(path, 0, "offset %zu: the file ends inside its header", f->len);
-        return -1;
-    }
-    read_dims(f);
-    return check_size(f);
+    return check_header(f, what) == 0 ? check_size(f) : -1;
 }
 
 static int check_images(const Idx *f, int in_size)
@@ -147,6 +153,19 @@ static int check_labels(const Idx *img, const Idx *lab)
     return 0;
 }
 
+/* Label i, checked against the target's size. */
+static int label_at(const Idx *lab, size_t i, int tgt_size)
+{
+    int top = tgt_size == 1 ? 1 : tgt_size - 1, label = lab->buf[lab->data_at + i];
+    if (label > top) {
+        rt_data_error(lab->path, 0, "offset %zu: label %d of sample %zu is out of range 0..%d "
+                      "(the target has %d element%s)", lab->data_at + i, label, i + 1, top,
+                      tgt_size, tgt_size == 1 ? "" : "s");
+        return -1;
+    }
+    return label;
+}
+
 static int fill(NncData *out, const Idx *img, const Idx *lab, int tgt_size)
 {
     size_t nx = (size_t)img->total;
@@ -154,15 +173,10 @@ static int fill(NncData *out, const Idx *img, const Idx *lab, int tgt_size)
         rt_set(out->x, i, out->real_size, img->buf[img->data_at + i] / 255.0);
     if (tgt_size == 0)
         return 0;
-    int top = tgt_size == 1 ? 1 : tgt_size - 1;
     for (size_t i = 0; i < lab->count; i++) {
-        int label = lab->buf[lab->data_at + i];
-        if (label > top) {
-            rt_data_error(lab->path, 0, "offset %zu: label %d of sample %zu is out of range 0..%d "
-                          "(the target has %d element%s)", lab->data_at + i, label, i + 1, top,
-                          tgt_size, tgt_size == 1 ? "" : "s");
+        int label = label_at(lab, i, tgt_size);
+        if (label < 0)
             return -1;
-        }
         rt_data_set_label(out, (int)i, label);
     }
     return 0;
@@ -185,4 +199,136 @@ int rt_load_idx(const char *images, const char *labels, int in_size, int tgt_siz
     free(img.buf);
     free(lab.buf);
     return rc;
+}
+
+/* ---- the images read in pieces (--predict) ---- */
+
+struct RtIdxIn {
+    Idx img, lab;
+    unsigned char head[4 + 4 * 8];
+    RtStream s;
+    int opened, tgt_size;
+    size_t done;         /* images read so far */
+    unsigned char *raw;  /* a piece's bytes */
+    size_t raw_cap;
+    float scale4[256];   /* a byte's value as the model's real: what rt_load_idx stores */
+    double scale8[256];
+};
+
+/* The header from the stream: 4 bytes, then the dims they announce. */
+static int stream_header(RtIdxIn *in, const char *path)
+{
+    Idx *f = &in->img;
+    f->path = path;
+    f->buf = in->head;
+    long got = rt_stream_read(&in->s, in->head, 4);
+    if (got < 0)
+        return -1;
+    f->len = (size_t)got;
+    if (got == 4 && !in->head[0] && !in->head[1] && in->head[2] == 0x08 && in->head[3] >= 1 &&
+        in->head[3] <= 8) {
+        long more = rt_stream_read(&in->s, in->head + 4, 4 * (size_t)in->head[3]);
+        if (more < 0)
+            return -1;
+        f->len += (size_t)more;
+    }
+    return check_header(f, "images");
+}
+
+RtIdxIn *rt_idx_in_open(const char *images, const char *labels, int in_size, int tgt_size)
+{
+    RtIdxIn *in = calloc(1, sizeof *in);
+    if (!in) {
+        rt_data_error(images, 0, "cannot read: out of memory");
+        return NULL;
+    }
+    in->tgt_size = labels ? tgt_size : 0;
+    for (int b = 0; b < 256; b++) {
+        in->scale4[b] = (float)(b / 255.0);
+        in->scale8[b] = b / 255.0;
+    }
+    int ok = rt_stream_open(&in->s, images) == 0;
+    in->opened = ok;
+    ok = ok && stream_header(in, images) == 0 && check_images(&in->img, in_size) == 0 &&
+         (!labels || (idx_open(&in->lab, labels, "labels") == 0 && check_labels(&in->img, &in->lab) == 0));
+    if (ok && in->img.count == 0) {
+        rt_data_error(images, 0, "offset 4: no images");
+        ok = 0;
+    }
+    if (!ok) {
+        rt_idx_in_close(in);
+        return NULL;
+    }
+    return in;
+}
+
+int rt_idx_in_count(const RtIdxIn *in)
+{
+    return (int)in->img.count;
+}
+
+/* The file ended at offset `at`, before the data the header promises: check_size's message. */
+static int ended_early(RtIdxIn *in, size_t at)
+{
+    in->img.len = at;
+    check_size(&in->img);
+    return -1;
+}
+
+int rt_idx_in_read(RtIdxIn *in, void *x, int n, int real_size)
+{
+    size_t per = (size_t)in->img.per, bytes = (size_t)n * per;
+    if (bytes > in->raw_cap) {
+        free(in->raw);
+        in->raw_cap = 0;
+        if (!(in->raw = malloc(bytes))) {
+            rt_data_error(in->img.path, 0, "cannot read: out of memory");
+            return -1;
+        }
+        in->raw_cap = bytes;
+    }
+    long got = rt_stream_read(&in->s, in->raw, bytes);
+    if (got < 0)
+        return -1;
+    if ((size_t)got < bytes)
+        return ended_early(in, in->img.data_at + in->done * per + (size_t)got);
+    in->done += (size_t)n;
+    if (real_size == 4)
+        for (size_t i = 0; i < bytes; i++)
+            ((float *)x)[i] = in->scale4[in->raw[i]];
+    else
+        for (size_t i = 0; i < bytes; i++)
+            ((double *)x)[i] = in->scale8[in->raw[i]];
+    return 0;
+}
+
+int rt_idx_in_finish(RtIdxIn *in)
+{
+    size_t at = in->img.data_at + (size_t)in->img.total, extra = 0;
+    unsigned char rest[4096];
+    long got;
+    while ((got = rt_stream_read(&in->s, rest, sizeof rest)) > 0)
+        extra += (size_t)got;
+    if (got < 0)
+        return -1;
+    if (extra) {
+        rt_data_error(in->img.path, 0, "offset %zu: %zu bytes follow the data the header describes",
+                      at, extra);
+        return -1;
+    }
+    for (size_t i = 0; i < in->lab.count && in->tgt_size; i++)
+        if (label_at(&in->lab, i, in->tgt_size) < 0)
+            return -1;
+    return 0;
+}
+
+void rt_idx_in_close(RtIdxIn *in)
+{
+    if (!in)
+        return;
+    if (in->opened)
+        rt_stream_close(&in->s);
+    free(in->lab.buf);
+    free(in->raw);
+    free(in);
 }

@@ -5,9 +5,11 @@
  *
  * SRC is read as the train block's source kind with its options; the targets in it, if
  * any, are read and checked as for training (the same file:row messages), then ignored. A
- * csv may hold the inputs alone, and idx the images alone (no ",LABELS"). The csv is made
- * in memory and written whole: to --out through a temporary renamed into place, so a
- * failure leaves no partial file. */
+ * csv may hold the inputs alone, and idx the images alone (no ",LABELS"). idx images are
+ * read in pieces of a batch into one buffer, each piece's forward pass and rows made before
+ * the next is read: memory and cache hold a batch of inputs, not the data set. The csv is
+ * made in memory and written whole: to --out through a temporary renamed into place, so a
+ * failure (also one found in the last piece) leaves no partial file. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -66,25 +68,52 @@ static int source_of(NncRun *run, NncSourceDesc *src, char **owned)
     return *owned ? 0 : (rt_error(run->o.prog, "out of memory"), -1);
 }
 
-static int load_inputs(NncRun *run, NncData *d)
+/* The inputs: idx images read piece by piece, any other source loaded whole. */
+typedef struct Inputs {
+    RtIdxIn *idx; /* or NULL: all in d */
+    NncData d;
+    int n;
+    void *x; /* idx: the current piece */
+    char *owned; /* the source's strings, which idx's messages name */
+} Inputs;
+
+static void close_inputs(Inputs *in)
+{
+    rt_idx_in_close(in->idx);
+    rt_free(in->x);
+    nnc_free_data(&in->d);
+    free(in->owned);
+    memset(in, 0, sizeof *in);
+}
+
+static int open_inputs(NncRun *run, Inputs *in)
 {
     const NncModelDesc *m = run->m;
     NncSourceDesc src;
-    char *owned = NULL;
-    memset(d, 0, sizeof *d);
-    if (source_of(run, &src, &owned) != 0)
+    memset(in, 0, sizeof *in);
+    if (source_of(run, &src, &in->owned) != 0)
         return -1;
-    int rc;
+    int rc = 0;
     if (src.kind == NNC_SRC_CSV)
-        rc = rt_load_csv_inputs(&src, src.path, m->in_size, m->tgt_size, run->rs, d);
+        rc = rt_load_csv_inputs(&src, src.path, m->in_size, m->tgt_size, run->rs, &in->d);
     else if (src.kind == NNC_SRC_IDX)
-        rc = rt_load_idx(src.path, src.path2, m->in_size, src.path2 ? m->tgt_size : 0, run->rs, d);
+        rc = (in->idx = rt_idx_in_open(src.path, src.path2, m->in_size, m->tgt_size)) ? 0 : -1;
     else
-        rc = nnc_load_data(&src, NULL, m->in_size, m->tgt_size, run->rs, d);
-    free(owned);
+        rc = nnc_load_data(&src, NULL, m->in_size, m->tgt_size, run->rs, &in->d);
     if (rc != 0)
-        nnc_free_data(d);
+        close_inputs(in);
+    in->n = in->idx ? rt_idx_in_count(in->idx) : in->d.n;
     return rc;
+}
+
+/* Samples [at, at + n)'s inputs; NULL after a message. */
+static const void *inputs_at(const NncRun *run, Inputs *in, int at, int n)
+{
+    if (!in->idx)
+        return (const char *)in->d.x + (size_t)at * (size_t)run->m->in_size * (size_t)run->rs;
+    if (!in->x)
+        in->x = rt_alloc((size_t)run->o.batch * (size_t)run->m->in_size * (size_t)run->rs);
+    return rt_idx_in_read(in->idx, in->x, n, run->rs) == 0 ? in->x : NULL;
 }
 
 /* Whether accuracy applies to the model (spec 8), judged from its train block's data, as
@@ -112,19 +141,6 @@ static int is_classifier(NncRun *run)
     int yes = rt_data_has_accuracy(&d);
     nnc_free_data(&d);
     return yes;
-}
-
-/* The forward pass of every sample into pred (n * out_size reals). */
-static void forward(NncRun *run, const NncData *d, void *pred)
-{
-    const NncModelDesc *m = run->m;
-    int chunk = run->o.batch > PREDICT_BATCH ? run->o.batch : PREDICT_BATCH;
-    run->o.batch = chunk < d->n ? chunk : d->n; /* evaluate() sizes its workspace by it */
-    size_t xb = (size_t)m->in_size * (size_t)run->rs, pb = (size_t)m->out_size * (size_t)run->rs;
-    for (int at = 0; at < d->n; at += run->o.batch) {
-        int n = d->n - at < run->o.batch ? d->n - at : run->o.batch;
-        m->evaluate(run, (const char *)d->x + (size_t)at * xb, NULL, n, (char *)pred + (size_t)at * pb);
-    }
 }
 
 /* ---- the csv, made in memory ---- */
@@ -173,15 +189,21 @@ static int class_of(const void *pred, size_t at, int n, int rs)
     return best;
 }
 
-/* Values with enough digits to read back the same real: 9 for f32, 17 for f64. */
-static void make_csv(Text *t, const NncRun *run, const void *pred, int n, int classes)
+static void put_header(Text *t, const NncRun *run, int classes)
 {
-    int no = run->m->out_size, rs = run->rs, digits = rs == 4 ? 9 : 17;
+    int no = run->m->out_size;
     if (classes)
         put(t, "class%s", no ? "," : "");
     for (int k = 0; k < no; k++)
         put(t, "y%d%s", k, k + 1 < no ? "," : "");
     put(t, "\n");
+}
+
+/* n rows of pred. Values with enough digits to read back the same real: 9 for f32, 17
+ * for f64. */
+static void put_rows(Text *t, const NncRun *run, const void *pred, int n, int classes)
+{
+    int no = run->m->out_size, rs = run->rs, digits = rs == 4 ? 9 : 17;
     for (int i = 0; i < n; i++) {
         size_t at = (size_t)i * (size_t)no;
         if (classes)
@@ -190,6 +212,32 @@ static void make_csv(Text *t, const NncRun *run, const void *pred, int n, int cl
             put(t, "%.*g%s", digits, rt_get(pred, at + (size_t)k, rs), k + 1 < no ? "," : "");
         put(t, "\n");
     }
+}
+
+/* Batches of the inputs through evaluate(), each batch's rows after the header. */
+static int predict_all(NncRun *run, Inputs *in, Text *t)
+{
+    const NncModelDesc *m = run->m;
+    int chunk = run->o.batch > PREDICT_BATCH ? run->o.batch : PREDICT_BATCH;
+    run->o.batch = chunk < in->n ? chunk : in->n; /* evaluate() sizes its workspace by it */
+    int no = m->out_size, classes = is_classifier(run);
+    void *pred = rt_alloc((size_t)run->o.batch * (size_t)(no ? no : 1) * (size_t)run->rs);
+    put_header(t, run, classes);
+    int rc = 0;
+    for (int at = 0; at < in->n && rc == 0; at += run->o.batch) {
+        int n = in->n - at < run->o.batch ? in->n - at : run->o.batch;
+        const void *x = inputs_at(run, in, at, n);
+        if (!x) {
+            rc = -1;
+            break;
+        }
+        m->evaluate(run, x, NULL, n, pred);
+        put_rows(t, run, pred, n, classes);
+    }
+    rt_free(pred);
+    if (rc == 0 && in->idx)
+        rc = rt_idx_in_finish(in->idx);
+    return rc;
 }
 
 static int write_csv(NncRun *run, const Text *t)
@@ -210,17 +258,14 @@ int rt_predict(NncRun *run)
         return rt_error(run->o.prog, "malformed model descriptor (a bug in nnc)"), 1;
     if (run->o.out && rt_check_writable(run->o.out) != 0)
         return 1;
-    NncData d;
-    if (load_weights(run) != 0 || load_inputs(run, &d) != 0)
+    Inputs in;
+    if (load_weights(run) != 0 || open_inputs(run, &in) != 0)
         return 1;
-    int no = run->m->out_size;
-    void *pred = rt_alloc((size_t)d.n * (size_t)(no ? no : 1) * (size_t)run->rs);
-    forward(run, &d, pred);
     Text t = {0};
-    make_csv(&t, run, pred, d.n, is_classifier(run));
-    int rc = t.failed ? (rt_error(run->o.prog, "out of memory"), -1) : write_csv(run, &t);
+    int rc = predict_all(run, &in, &t);
+    if (rc == 0)
+        rc = t.failed ? (rt_error(run->o.prog, "out of memory"), -1) : write_csv(run, &t);
     free(t.p);
-    rt_free(pred);
-    nnc_free_data(&d);
+    close_inputs(&in);
     return rc == 0 ? 0 : 1;
 }

@@ -7,6 +7,9 @@ and class labels) and the Fashion-MNIST MLP (idx: images alone, or images and la
 class column is the argmax, or y > 0.5 for one output. Errors: no weights, bad rows (the
 same file:row messages as training data), --out without --predict, an unwritable --out;
 a failed run leaves --out as it was. --version prints one line and writes nothing.
+idx images are read in pieces of 1024: fewer than a piece, a multiple and not, gzipped or
+not, give the rows of the whole set's prediction; a file cut short or too long, or a label
+out of range, found after the last piece, still leaves no --out behind.
 """
 import csv
 import gzip
@@ -151,6 +154,57 @@ def test_fashion(nnc, tmp):
         check(f.read(), want, True, 1e-5, "fashion_mlp, images and labels, 1 thread")
 
 
+def idx_file(path, images, gz, count=None, extra=b""):
+    """images (uint8, n x 784) as an IDX file; count: the header's, if not len(images)."""
+    head = bytes([0, 0, 8, 3]) + b"".join(int(v).to_bytes(4, "big") for v in
+                                          (len(images) if count is None else count, 28, 28))
+    data = head + images.tobytes() + extra
+    with (gzip.open(path, "wb") if gz else open(path, "wb")) as f:
+        f.write(data)
+    return path
+
+
+def test_idx_pieces(nnc, tmp):
+    images = f"{FASHION}/t10k-images-idx3-ubyte.gz"
+    if not os.path.exists(images):
+        fail(f"{images} is missing (Debian: dataset-fashion-mnist)")
+    sub = os.path.join(tmp, "pieces")
+    os.mkdir(sub)
+    exe = build(nnc, sub, "fashion_mlp")
+    npz = os.path.join(sub, "fm.npz")
+    run([exe, "--epochs", "0", "--save", npz], sub)
+    w = np.load(npz)
+    x = idx_images(images)
+    whole = run([exe, "--predict", images, "--load", npz], sub).stdout.splitlines()
+    for n, gz in ((5, True), (1024, False), (2048, True), (2500, False), (3000, True)):
+        path = idx_file(os.path.join(sub, f"i{n}"), x[:n], gz)
+        for threads in ("1", "2"):
+            got = run([exe, "--predict", path, "--load", npz, "--threads", threads], sub).stdout
+            if got.splitlines() != whole[:n + 1]:
+                fail(f"{n} images (gz {gz}, {threads} threads): rows differ from the whole set's")
+        want = fashion_forward(w, (x[:n] / 255.0).astype(np.float32).astype(np.float64))
+        check(got, want, True, 1e-5, f"fashion_mlp, {n} images")
+    lab = os.path.join(sub, "lab")
+    with open(lab, "wb") as f:
+        f.write(bytes([0, 0, 8, 1]) + (2500).to_bytes(4, "big") + bytes([3] * 2499 + [10]))
+    out = os.path.join(sub, "p.csv")
+    ok = os.path.join(sub, "i2500")
+    for gz in (False, True):
+        cut = idx_file(os.path.join(sub, "cut"), x[:2400], gz, count=2500)
+        expect_error(exe, sub, ["--predict", cut, "--load", npz, "--out", out],
+                     f"{cut}: error: offset 1881616: the file ends before the 1960000 bytes of data "
+                     "its header promises (2500x28x28)", out)
+        long = idx_file(os.path.join(sub, "long"), x[:2500], gz, extra=b"xyz")
+        expect_error(exe, sub, ["--predict", long, "--load", npz, "--out", out],
+                     f"{long}: error: offset 1960016: 3 bytes follow the data the header describes", out)
+    gzcut = os.path.join(sub, "gzcut")
+    with open(os.path.join(sub, "i3000"), "rb") as f, open(gzcut, "wb") as g:
+        g.write(f.read()[:-100])
+    expect_error(exe, sub, ["--predict", gzcut, "--load", npz, "--out", out], "cut short", out)
+    expect_error(exe, sub, ["--predict", f"{ok},{lab}", "--load", npz, "--out", out],
+                 f"{lab}: error: offset 2507: label 10 of sample 2500 is out of range 0..9", out)
+
+
 def expect_error(exe, tmp, args, message, out=None, before=None):
     p = run([exe, *args], tmp, code=1)
     if message not in p.stderr:
@@ -204,4 +258,4 @@ def test_version(nnc, tmp):
 
 
 if __name__ == "__main__":
-    main("nnc-predict-", [test_xor, test_spirals, test_fashion, test_errors, test_version])
+    main("nnc-predict-", [test_xor, test_spirals, test_fashion, test_idx_pieces, test_errors, test_version])
