@@ -100,7 +100,8 @@ int rt_load_idx(const char *images, const char *labels, int in_size, int tgt_siz
 typedef struct RtIdxIn RtIdxIn;
 RtIdxIn *rt_idx_in_open(const char *images, const char *labels, int in_size, int tgt_size);
 int rt_idx_in_count(const RtIdxIn *in);
-/* The next n images into x as reals of real_size bytes, as rt_load_idx converts them. */
+/* The next n images into x as reals of real_size bytes, as rt_load_idx converts them: n
+ * the same at every call but the last, which takes what is left (a thread reads ahead). */
 int rt_idx_in_read(RtIdxIn *in, void *x, int n, int real_size);
 int rt_idx_in_finish(RtIdxIn *in);
 void rt_idx_in_close(RtIdxIn *in);
