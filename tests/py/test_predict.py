@@ -9,13 +9,16 @@ same file:row messages as training data), --out without --predict, an unwritable
 a failed run leaves --out as it was. --version prints one line and writes nothing.
 idx images are read in pieces of 1024: fewer than a piece, a multiple and not, gzipped or
 not, give the rows of the whole set's prediction; a file cut short or too long, or a label
-out of range, found after the last piece, still leaves no --out behind.
+out of range, found after the last piece, still leaves no --out behind. f32 values are
+written as C's "%.9g" (made without printf: compared field by field with Python's).
 """
 import csv
 import gzip
 import io
 import os
+import subprocess
 import sys
+import time
 
 import numpy as np
 
@@ -71,6 +74,11 @@ def check(text, want, classes, tol, what):
         fail(f"{what}: header {header}, expected {expect}")
     if got.shape != (want.shape[0], len(expect)):
         fail(f"{what}: {got.shape} values, expected {(want.shape[0], len(expect))}")
+    if tol >= 1e-9:  # f32: "%.9g" (f64's "%.17g" is printf's own)
+        for row in text.splitlines()[1:]:
+            for v in row.split(",")[1 if classes else 0:]:
+                if v != "%.9g" % np.float32(float(v)):
+                    fail(f"{what}: {v!r} is not %.9g of the f32 {np.float32(float(v))!r}")
     y = got[:, 1:] if classes else got
     err = np.max(np.abs(y - want) / np.maximum(1, np.abs(want)))
     if err > tol:
@@ -110,6 +118,25 @@ def test_xor(nnc, tmp):
             fail(f"xor --out printed {p.stdout!r} {p.stderr!r}")
         with open(out) as f:
             check(f.read(), want, True, tol, f"xor {prec} with targets, --out")
+
+
+def test_digits(nnc, tmp):
+    """f32 outputs from 1 down to the subnormals, in both of "%g"'s styles: xor with weights
+    that make its output sigmoid(200 sigmoid(x0) - 100)."""
+    sub = os.path.join(tmp, "digits")
+    os.mkdir(sub)
+    exe = build(nnc, sub, "xor")
+    npz = os.path.join(sub, "w.npz")
+    w = {"W1": np.array([[1, 0]] * 4, np.float32), "b1": np.zeros(4, np.float32),
+         "W2": np.full((1, 4), 50, np.float32), "b2": np.array([-100], np.float32)}
+    np.savez(npz, **w)
+    x = np.array([[v, 0] for v in np.linspace(-7, 7, 2801)], np.float32).astype(np.float64)
+    src = write(sub, "x.csv", "".join("%.9g,0\n" % v for v in x[:, 0]))
+    text = run([exe, "--predict", src, "--load", npz], sub).stdout
+    for style in ("e-", "e-4", ",0.000", "0.9999", "\n1,1\n"):
+        if style not in text:
+            fail(f"xor with steep weights: no output like {style!r}")
+    check(text, xor_forward(w, x), True, 1e-5, "xor with steep weights")
 
 
 def test_spirals(nnc, tmp):
@@ -203,6 +230,29 @@ def test_idx_pieces(nnc, tmp):
     expect_error(exe, sub, ["--predict", gzcut, "--load", npz, "--out", out], "cut short", out)
     expect_error(exe, sub, ["--predict", f"{ok},{lab}", "--load", npz, "--out", out],
                  f"{lab}: error: offset 2507: label 10 of sample 2500 is out of range 0..9", out)
+    # memory: a piece of inputs, not the set (60 000 images: 188 MB as f32 reals)
+    train = f"{FASHION}/train-images-idx3-ubyte.gz"
+    peak = peak_rss([exe, "--predict", train, "--load", npz, "--out", os.devnull], sub)
+    if peak > 100 << 20:
+        fail(f"--predict of 60 000 images: max RSS {peak >> 20} MB, expected at most 100")
+
+
+def peak_rss(cmd, cwd):
+    """The peak RSS in bytes of cmd (its VmHWM, read until it exits)."""
+    p = subprocess.Popen(cmd, cwd=cwd)
+    peak = 0
+    while p.poll() is None:
+        try:
+            with open(f"/proc/{p.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]) << 10)
+        except OSError:
+            pass
+        time.sleep(0.005)
+    if p.returncode != 0:
+        fail(f"{' '.join(cmd)} exited {p.returncode}")
+    return peak
 
 
 def expect_error(exe, tmp, args, message, out=None, before=None):
@@ -258,4 +308,4 @@ def test_version(nnc, tmp):
 
 
 if __name__ == "__main__":
-    main("nnc-predict-", [test_xor, test_spirals, test_fashion, test_idx_pieces, test_errors, test_version])
+    main("nnc-predict-", [test_xor, test_digits, test_spirals, test_fashion, test_idx_pieces, test_errors, test_version])
