@@ -105,10 +105,17 @@ int rt_idx_in_count(const RtIdxIn *in);
 int rt_idx_in_read(RtIdxIn *in, void *x, int n, int real_size);
 int rt_idx_in_finish(RtIdxIn *in);
 void rt_idx_in_close(RtIdxIn *in);
-/* --predict's csv: rows of the inputs alone, or of the inputs and targets as rt_load_csv
- * reads them; the first row decides which. Without targets out->tgt_size is 0. */
-int rt_load_csv_inputs(const NncSourceDesc *src, const char *path, int in_size, int tgt_size,
-                       int real_size, NncData *out);
+/* --predict's csv read piece by piece (rt_csv.c): rows of the inputs alone, or of the
+ * inputs and targets as rt_load_csv reads them (the targets checked, then left); the first
+ * row decides which. The text is read whole at open, each piece's rows parsed by
+ * rt_csv_in_read into x, n the same at every call but the last. -1 (NULL) after the
+ * messages rt_load_csv gives. */
+typedef struct RtCsvIn RtCsvIn;
+RtCsvIn *rt_csv_in_open(const NncSourceDesc *src, const char *path, int in_size, int tgt_size,
+                        int real_size);
+int rt_csv_in_rows(const RtCsvIn *in);
+int rt_csv_in_read(RtCsvIn *in, void *x, int n);
+void rt_csv_in_close(RtCsvIn *in);
 /* npz("file.npz"): rt_npzdata.c */
 int rt_load_npz(const NncSourceDesc *src, const char *path, int in_size, int tgt_size,
                 int real_size, NncData *out);

@@ -5,9 +5,10 @@
  *
  * SRC is read as the train block's source kind with its options; the targets in it, if
  * any, are read and checked as for training (the same file:row messages), then ignored. A
- * csv may hold the inputs alone, and idx the images alone (no ",LABELS"). idx images are
- * read in pieces of a batch into one buffer, each piece's forward pass and rows made before
- * the next is read: memory and cache hold a batch of inputs, not the data set. The csv is
+ * csv may hold the inputs alone, and idx the images alone (no ",LABELS"). idx images and
+ * csv rows are read in pieces of a batch into one buffer, each piece's forward pass and rows
+ * made before the next is read: memory and cache hold a batch of inputs, not the data set
+ * (a csv's text is read whole, as training reads it). The csv is
  * made in memory and written whole: to --out through a temporary renamed into place, so a
  * failure (also one found in the last piece) leaves no partial file. */
 #include <errno.h>
@@ -69,9 +70,10 @@ static int source_of(NncRun *run, NncSourceDesc *src, char **owned)
     return *owned ? 0 : (rt_error(run->o.prog, "out of memory"), -1);
 }
 
-/* The inputs: idx images read piece by piece, any other source loaded whole. */
+/* The inputs: idx images and csv rows read piece by piece, npz and inline data loaded whole. */
 typedef struct Inputs {
-    RtIdxIn *idx; /* or NULL: all in d */
+    RtIdxIn *idx; /* or */
+    RtCsvIn *csv; /* or all in d */
     NncData d;
     int n;
     void *x; /* idx: the current piece */
@@ -81,6 +83,7 @@ typedef struct Inputs {
 static void close_inputs(Inputs *in)
 {
     rt_idx_in_close(in->idx);
+    rt_csv_in_close(in->csv);
     rt_free(in->x);
     nnc_free_data(&in->d);
     free(in->owned);
@@ -96,25 +99,26 @@ static int open_inputs(NncRun *run, Inputs *in)
         return -1;
     int rc = 0;
     if (src.kind == NNC_SRC_CSV)
-        rc = rt_load_csv_inputs(&src, src.path, m->in_size, m->tgt_size, run->rs, &in->d);
+        rc = (in->csv = rt_csv_in_open(&src, src.path, m->in_size, m->tgt_size, run->rs)) ? 0 : -1;
     else if (src.kind == NNC_SRC_IDX)
         rc = (in->idx = rt_idx_in_open(src.path, src.path2, m->in_size, m->tgt_size)) ? 0 : -1;
     else
         rc = nnc_load_data(&src, NULL, m->in_size, m->tgt_size, run->rs, &in->d);
     if (rc != 0)
         close_inputs(in);
-    in->n = in->idx ? rt_idx_in_count(in->idx) : in->d.n;
+    in->n = in->idx ? rt_idx_in_count(in->idx) : in->csv ? rt_csv_in_rows(in->csv) : in->d.n;
     return rc;
 }
 
 /* Samples [at, at + n)'s inputs; NULL after a message. */
 static const void *inputs_at(const NncRun *run, Inputs *in, int at, int n)
 {
-    if (!in->idx)
+    if (!in->idx && !in->csv)
         return (const char *)in->d.x + (size_t)at * (size_t)run->m->in_size * (size_t)run->rs;
     if (!in->x)
         in->x = rt_alloc((size_t)run->o.batch * (size_t)run->m->in_size * (size_t)run->rs);
-    return rt_idx_in_read(in->idx, in->x, n, run->rs) == 0 ? in->x : NULL;
+    int rc = in->idx ? rt_idx_in_read(in->idx, in->x, n, run->rs) : rt_csv_in_read(in->csv, in->x, n);
+    return rc == 0 ? in->x : NULL;
 }
 
 /* Whether accuracy applies to the model (spec 8), judged from its train block's data, as

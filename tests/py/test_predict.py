@@ -9,7 +9,8 @@ same file:row messages as training data), --out without --predict, an unwritable
 a failed run leaves --out as it was. --version prints one line and writes nothing.
 idx images are read in pieces of 1024: fewer than a piece, a multiple and not, gzipped or
 not, give the rows of the whole set's prediction; a file cut short or too long, or a label
-out of range, found after the last piece, still leaves no --out behind. f32 values are
+out of range, found after the last piece, still leaves no --out behind. csv rows too are
+parsed in pieces: a bad row in a later piece gets its line number, and no --out. f32 values are
 written as C's "%.9g" (made without printf: compared field by field with Python's).
 """
 import csv
@@ -153,6 +154,35 @@ def test_spirals(nnc, tmp):
     alone = write(tmp, "sp_in.csv", "\n".join([lines[0]] + [",".join(r.split(",")[:2]) for r in lines[1:]]) + "\n")
     check(run([exe, "--predict", alone, "--load", npz], tmp).stdout, want, True, 1e-5,
           "spirals, inputs alone")
+
+
+def test_csv_pieces(nnc, tmp):
+    sub = os.path.join(tmp, "csvpieces")
+    os.mkdir(sub)
+    exe = build(nnc, sub, "spirals")
+    npz = os.path.join(sub, "sp.npz")
+    run([exe, "--quiet", "--epochs", "2", "--save", npz], sub)
+    lines = open(os.path.join(EXAMPLES, "data", "spirals_test.csv")).read().splitlines()
+    rows = lines[1:]
+    one = run([exe, "--predict", write(sub, "one.csv", "\n".join(lines) + "\n"), "--load", npz],
+              sub).stdout.splitlines()
+    for n in (1024, 2048, 2600):
+        # blank lines here and there: rows, not lines, make the pieces
+        body = [rows[i % len(rows)] + ("\n" if i % 97 == 5 else "") for i in range(n)]
+        for inputs_alone in (False, True):
+            text = [lines[0]] + [",".join(r.split(",")[:2]) + r[len(r.rstrip("\n")):] if inputs_alone else r
+                                 for r in body]
+            src = write(sub, "big.csv", "\n".join(text) + "\n")
+            got = run([exe, "--predict", src, "--load", npz], sub).stdout.splitlines()
+            want = one[:1] + [one[1 + i % len(rows)] for i in range(n)]
+            if got != want:
+                fail(f"spirals, {n} rows (inputs alone: {inputs_alone}): rows differ from one by one")
+    out = os.path.join(sub, "p.csv")
+    text = [lines[0]] + [rows[i % len(rows)] for i in range(2600)]
+    text[2301] = "0.5,x,1"
+    bad = write(sub, "bad.csv", "\n".join(text) + "\n")
+    expect_error(exe, sub, ["--predict", bad, "--load", npz, "--out", out],
+                 f"{bad}:2302: error: bad number 'x' in column 2", out)
 
 
 def idx_images(path):
@@ -308,4 +338,4 @@ def test_version(nnc, tmp):
 
 
 if __name__ == "__main__":
-    main("nnc-predict-", [test_xor, test_digits, test_spirals, test_fashion, test_idx_pieces, test_errors, test_version])
+    main("nnc-predict-", [test_xor, test_digits, test_spirals, test_csv_pieces, test_fashion, test_idx_pieces, test_errors, test_version])
