@@ -166,33 +166,21 @@ static void inputs_alone(CsvCtx *c, char **lines, long nlines, long first)
     }
 }
 
-static int parse_lines(CsvCtx *c, char **lines, long nlines, int header)
-{
-    long first = header ? 1 : 0, rows = 0;
-    if (c->optional)
-        inputs_alone(c, lines, nlines, first);
-    for (long l = first; l < nlines; l++)
-        rows += !is_blank(lines[l]);
-    if (rows == 0) {
-        rt_data_error(c->path, 0, "no samples%s", header ? " after the header line" : "");
-        return -1;
-    }
-    if (rows > 0x7fffffffL / (c->in_size ? c->in_size : 1)) {
-        rt_data_error(c->path, 0, "too many samples");
-        return -1;
-    }
-    rt_data_alloc(c->out, (int)rows, c->in_size, c->tgt_size, c->out->real_size);
-    int i = 0;
-    for (long l = first; l < nlines; l++) {
-        c->line = l + 1;
-        if (!is_blank(lines[l]) && parse_row(c, lines[l], i++) != 0)
-            return -1;
-    }
-    return 0;
-}
+/* A csv's text split into lines, its rows counted: read whole by rt_load_csv, or piece
+ * by piece by --predict (rt_csv_in_*), the same messages either way. */
+struct RtCsvIn {
+    CsvCtx c;
+    char *buf;
+    char **lines;
+    long nlines, next; /* next: the line the next row is looked for from */
+    int rows;
+    NncData piece;     /* --predict: a piece's inputs (the caller's) and targets (ours) */
+};
 
-static int load_csv(const NncSourceDesc *src, const char *path, int in_size, int tgt_size,
-                    int real_size, NncData *out, int optional)
+/* The file read and split; the rows counted (the targets optional or not). -1 after a
+ * message. */
+static int csv_open(RtCsvIn *in, const NncSourceDesc *src, const char *path, int in_size,
+                    int tgt_size, int real_size, int optional)
 {
     if (src->label && tgt_size == 0) {
         rt_data_error(path, 0, "label = true, but the model has no target");
@@ -202,33 +190,112 @@ static int load_csv(const NncSourceDesc *src, const char *path, int in_size, int
     char *buf = (char *)rt_read_data(path, &len);
     if (!buf)
         return -1;
+    in->buf = buf;
     if (memchr(buf, 0, len)) {
         rt_data_error(path, 0, "not a text file (it holds a NUL byte)");
-        free(buf);
         return -1;
     }
     size_t bom = len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0; /* UTF-8 mark */
-    char **lines = NULL;
-    long nlines = split_lines(buf + bom, len - bom, &lines);
-    CsvCtx c = {.path = path, .in_size = in_size, .tgt_size = tgt_size, .label = src->label,
-                .fields = in_size + (src->label ? 1 : tgt_size), .optional = optional, .out = out};
-    out->real_size = real_size;
-    int rc = nlines < 0 ? -1 : parse_lines(&c, lines, nlines, src->header);
-    if (nlines < 0)
+    in->nlines = split_lines(buf + bom, len - bom, &in->lines);
+    if (in->nlines < 0) {
         rt_data_error(path, 0, "out of memory");
-    free(lines);
-    free(buf);
-    return rc;
+        return -1;
+    }
+    CsvCtx c = {.path = path, .in_size = in_size, .tgt_size = tgt_size, .label = src->label,
+                .fields = in_size + (src->label ? 1 : tgt_size), .optional = optional};
+    in->c = c;
+    in->next = src->header ? 1 : 0;
+    if (optional)
+        inputs_alone(&in->c, in->lines, in->nlines, in->next);
+    long rows = 0;
+    for (long l = in->next; l < in->nlines; l++)
+        rows += !is_blank(in->lines[l]);
+    if (rows == 0) {
+        rt_data_error(path, 0, "no samples%s", src->header ? " after the header line" : "");
+        return -1;
+    }
+    if (rows > 0x7fffffffL / (in_size ? in_size : 1)) {
+        rt_data_error(path, 0, "too many samples");
+        return -1;
+    }
+    in->rows = (int)rows;
+    in->piece.real_size = real_size;
+    return 0;
+}
+
+/* The next n rows into out's samples 0..n-1. */
+static int parse_rows(RtCsvIn *in, NncData *out, int n)
+{
+    CsvCtx *c = &in->c;
+    c->out = out;
+    for (int i = 0; i < n; i++) {
+        long l = in->next;
+        while (is_blank(in->lines[l]))
+            l++;
+        in->next = l + 1;
+        c->line = l + 1;
+        if (parse_row(c, in->lines[l], i) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void csv_close(RtCsvIn *in)
+{
+    free(in->lines);
+    free(in->buf);
+    rt_free(in->piece.t);
 }
 
 int rt_load_csv(const NncSourceDesc *src, const char *path, int in_size, int tgt_size,
                 int real_size, NncData *out)
 {
-    return load_csv(src, path, in_size, tgt_size, real_size, out, 0);
+    RtCsvIn in = {0};
+    int rc = csv_open(&in, src, path, in_size, tgt_size, real_size, 0);
+    if (rc == 0) {
+        rt_data_alloc(out, in.rows, in_size, tgt_size, real_size);
+        rc = parse_rows(&in, out, in.rows);
+    }
+    csv_close(&in);
+    return rc;
 }
 
-int rt_load_csv_inputs(const NncSourceDesc *src, const char *path, int in_size, int tgt_size,
-                       int real_size, NncData *out)
+RtCsvIn *rt_csv_in_open(const NncSourceDesc *src, const char *path, int in_size, int tgt_size,
+                        int real_size)
 {
-    return load_csv(src, path, in_size, tgt_size, real_size, out, 1);
+    RtCsvIn *in = calloc(1, sizeof *in);
+    if (!in) {
+        rt_data_error(path, 0, "out of memory");
+        return NULL;
+    }
+    if (csv_open(in, src, path, in_size, tgt_size, real_size, 1) != 0) {
+        rt_csv_in_close(in);
+        return NULL;
+    }
+    return in;
+}
+
+int rt_csv_in_rows(const RtCsvIn *in)
+{
+    return in->rows;
+}
+
+int rt_csv_in_read(RtCsvIn *in, void *x, int n)
+{
+    NncData *p = &in->piece;
+    if (!p->t && in->c.tgt_size) /* the first piece is the largest */
+        p->t = rt_alloc((size_t)n * (size_t)in->c.tgt_size * (size_t)p->real_size);
+    p->x = x;
+    p->n = n;
+    p->in_size = in->c.in_size;
+    p->tgt_size = in->c.tgt_size;
+    return parse_rows(in, p, n);
+}
+
+void rt_csv_in_close(RtCsvIn *in)
+{
+    if (!in)
+        return;
+    csv_close(in);
+    free(in);
 }

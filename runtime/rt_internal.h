@@ -52,6 +52,18 @@ char *rt_join(const char *base_dir, const char *path);
 unsigned char *rt_read_file(const char *path, size_t max, int gz, const char *limit, size_t *len);
 /* A data file (csv, idx) with rt_read_file: gzipped or not, at most the machine's memory. */
 unsigned char *rt_read_data(const char *path, size_t *len);
+/* A data file read in pieces, gzipped or not, with rt_read_file's checks and messages. */
+typedef struct RtStream {
+    const char *path;
+    int fd;
+    void *gz; /* zlib's gzFile */
+} RtStream;
+/* -1 after a message naming the file. */
+int rt_stream_open(RtStream *s, const char *path);
+/* n bytes into p, fewer only at the end of the file: the count, or -1 after a message (a
+ * read error, gzip data cut short). */
+long rt_stream_read(RtStream *s, void *p, size_t n);
+void rt_stream_close(RtStream *s);
 /* n bytes of a file's text for a message, in cap bytes: control bytes, backslashes and
  * non-ASCII bytes as \xNN, so that a file cannot write to the terminal through us. */
 void rt_printable(char *dst, size_t cap, const char *src, size_t n);
@@ -82,10 +94,28 @@ int rt_load_csv(const NncSourceDesc *src, const char *path, int in_size, int tgt
 /* labels NULL: the images alone (tgt_size 0). */
 int rt_load_idx(const char *images, const char *labels, int in_size, int tgt_size,
                 int real_size, NncData *out);
-/* --predict's csv: rows of the inputs alone, or of the inputs and targets as rt_load_csv
- * reads them; the first row decides which. Without targets out->tgt_size is 0. */
-int rt_load_csv_inputs(const NncSourceDesc *src, const char *path, int in_size, int tgt_size,
-                       int real_size, NncData *out);
+/* --predict's idx images read in pieces (rt_idx.c): the header and the labels checked at
+ * open; the data's length and the labels' range at finish, after the last piece. Each
+ * function after a failure: -1 (NULL) after a message naming the file. */
+typedef struct RtIdxIn RtIdxIn;
+RtIdxIn *rt_idx_in_open(const char *images, const char *labels, int in_size, int tgt_size);
+int rt_idx_in_count(const RtIdxIn *in);
+/* The next n images into x as reals of real_size bytes, as rt_load_idx converts them: n
+ * the same at every call but the last, which takes what is left (a thread reads ahead). */
+int rt_idx_in_read(RtIdxIn *in, void *x, int n, int real_size);
+int rt_idx_in_finish(RtIdxIn *in);
+void rt_idx_in_close(RtIdxIn *in);
+/* --predict's csv read piece by piece (rt_csv.c): rows of the inputs alone, or of the
+ * inputs and targets as rt_load_csv reads them (the targets checked, then left); the first
+ * row decides which. The text is read whole at open, each piece's rows parsed by
+ * rt_csv_in_read into x, n the same at every call but the last. -1 (NULL) after the
+ * messages rt_load_csv gives. */
+typedef struct RtCsvIn RtCsvIn;
+RtCsvIn *rt_csv_in_open(const NncSourceDesc *src, const char *path, int in_size, int tgt_size,
+                        int real_size);
+int rt_csv_in_rows(const RtCsvIn *in);
+int rt_csv_in_read(RtCsvIn *in, void *x, int n);
+void rt_csv_in_close(RtCsvIn *in);
 /* npz("file.npz"): rt_npzdata.c */
 int rt_load_npz(const NncSourceDesc *src, const char *path, int in_size, int tgt_size,
                 int real_size, NncData *out);

@@ -325,6 +325,49 @@ unsigned char *rt_read_data(const char *path, size_t *len)
     return rt_read_file(path, memory_size(), 1, "this machine's memory (data files are read whole)", len);
 }
 
+/* ---- a data file read in pieces (--predict's idx images) ---- */
+
+int rt_stream_open(RtStream *s, const char *path)
+{
+    off_t size;
+    s->path = path;
+    s->gz = NULL;
+    s->fd = open_input(path, &size);
+    if (s->fd < 0)
+        return -1;
+    gzFile f = gzdopen(s->fd, "rb");
+    if (!f) {
+        close(s->fd);
+        rt_data_error(path, 0, "cannot read: out of memory");
+        return -1;
+    }
+    gzbuffer(f, size > 0 && size < 1 << 17 ? 8192 : 1 << 17); /* as rt_read_file */
+    s->gz = f;
+    return 0;
+}
+
+long rt_stream_read(RtStream *s, void *p, size_t n)
+{
+    size_t have = 0;
+    long got = 0;
+    while (have < n && (got = read_some(s->fd, s->gz, (unsigned char *)p + have, n - have)) > 0)
+        have += (size_t)got;
+    int errnum = 0;
+    const char *why = have < n ? read_failure(s->gz, got, &errnum) : NULL;
+    if (why) {
+        rt_data_error(s->path, 0, "cannot read: %s", why);
+        return -1;
+    }
+    return (long)have;
+}
+
+void rt_stream_close(RtStream *s)
+{
+    if (s->gz)
+        gzclose(s->gz); /* closes fd too */
+    s->gz = NULL;
+}
+
 static _Thread_local char *capture;
 static _Thread_local size_t capture_cap;
 
