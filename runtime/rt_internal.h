@@ -12,11 +12,6 @@
 #define RT_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #define RT_PRINTF(f, a)
-/* ---- rt_predict.c ---- */
-
-/* --predict: the forward pass over a source, predictions as csv. The exit status. */
-int rt_predict(NncRun *run);
-
 #endif
 
 /* ---- rt_rng.c: the deterministic generator ---- */
@@ -352,5 +347,10 @@ void rt_profile_free(NncRun *run);
  * checked path and, when it finds one, a note naming the first operation that made a
  * non-finite value, its place in the source and its sample. */
 void rt_nan_origin(NncRun *run, int n);
+
+/* ---- rt_predict.c ---- */
+
+/* --predict: the forward pass over a source, predictions as csv. The exit status. */
+int rt_predict(NncRun *run);
 
 #endif
