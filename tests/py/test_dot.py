@@ -35,7 +35,11 @@ def models():
 
 def test_every_model_renders(nnc, tmp):
     rendered = 0
-    for path in models():
+    # under the sanitizers (a slower start for each nnc) the examples and every third model
+    every = 3 if sanitized() else 1
+    for i, path in enumerate(models()):
+        if i % every and "/examples/" not in path:
+            continue
         for opt in ("-O2", "-O0") if "/examples/" in path else ("-O2",):
             p = subprocess.run([nnc, "--emit=dot", opt, path], capture_output=True, text=True,
                                errors="replace", timeout=120)
@@ -46,7 +50,7 @@ def test_every_model_renders(nnc, tmp):
             if not sanitized() or "/examples/" in path:
                 render(p.stdout, f"{os.path.relpath(path, ROOT)} {opt}")
             rendered += 1
-    if rendered < 50:
+    if rendered < 50 // every:
         fail(f"only {rendered} models rendered")
 
 
