@@ -117,6 +117,28 @@ static void maxpool_sample(Cg *g, int id, LLVMValueRef b, LLVMValueRef *extra)
     window_end(g, &w);
 }
 
+/* Windows that do not overlap (stride k): each element of a window is written once, d
+ * where the window's first maximum is and 0 elsewhere, so nothing is zeroed first or read
+ * back (0 + d, as the general form adds it, so that the bits are the same: -0 becomes +0).
+ * Only the rows and columns no window covers are zeroed. */
+static void maxpool_bwd_tiled(Cg *g, const Pool *p, LLVMValueRef a, LLVMValueRef d, LLVMValueRef out,
+                              long long size)
+{
+    if (p->H != p->OH * p->k || p->W != p->OW * p->k)
+        zero(g, out, size);
+    Window w = window_begin(g, p);
+    LLVMValueRef val, idx;
+    window_max(g, p, a, w.corner, &val, &idx);
+    LLVMValueRef dv = LLVMBuildFAdd(g->b, cg_real(g, 0), cg_load_at(g, d, w.out), "");
+    for (long long u = 0; u < p->k; u++)
+        for (long long v = 0; v < p->k; v++) {
+            LLVMValueRef i = cg_iadd(g, w.corner, cg_i64(g, u * p->W + v));
+            LLVMValueRef at_max = LLVMBuildICmp(g->b, LLVMIntEQ, i, idx, "");
+            cg_store_at(g, out, i, LLVMBuildSelect(g->b, at_max, dv, cg_real(g, 0), ""));
+        }
+    window_end(g, &w);
+}
+
 /* da: each window's d added at its first maximum; windows in row-major order. */
 static void maxpool_bwd_sample(Cg *g, int id, LLVMValueRef b, LLVMValueRef *extra)
 {
@@ -125,6 +147,10 @@ static void maxpool_bwd_sample(Cg *g, int id, LLVMValueRef b, LLVMValueRef *extr
     Pool p = pool_of(g, id);
     LLVMValueRef a = cg_sample_ptr(g, n->args[0], b), d = cg_sample_ptr(g, n->args[1], b);
     LLVMValueRef out = cg_sample_ptr(g, id, b);
+    if (p.s == p.k) {
+        maxpool_bwd_tiled(g, &p, a, d, out, cg_size(n));
+        return;
+    }
     zero(g, out, cg_size(n));
     Window w = window_begin(g, &p);
     LLVMValueRef val, idx;
