@@ -373,10 +373,10 @@ LLVMTypeRef cg_desc_type(LLVMContextRef ctx, LLVMTypeRef train_ptr, LLVMTypeRef 
 
 /* ---- --profile and the first non-finite value (cg_profile.c) ---- */
 
-/* How a function is instrumented: not; a mark after each kernel (--profile's train and
- * step); the step node by node, each node's buffer marked for a scan (check_batch). */
-/* TIME: a copy of the step marking after each kernel; GUARD: the normal step itself, its
- * marks behind nnc_rt_int(run, NNC_PROFILING); CHECK: the node-by-node copy */
+/* How a function is instrumented: NONE not; TIME a mark after each kernel (--profile's
+ * train, and its copy of a step with sgd fused in); CHECK the step node by node, each
+ * node's buffer marked for a scan (check_batch); GUARD the normal step, its marks behind
+ * nnc_rt_int(run, NNC_PROFILING). */
 enum { CG_PROF_NONE, CG_PROF_TIME, CG_PROF_CHECK, CG_PROF_GUARD };
 typedef struct CgProf CgProf;
 /* Before the instrumented functions: their rows (the descriptor's ops). */
