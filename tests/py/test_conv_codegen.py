@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nnctest import sanitized  # noqa: E402
 
 V3 = False
+PRECISIONS = (("f64", 1e-9, 1e-12), ("f32", 1e-4, 1e-5))
 
 HEAD = "model m {\n    input  x[%s]\n    target t[%d]\n"
 
@@ -156,7 +157,7 @@ def check(nnc, name, seed):
     try:
         path = write_case(tmp, name, np.random.default_rng(seed))
         batch = 5
-        for prec, rtol, atol in (("f64", 1e-9, 1e-12), ("f32", 1e-4, 1e-5)):
+        for prec, rtol, atol in PRECISIONS:
             ref = os.path.join(tmp, f"ref_{prec}.npz")
             rout = run([nnc, "--interp", f"--precision={prec}", path, "--"] + train(prec, ref, batch), tmp)
             cpus = [("native", [])] + ([("v3", ["--cpu=x86-64-v3"])] if V3 else [])
@@ -193,8 +194,10 @@ def main():
     args = ap.parse_args()
     nnc = os.path.abspath(args.nnc)
     names = [args.only] if args.only else list(MODELS)
-    global V3  # the AVX2 build too; not under the sanitizers, whose C paths are the same
-    V3 = host_runs_v3() and not sanitized(args.build)
+    global V3, PRECISIONS  # the AVX2 build and f32 too; not under the sanitizers, whose C
+    V3 = host_runs_v3() and not sanitized(args.build)  # paths are the same
+    if sanitized(args.build):
+        PRECISIONS = PRECISIONS[:1]
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(lambda a: check(nnc, *a), [(n, i) for i, n in enumerate(names)]))
     failures = [f for f in results if f]
