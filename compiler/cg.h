@@ -65,6 +65,9 @@ typedef struct CgNode {
      * im2col matrix of x, shared by the nodes of one x and window; conv2d_backward_input:
      * K^T d before col2im); aux_size 0: none */
     long long aux, aux_size;
+    /* CG_BMEAN_CONVW: the sums dK^T [KK, F rounded up to 64], a non-varying workspace
+     * buffer (cg_conv.c) */
+    long long wacc;
 } CgNode;
 
 /* The functions the module defines, each computing a set of roots. */
@@ -196,6 +199,8 @@ LLVMValueRef cg_math(Cg *g, const char *fn, LLVMValueRef x);
 /* An overloaded intrinsic (llvm.pow, llvm.exp, ...) on one type. */
 LLVMValueRef cg_intrinsic(Cg *g, const char *name, LLVMTypeRef type, LLVMValueRef *args,
                           unsigned nargs);
+/* A hint to bring the cache line at p (a real *) into every level of the cache. */
+void cg_prefetch(Cg *g, LLVMValueRef p);
 
 /* A new basic block at the end of the current function. */
 LLVMBasicBlockRef cg_block(Cg *g, const char *name);
@@ -206,6 +211,9 @@ typedef struct CgLoop {
 } CgLoop;
 CgLoop cg_loop_begin(Cg *g, LLVMValueRef from, LLVMValueRef to, const char *name);
 void cg_loop_end(Cg *g, CgLoop *l);
+/* ...with a hint to LLVM's loop passes (cg_util.c says when each is worth it). */
+typedef enum { CG_LOOP_ROLLED, CG_LOOP_SCALAR } CgLoopKind;
+void cg_loop_end_as(Cg *g, CgLoop *l, CgLoopKind kind);
 
 /* Node element access: sample b (ignored unless the node varies), flat element i. */
 LLVMValueRef cg_load(Cg *g, int node, LLVMValueRef b, LLVMValueRef i);
@@ -229,6 +237,8 @@ void cg_vstore(Cg *g, LLVMValueRef v, LLVMValueRef p, int lanes, int on);
 LLVMValueRef cg_vfma(Cg *g, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c);
 /* count vectors of `lanes` -> one vector of count lanes: their sums, in a fixed order. */
 LLVMValueRef cg_vsums(Cg *g, LLVMValueRef *acc, int count, int lanes);
+/* The `lanes` x `lanes` matrix whose rows are v[0..lanes) transposed in place. */
+void cg_vtranspose(Cg *g, LLVMValueRef *v, int lanes);
 
 /* ---- what each element op computes (cg_ops.c) ---- */
 
@@ -335,6 +345,9 @@ void cg_gemm_emit(Cg *g, int node);
 void cg_conv_emit(Cg *g, int node);
 /* pools and their backward, concat, slice, dropout masks (cg_pool.c). */
 void cg_pool_emit(Cg *g, int node);
+/* A workspace buffer at offset elements, scaled by the batch capacity when varying
+ * (cg_train.c's layout: the varying buffers, then the others). */
+LLVMValueRef cg_ws_buffer(Cg *g, long long offset, bool varying);
 /* The element pointer of node's buffer for sample b (the buffer itself unless it varies). */
 LLVMValueRef cg_sample_ptr(Cg *g, int node, LLVMValueRef b);
 /* i64 index arithmetic of the image kernels: a + b, a * k (k a constant) */

@@ -5,39 +5,38 @@
  *   forward          out[F, P]  = K[F, KK] . X[KK, P]          (axpy form, below)
  *   backward_input   D[KK, P]   = K^T . d[F, P], then col2im (each column's values added
  *                                 back at the pixels they were read from)
- *   mean of backward_weight     dK[F, KK] = (1/n) sum over samples of d[F, P] . X^T
- *                                 (dot form, summed over the batch in the accumulators'
- *                                 memory: no per-sample [F, C, kh, kw] value)
+ *   mean of backward_weight     dK^T[KK, F] = (1/n) sum over samples of X . d^T
+ *                                 (outer products over the batch and P, d transposed a
+ *                                 chunk at a time; no per-sample [F, C, kh, kw] value)
  * with P = H'*W' and KK = C*kh*kw. The forward conv fills X and the weight gradient reads
  * it back (both nodes share the scratch); the forward product's epilogue computes the
  * elementwise chain after it (bias, relu: cg_fuse.c) on the vectors still in registers.
  *
  * Blocks, as cg_mm.c's and sized the same way from the target's vector registers:
  *   axpy  R rows of C x V vectors along P: R*V accumulators, K broadcast, V loads of X;
- *   dot   R rows of d x S rows of X: R*S vector accumulators along P, reduced to S lanes.
+ *   outer R rows of X x V vectors of filters (wg_shape).
  * Tasks: the forward and backward_input run one task a sample; the weight gradient one
- * task a block of R filters, each summing over all samples in order. Every output element
- * is one task's whole sum in a fixed order: the bits do not depend on the thread count. */
+ * task a block of filters and a group of rows of X, each summing over all samples in
+ * order. Every output element is one task's whole sum in a fixed order: the bits do not
+ * depend on the thread count. */
 #include "cg.h"
 
 #include <assert.h>
 #include <string.h>
 
 enum { MAX_R = 8, MAX_V = 4 }; /* the largest blocks: array sizes */
-enum { CHUNK = 4, PAIR = 1 };           /* blocks of filters a weight gradient's pass over X serves */
 
 typedef struct Blocks {
-    int dot_r, dot_s, axpy_r, axpy_v;
+    int axpy_r, axpy_v;
 } Blocks;
 
-/* 32 registers (AVX-512): dot 4 x 4 (24 registers, as cg_mm.c), axpy 8 x 2 (16 accumulators,
- * 2 vectors of X, broadcasts folded into the multiply-adds): a panel of X two vectors wide
- * and C*kh*kw = 288 rows deep is 36 KB in f32 and stays in L1 while the blocks of filters
- * pass over it (4 x 4's 73 KB came from L2 each time). 16 registers (AVX2): dot 3 x 3 and
- * axpy 6 x 2 (15), as cg_mm.c. */
+/* 32 registers (AVX-512): axpy 8 x 2 (16 accumulators, 2 vectors of X, broadcasts folded
+ * into the multiply-adds): a panel of X two vectors wide and C*kh*kw = 288 rows deep is
+ * 36 KB in f32 and stays in L1 while the blocks of filters pass over it. 16 registers
+ * (AVX2): 6 x 2 (15), as cg_mm.c. */
 static Blocks blocks(const Cg *g)
 {
-    return g->vregs >= 32 ? (Blocks){4, 4, 8, 2} : (Blocks){3, 3, 6, 2};
+    return g->vregs >= 32 ? (Blocks){8, 2} : (Blocks){6, 2};
 }
 
 static const CgNode *node(Cg *g, int id)
@@ -486,20 +485,22 @@ static void emit_bwd_input(Cg *g, int id)
     cg_per_sample(g, id, nodes, 3, extra, 1, bwd_input_sample, (double)(q.F * q.P * q.KK));
 }
 
-/* ---- one sample's weight gradient as a plain loop nest (a gradient not averaged) ---- */
+/* ---- the weight gradient as a plain loop nest: one sample's (a gradient not averaged),
+ * or the batch mean in the checked step (run once after a non-finite batch, unoptimised:
+ * a tenth of the blocked kernel's code) ---- */
 
-static void bwd_weight_sample(Cg *g, int id, LLVMValueRef b, LLVMValueRef *extra)
+/* out[f, r] = scale * sum over samples [b0, b1) and positions of x(r, position) d(f, position) */
+static void weight_nest(Cg *g, int id, LLVMValueRef b0, LLVMValueRef b1, LLVMValueRef out, LLVMValueRef scale)
 {
-    (void)extra;
     const CgNode *n = node(g, id);
     Geo q = geo_of(g, id);
-    LLVMValueRef x = cg_sample_ptr(g, n->args[0], b), d = cg_sample_ptr(g, n->args[1], b);
-    LLVMValueRef out = cg_sample_ptr(g, id, b);
     LLVMValueRef acc = cg_slot(g, g->real, "acc");
     CgLoop lf = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, q.F), "f");
     CgLoop lr = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, q.KK), "r");
     LLVMBuildStore(g->b, cg_real(g, 0), acc);
     Tap t = tap_of(g, &q, lr.i);
+    CgLoop lb = cg_loop_begin(g, b0, b1, "b");
+    LLVMValueRef x = cg_sample_ptr(g, n->args[0], lb.i), d = cg_sample_ptr(g, n->args[1], lb.i);
     CgLoop ly = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, q.OH), "oy");
     LLVMValueRef yin, xin;
     LLVMValueRef iy = coord(g, &q, ly.i, t.u, q.H, &yin);
@@ -513,93 +514,246 @@ static void bwd_weight_sample(Cg *g, int id, LLVMValueRef b, LLVMValueRef *extra
     LLVMBuildStore(g->b, LLVMBuildFAdd(g->b, old, LLVMBuildFMul(g->b, xv, dv, ""), ""), acc);
     cg_loop_end(g, &lx);
     cg_loop_end(g, &ly);
-    cg_store_at(g, out, cg_iadd(g, cg_imul(g, lf.i, q.KK), lr.i), LLVMBuildLoad2(g->b, g->real, acc, ""));
+    cg_loop_end(g, &lb);
+    LLVMValueRef sum = LLVMBuildLoad2(g->b, g->real, acc, "");
+    cg_store_at(g, out, cg_iadd(g, cg_imul(g, lf.i, q.KK), lr.i), scale ? LLVMBuildFMul(g->b, sum, scale, "") : sum);
     cg_loop_end(g, &lr);
     cg_loop_end(g, &lf);
 }
 
-/* ceil(a / k) */
-static LLVMValueRef div_up(Cg *g, LLVMValueRef a, long long k)
+static void bwd_weight_sample(Cg *g, int id, LLVMValueRef b, LLVMValueRef *extra)
 {
-    return LLVMBuildSDiv(g->b, cg_iadd(g, a, cg_i64(g, k - 1)), cg_i64(g, k), "");
+    (void)extra;
+    weight_nest(g, id, b, cg_iadd(g, b, cg_i64(g, 1)), cg_sample_ptr(g, id, b), NULL);
 }
 
-/* ---- the batch mean of the weight gradient: dot form over P, summed over samples ---- */
-
-typedef struct Dot {
-    LLVMValueRef d, cols, out; /* d [n, F, P] and X [n, KK, P] (a sample every xs); dK [F, KK] */
-    long long P, KK, ds, xs;
-    LLVMValueRef b0, b1;       /* the samples [b0, b1) a tile sums before it is reduced */
-} Dot;
-
-/* out[f0 + r, k0 + s] += sum over P of d[f0 + r, :] X[k0 + s, :], r < R, s < S */
-static void dot_tile(Cg *g, const Dot *t, int R, int S, LLVMValueRef f0, LLVMValueRef k0)
+static void weight_mean_nest(Cg *g, int id, LLVMValueRef b, LLVMValueRef *extra)
 {
-    int w = g->lanes;
-    LLVMTypeRef vt = cg_vec_type(g, w);
-    LLVMValueRef acc[MAX_R * MAX_V], dv[MAX_R], xv[MAX_V];
-    for (int i = 0; i < R * S; i++) {
-        acc[i] = cg_slot(g, vt, "acc");
-        LLVMBuildStore(g->b, cg_vzero(g, w), acc[i]);
-    }
-    long long full = t->P / w, tail = t->P % w;
-    CgLoop lb = cg_loop_begin(g, t->b0, t->b1, "b");
-    LLVMValueRef dp = cg_gep(g, t->d, cg_imul(g, lb.i, t->ds));
-    LLVMValueRef xp = cg_gep(g, t->cols, cg_imul(g, lb.i, t->xs));
-    for (int part = 0; part < 2; part++) {
-        if (part == 1 && !tail)
+    (void)b, (void)extra;
+    weight_nest(g, id, cg_i64(g, 0), g->fs->n, g->fs->base[id], g->fs->inv_n);
+}
+
+/* ---- the batch mean of the weight gradient: outer products over the batch and P ---- */
+
+/* dK^T [KK, F] = sum over samples b and positions p of X_b[:, p] d_b[:, p]^T. A task owns
+ * a block of V*w filters and a group of row blocks of X; per sample and chunk of positions
+ * it transposes its filters' rows of d into dT [chunk, V*w] (w x w blocks through
+ * registers, in L1), so that one position's values of its filters are V vector loads. A
+ * tile of R rows of X then keeps R*V accumulators, each row's X value broadcast, over the
+ * chunk between one load and one store of its sums (wacc [KK, fs]): no horizontal
+ * reductions. Every sample in order, so each element is one task's sum in a fixed order. */
+enum { WG_MAX_R = 12, WG_ROW_BLOCKS = 24, WG_CHUNK_BYTES = 24 << 10 };
+
+typedef struct Wg {
+    long long P, KK, F, fs; /* fs: wacc's row length, whole column blocks */
+    int w, R, V;
+    long long nrb, ncb, rpt; /* row blocks of R (the last may be short), column blocks, row blocks a task */
+    long long pc;            /* positions a chunk: dT's chunk is pc x V*w, 24 KB at most */
+} Wg;
+
+static long long ll_min(long long a, long long b)
+{
+    return a < b ? a : b;
+}
+
+/* 32 registers: up to 4 vectors of filters and 24 accumulators (the second conv of
+ * fashion_cnn: 6 rows x 64 filters, 4 loads of dT and 6 broadcasts a position for 24
+ * multiply-adds); 16 registers: 2 vectors and 12. Fewer vectors when that leaves fewer
+ * than 2 tasks (the first conv: 9 rows x 32 filters would be one task). A task
+ * transposes its filters' d once for all its rows: groups of up to 24 row blocks keep
+ * that under a twentieth of its multiply-adds' time. */
+static Wg wg_shape(const Cg *g, const Geo *q)
+{
+    Wg s = {.P = q->P, .KK = q->KK, .F = q->F, .w = g->lanes};
+    int vmax = g->vregs >= 32 ? 4 : 2, accs = g->vregs >= 32 ? 24 : 12;
+    long long nvec = (q->F + s.w - 1) / s.w;
+    s.V = (int)ll_min(nvec, vmax);
+    for (;;) {
+        s.R = (int)ll_min(ll_min(accs / s.V, WG_MAX_R), q->KK);
+        s.nrb = (q->KK + s.R - 1) / s.R;
+        s.ncb = (nvec + s.V - 1) / s.V;
+        long long groups = (s.nrb + WG_ROW_BLOCKS - 1) / WG_ROW_BLOCKS;
+        s.rpt = (s.nrb + groups - 1) / groups;
+        if (s.ncb * groups >= 2 || s.V == 1)
             break;
-        int on = part == 0 ? w : (int)tail;
-        CgLoop lq = cg_loop_begin(g, cg_i64(g, part ? full : 0), cg_i64(g, part ? full + 1 : full), "q");
-        LLVMValueRef q0 = cg_imul(g, lq.i, w);
-        for (int r = 0; r < R; r++)
-            dv[r] = cg_vload(g, cg_gep(g, dp, cg_iadd(g, cg_imul(g, cg_iadd(g, f0, cg_i64(g, r)), t->P), q0)), w, on);
-        for (int s = 0; s < S; s++)
-            xv[s] = cg_vload(g, cg_gep(g, xp, cg_iadd(g, cg_imul(g, cg_iadd(g, k0, cg_i64(g, s)), t->P), q0)), w, on);
-        for (int r = 0; r < R; r++)
-            for (int s = 0; s < S; s++) {
-                LLVMValueRef old = LLVMBuildLoad2(g->b, vt, acc[r * S + s], "");
-                LLVMBuildStore(g->b, cg_vfma(g, dv[r], xv[s], old), acc[r * S + s]);
-            }
-        cg_loop_end(g, &lq);
+        s.V = (s.V + 1) / 2;
     }
-    cg_loop_end(g, &lb);
+    s.fs = s.ncb * s.V * s.w;
+    assert(s.fs <= (q->F + 63) / 64 * 64); /* cg_plan.c's room */
+    long long per = WG_CHUNK_BYTES / (g->real_size * s.V * s.w) / s.w * s.w;
+    s.pc = ll_min(per > s.w ? per : s.w, q->P);
+    return s;
+}
+
+/* The operands of a task's work on one sample and chunk. */
+typedef struct WgAt {
+    LLVMValueRef x, d;       /* sample b's X and d at the chunk's first position */
+    LLVMValueRef t, acc, c0; /* dT, the sums, the task's first filter */
+    LLVMValueRef len;        /* positions in the chunk */
+} WgAt;
+
+/* dT[p, j*w + r] = d[c0 + j*w + r, p] for p < len: w x w blocks, then the last positions */
+static void transpose_block(Cg *g, const Wg *s, const WgAt *at, LLVMValueRef j)
+{
+    int w = s->w, vw = s->V * w;
+    LLVMValueRef f0 = cg_iadd(g, at->c0, cg_imul(g, j, w)), col = cg_imul(g, j, w);
+    LLVMValueRef whole = LLVMBuildSDiv(g->b, at->len, cg_i64(g, w), "");
+    CgLoop lp = cg_loop_begin(g, cg_i64(g, 0), whole, "pb");
+    LLVMValueRef p0 = cg_imul(g, lp.i, w), v[CG_MAX_LANES];
+    for (int r = 0; r < w; r++)
+        v[r] = cg_vload(g, cg_gep(g, at->d, cg_iadd(g, cg_imul(g, cg_iadd(g, f0, cg_i64(g, r)), s->P), p0)), w, w);
+    cg_vtranspose(g, v, w);
+    for (int c = 0; c < w; c++)
+        cg_vstore(g, v[c], cg_gep(g, at->t, cg_iadd(g, cg_imul(g, cg_iadd(g, p0, cg_i64(g, c)), vw), col)), w, w);
+    cg_loop_end(g, &lp);
+    CgLoop lt = cg_loop_begin(g, cg_imul(g, whole, w), at->len, "p");
+    CgLoop lr = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, w), "r");
+    LLVMValueRef x = cg_load_at(g, at->d, cg_iadd(g, cg_imul(g, cg_iadd(g, f0, lr.i), s->P), lt.i));
+    cg_store_at(g, at->t, cg_iadd(g, cg_imul(g, lt.i, vw), cg_iadd(g, col, lr.i)), x);
+    cg_loop_end_as(g, &lr, CG_LOOP_SCALAR);
+    cg_loop_end_as(g, &lt, CG_LOOP_SCALAR);
+}
+
+/* dT[p, j*w + r] = (filter f = c0 + j*w + r) < F ? d[f, p] : 0, one by one */
+static void transpose_edge(Cg *g, const Wg *s, const WgAt *at, LLVMValueRef j)
+{
+    int w = s->w;
+    LLVMValueRef f0 = cg_iadd(g, at->c0, cg_imul(g, j, w));
+    CgLoop lp = cg_loop_begin(g, cg_i64(g, 0), at->len, "p");
+    CgLoop lr = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, w), "r");
+    LLVMValueRef f = cg_iadd(g, f0, lr.i);
+    LLVMValueRef in = LLVMBuildICmp(g->b, LLVMIntSLT, f, cg_i64(g, s->F), "");
+    LLVMValueRef i = LLVMBuildSelect(g->b, in, cg_iadd(g, cg_imul(g, f, s->P), lp.i), cg_i64(g, 0), "");
+    LLVMValueRef x = LLVMBuildSelect(g->b, in, cg_load_at(g, at->d, i), cg_real(g, 0), "");
+    cg_store_at(g, at->t, cg_iadd(g, cg_imul(g, lp.i, (long long)s->V * w), cg_iadd(g, cg_imul(g, j, w), lr.i)), x);
+    cg_loop_end_as(g, &lr, CG_LOOP_SCALAR);
+    cg_loop_end_as(g, &lp, CG_LOOP_SCALAR);
+}
+
+/* The task's filters' d over the chunk, transposed: whole blocks of w filters through
+ * registers; when the column blocks reach past F, the blocks there one by one. */
+static void transpose_chunk(Cg *g, const Wg *s, const WgAt *at)
+{
+    CgLoop lj = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, s->V), "fb");
+    if (s->fs == s->F) { /* every block whole: the usual case (F = 32, 64, ...) */
+        transpose_block(g, s, at, lj.i);
+        cg_loop_end(g, &lj);
+        return;
+    }
+    LLVMValueRef end = cg_iadd(g, at->c0, cg_imul(g, cg_iadd(g, lj.i, cg_i64(g, 1)), s->w));
+    LLVMValueRef whole = LLVMBuildICmp(g->b, LLVMIntSLE, end, cg_i64(g, s->F), "");
+    LLVMBasicBlockRef yes = cg_block(g, "whole"), no = cg_block(g, "edge"), next = cg_block(g, "fb.end");
+    LLVMBuildCondBr(g->b, whole, yes, no);
+    LLVMPositionBuilderAtEnd(g->b, yes);
+    transpose_block(g, s, at, lj.i);
+    LLVMBuildBr(g->b, next);
+    LLVMPositionBuilderAtEnd(g->b, no);
+    transpose_edge(g, s, at, lj.i);
+    LLVMBuildBr(g->b, next);
+    LLVMPositionBuilderAtEnd(g->b, next);
+    cg_loop_end(g, &lj);
+}
+
+/* X's rows are short streams (a chunk's positions, 8 cache lines in fashion_cnn's second
+ * conv) that the hardware prefetchers hardly catch, and X comes from L3 or memory (the
+ * batch's X is 14 MB there): at position p, a tile asks for line (p / R) mod lines of
+ * row k0 + R + p mod R, so the next tile's rows are in cache when it starts. */
+static void wg_prefetch(Cg *g, const Wg *s, const WgAt *at, int R, LLVMValueRef k0, LLVMValueRef p)
+{
+    long long per_line = 64 / g->real_size;
+    LLVMValueRef lines = LLVMBuildSDiv(g->b, cg_iadd(g, at->len, cg_i64(g, per_line - 1)), cg_i64(g, per_line), "");
+    LLVMValueRef row = cg_iadd(g, cg_iadd(g, k0, cg_i64(g, R)), LLVMBuildURem(g->b, p, cg_i64(g, R), ""));
+    LLVMValueRef line = LLVMBuildURem(g->b, LLVMBuildUDiv(g->b, p, cg_i64(g, R), ""), lines, "");
+    cg_prefetch(g, cg_gep(g, at->x, cg_iadd(g, cg_imul(g, row, s->P), cg_imul(g, line, per_line))));
+}
+
+/* wacc[k0 + r, c0 + v*w ...] += sum over the chunk's p of X[k0 + r, p] dT[p, v*w ...], r < R */
+static void wg_tile(Cg *g, const Wg *s, const WgAt *at, int R, LLVMValueRef k0)
+{
+    int w = s->w, V = s->V;
+    LLVMTypeRef vt = cg_vec_type(g, w);
+    LLVMValueRef acc[WG_MAX_R * MAX_V], sums[WG_MAX_R * MAX_V], bv[MAX_V];
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < V; v++) {
+            LLVMValueRef row = cg_imul(g, cg_iadd(g, k0, cg_i64(g, r)), s->fs);
+            sums[r * V + v] = cg_gep(g, at->acc, cg_iadd(g, row, cg_iadd(g, at->c0, cg_i64(g, v * w))));
+            acc[r * V + v] = cg_slot(g, vt, "acc");
+            LLVMBuildStore(g->b, cg_vload(g, sums[r * V + v], w, w), acc[r * V + v]);
+        }
+    CgLoop lp = cg_loop_begin(g, cg_i64(g, 0), at->len, "p");
+    wg_prefetch(g, s, at, R, k0, lp.i);
+    for (int v = 0; v < V; v++)
+        bv[v] = cg_vload(g, cg_gep(g, at->t, cg_iadd(g, cg_imul(g, lp.i, (long long)V * w), cg_i64(g, v * w))), w, w);
     for (int r = 0; r < R; r++) {
-        LLVMValueRef row[MAX_V];
-        for (int s = 0; s < S; s++)
-            row[s] = LLVMBuildLoad2(g->b, vt, acc[r * S + s], "");
-        LLVMValueRef sum = cg_vsums(g, row, S, w);
-        LLVMValueRef p = cg_gep(g, t->out, cg_iadd(g, cg_imul(g, cg_iadd(g, f0, cg_i64(g, r)), t->KK), k0));
-        cg_vstore(g, LLVMBuildFAdd(g->b, cg_vload(g, p, S, S), sum, ""), p, S, S);
+        LLVMValueRef i = cg_iadd(g, cg_imul(g, cg_iadd(g, k0, cg_i64(g, r)), s->P), lp.i);
+        LLVMValueRef a = cg_splat(g, cg_load_at(g, at->x, i), w);
+        for (int v = 0; v < V; v++) {
+            LLVMValueRef old = LLVMBuildLoad2(g->b, vt, acc[r * V + v], "");
+            LLVMBuildStore(g->b, cg_vfma(g, a, bv[v], old), acc[r * V + v]);
+        }
     }
+    cg_loop_end(g, &lp);
+    for (int i = 0; i < R * V; i++)
+        cg_vstore(g, LLVMBuildLoad2(g->b, vt, acc[i], ""), sums[i], w, w);
 }
 
-/* Filters [lo*R, min(hi*R, F)): blocks of R, then single rows, for the columns at k0. */
-static void dot_rows(Cg *g, const Dot *t, int R, int S, long long F, LLVMValueRef lo, LLVMValueRef hi,
-                     LLVMValueRef k0)
+/* The task's row blocks [lo, hi) over the chunk: whole ones, then the short last one. */
+static void wg_rows(Cg *g, const Wg *s, const WgAt *at, LLVMValueRef lo, LLVMValueRef hi)
 {
-    long long whole = F / R;
-    CgLoop lf = cg_loop_begin(g, lo, cg_imin(g, hi, cg_i64(g, whole)), "fb");
-    dot_tile(g, t, R, S, cg_imul(g, lf.i, R), k0);
-    cg_loop_end(g, &lf);
-    if (whole * R < F) {
-        LLVMValueRef from = cg_imax(g, cg_imul(g, lo, R), cg_i64(g, whole * R));
-        CgLoop lt = cg_loop_begin(g, from, cg_imin(g, cg_imul(g, hi, R), cg_i64(g, F)), "f");
-        dot_tile(g, t, 1, S, lt.i, k0);
-        cg_loop_end(g, &lt);
-    }
+    long long whole = s->KK / s->R;
+    CgLoop lr = cg_loop_begin(g, lo, cg_imin(g, hi, cg_i64(g, whole)), "rb");
+    wg_tile(g, s, at, s->R, cg_imul(g, lr.i, s->R));
+    cg_loop_end(g, &lr);
+    if (whole == s->nrb)
+        return;
+    LLVMBasicBlockRef yes = cg_block(g, "short"), next = cg_block(g, "rows.end");
+    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSGT, hi, cg_i64(g, whole), ""), yes, next);
+    LLVMPositionBuilderAtEnd(g->b, yes);
+    wg_tile(g, s, at, (int)(s->KK - whole * s->R), cg_i64(g, whole * s->R));
+    LLVMBuildBr(g->b, next);
+    LLVMPositionBuilderAtEnd(g->b, next);
 }
 
-/* rows [lo*R, min(hi*R, F)) of out: *= scale, or = 0 when scale is NULL */
-static void scale_rows(Cg *g, LLVMValueRef out, long long KK, long long F, int R, LLVMValueRef lo,
-                       LLVMValueRef hi, LLVMValueRef scale)
+/* wacc[k, c] for k in [k0, k1), c in [c0, c1): = 0 (out NULL), or out[c*KK + k] = it / n */
+static void wg_sums(Cg *g, const Wg *s, const WgAt *at, LLVMValueRef k0, LLVMValueRef k1,
+                    LLVMValueRef c1, LLVMValueRef out)
 {
-    LLVMValueRef from = cg_imul(g, cg_imul(g, lo, R), KK);
-    LLVMValueRef to = cg_imul(g, cg_imin(g, cg_imul(g, hi, R), cg_i64(g, F)), KK);
-    CgLoop l = cg_loop_begin(g, from, to, "i");
-    LLVMValueRef v = scale ? LLVMBuildFMul(g->b, cg_load_at(g, out, l.i), scale, "") : cg_real(g, 0);
-    cg_store_at(g, out, l.i, v);
-    cg_loop_end(g, &l);
+    CgLoop lk = cg_loop_begin(g, k0, k1, "k");
+    CgLoop lc = cg_loop_begin(g, at->c0, c1, "c");
+    LLVMValueRef i = cg_iadd(g, cg_imul(g, lk.i, s->fs), lc.i);
+    if (out)
+        cg_store_at(g, out, cg_iadd(g, cg_imul(g, lc.i, s->KK), lk.i),
+                    LLVMBuildFMul(g->b, cg_load_at(g, at->acc, i), g->fs->inv_n, ""));
+    else
+        cg_store_at(g, at->acc, i, cg_real(g, 0));
+    cg_loop_end_as(g, &lc, CG_LOOP_SCALAR);
+    cg_loop_end_as(g, &lk, CG_LOOP_SCALAR);
+}
+
+/* Task t: column block t % ncb, row group t / ncb; X a sample every xs. */
+static void wg_task(Cg *g, const Wg *s, LLVMValueRef t, LLVMValueRef *extra, long long xs, int id)
+{
+    const CgNode *n = node(g, id);
+    long long vw = (long long)s->V * s->w;
+    WgAt at = {.acc = extra[1]};
+    at.t = cg_real_ptr(g, cg_slot(g, LLVMArrayType(g->real, (unsigned)(s->pc * vw)), "dT"));
+    LLVMValueRef lo = cg_imul(g, LLVMBuildSDiv(g->b, t, cg_i64(g, s->ncb), ""), s->rpt);
+    LLVMValueRef hi = cg_imin(g, cg_iadd(g, lo, cg_i64(g, s->rpt)), cg_i64(g, s->nrb));
+    at.c0 = cg_imul(g, LLVMBuildSRem(g->b, t, cg_i64(g, s->ncb), ""), vw);
+    LLVMValueRef k0 = cg_imul(g, lo, s->R), k1 = cg_imin(g, cg_imul(g, hi, s->R), cg_i64(g, s->KK));
+    wg_sums(g, s, &at, k0, k1, cg_iadd(g, at.c0, cg_i64(g, vw)), NULL);
+    CgLoop lb = cg_loop_begin(g, cg_i64(g, 0), g->fs->n, "b");
+    CgLoop lc = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, (s->P + s->pc - 1) / s->pc), "chunk");
+    LLVMValueRef p0 = cg_imul(g, lc.i, s->pc);
+    at.len = cg_imin(g, cg_i64(g, s->pc), LLVMBuildNSWSub(g->b, cg_i64(g, s->P), p0, ""));
+    at.x = cg_gep(g, extra[0], cg_iadd(g, cg_imul(g, lb.i, xs), p0));
+    at.d = cg_gep(g, cg_sample_ptr(g, n->args[1], lb.i), p0);
+    transpose_chunk(g, s, &at);
+    wg_rows(g, s, &at, lo, hi);
+    cg_loop_end(g, &lc);
+    cg_loop_end(g, &lb);
+    LLVMValueRef c1 = cg_imin(g, cg_iadd(g, at.c0, cg_i64(g, vw)), cg_i64(g, s->F));
+    wg_sums(g, s, &at, k0, k1, c1, g->fs->base[id]);
 }
 
 static int cols_of; /* the weight gradient whose scratch cols_sample fills */
@@ -614,51 +768,31 @@ static void cols_sample(Cg *g, int x, LLVMValueRef b, LLVMValueRef *extra)
     im2col(g, &q, cg_sample_ptr(g, n->args[0], b), aux_at(g, id, extra[0], b));
 }
 
-/* dK = (1/n) sum over b of d_b X_b^T: one task a block of R filters; per sample, each
- * block of S rows of X passes over the task's filters, whose d rows stay in L1. */
 static void emit_weight_mean(Cg *g, int id)
 {
     const CgNode *n = node(g, id);
     Geo q = geo_of(g, id);
-    LLVMValueRef aux = aux_base(g, id);
+    Wg s = wg_shape(g, &q);
     int nodes[3] = {n->args[0], n->args[1], id};
+    if (g->fs->prof == CG_PROF_CHECK) {
+        cg_per_sample(g, id, nodes, 3, NULL, 0, weight_mean_nest, (double)(q.F * q.P * q.KK));
+        return;
+    }
     if (fills_cols(g, id)) {
-        LLVMValueRef extra[1] = {aux};
+        LLVMValueRef cols[1] = {aux_base(g, id)};
         cols_of = id;
-        cg_per_sample(g, n->args[0], nodes, 3, extra, 1, cols_sample, (double)(q.KK * q.P));
+        cg_per_sample(g, n->args[0], nodes, 3, cols, 1, cols_sample, (double)(q.KK * q.P));
     }
-    Blocks bl = blocks(g);
-    int R = bl.dot_r, S = bl.dot_s;
-    long long ntasks = (q.F + R - 1) / R;
-    LLVMValueRef work = LLVMBuildSIToFP(g->b, g->fs->n, g->f64, "");
-    work = LLVMBuildFMul(g->b, work, LLVMConstReal(g->f64, (double)(q.F * q.KK * q.P)), "work");
-    LLVMValueRef extra[1] = {aux};
+    LLVMValueRef work = LLVMBuildSIToFP(g->b, g->fs->n, g->f64, "work");
+    work = LLVMBuildFMul(g->b, work, LLVMConstReal(g->f64, (double)(q.F * q.KK * q.P)), "");
+    LLVMValueRef extra[2] = {aux_base(g, id), cg_ws_buffer(g, n->wacc, false)};
     CgTask t;
-    cg_task_begin(g, &t, n->name ? n->name : "conv_weight", nodes, 3, extra, 1);
-    LLVMValueRef out = g->fs->base[id];
-    scale_rows(g, out, q.KK, q.F, R, t.lo, t.hi, NULL);
-    /* PAIR samples a tile before its reduction (cg_vsums) and update of dK: 2 measured no
-     * faster on the Zen 5 host (two samples' X no longer stay in L2), so 1 */
-    CgLoop lb = cg_loop_begin(g, cg_i64(g, 0), div_up(g, g->fs->n, PAIR), "bp");
-    LLVMValueRef b0 = cg_imul(g, lb.i, PAIR);
-    Dot d = {g->fs->base[n->args[1]], extra[0], out, q.P, q.KK, q.F * q.P, node(g, id)->aux_size,
-             b0, cg_imin(g, g->fs->n, cg_iadd(g, b0, cg_i64(g, PAIR)))};
-    /* CHUNK blocks of filters at a time: their rows of d stay in L1 while every row of X
-     * passes (all of a task's filters did not fit with one thread: 64 rows of 784 bytes) */
-    CgLoop lc = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, (ntasks + CHUNK - 1) / CHUNK), "fc");
-    LLVMValueRef lo = cg_imax(g, t.lo, cg_imul(g, lc.i, CHUNK));
-    LLVMValueRef hi = cg_imin(g, t.hi, cg_iadd(g, cg_imul(g, lc.i, CHUNK), cg_i64(g, CHUNK)));
-    if (q.KK / S) {
-        CgLoop lk = cg_loop_begin(g, cg_i64(g, 0), cg_i64(g, q.KK / S), "kb");
-        dot_rows(g, &d, R, S, q.F, lo, hi, cg_imul(g, lk.i, S));
-        cg_loop_end(g, &lk);
-    }
-    if (q.KK % S)
-        dot_rows(g, &d, R, (int)(q.KK % S), q.F, lo, hi, cg_i64(g, q.KK / S * S));
-    cg_loop_end(g, &lc);
-    cg_loop_end(g, &lb);
-    scale_rows(g, out, q.KK, q.F, R, t.lo, t.hi, g->fs->inv_n);
-    cg_task_end(g, &t, cg_i64(g, ntasks), work);
+    cg_task_begin(g, &t, n->name ? n->name : "conv_weight", nodes, 3, extra, 2);
+    CgLoop lt = cg_loop_begin(g, t.lo, t.hi, "t");
+    wg_task(g, &s, lt.i, extra, n->aux_size, id);
+    cg_loop_end(g, &lt);
+    long long groups = (s.nrb + s.rpt - 1) / s.rpt;
+    cg_task_end(g, &t, cg_i64(g, s.ncb * groups), work);
 }
 
 void cg_conv_emit(Cg *g, int id)

@@ -9,8 +9,6 @@
 
 #include <stdlib.h>
 
-#include <llvm-c/DebugInfo.h>
-
 static LLVMValueRef zero64(Cg *g)
 {
     return cg_i64(g, 0);
@@ -21,22 +19,6 @@ static LLVMValueRef select_(Cg *g, LLVMValueRef c, LLVMValueRef t, LLVMValueRef 
     return LLVMBuildSelect(g->b, c, t, f, "");
 }
 
-/* Ends loop l with llvm.loop.unroll.disable on its latch. A short inner loop of constant
- * trip count (a conv's rows of 14 or 28) is otherwise unrolled whole, and the loop around
- * it vectorized with gathers or scatters: twelve such nests of a CNN's step took a third
- * of its compile time, for loops over non-varying values run once a step. */
-static void loop_end_rolled(Cg *g, CgLoop *l)
-{
-    LLVMBasicBlockRef latch = LLVMGetInsertBlock(g->b);
-    cg_loop_end(g, l);
-    LLVMMetadataRef tmp = LLVMTemporaryMDNode(g->ctx, NULL, 0);
-    LLVMMetadataRef name = LLVMMDStringInContext2(g->ctx, "llvm.loop.unroll.disable", 24);
-    LLVMMetadataRef ops[2] = {tmp, LLVMMDNodeInContext2(g->ctx, &name, 1)};
-    LLVMMetadataRef id = LLVMMDNodeInContext2(g->ctx, ops, 2);
-    LLVMMetadataReplaceAllUsesWith(tmp, id);
-    LLVMSetMetadata(LLVMGetBasicBlockTerminator(latch), LLVMGetMDKindIDInContext(g->ctx, "llvm.loop", 9),
-                    LLVMMetadataAsValue(g->ctx, id));
-}
 
 /* ---- reductions ---- */
 
@@ -56,7 +38,7 @@ static void emit_row_sums(Cg *g, int id, int a, long long rows, long long len, l
     LLVMValueRef row = LLVMBuildNSWMul(g->b, lr.i, cg_i64(g, len), "");
     CgLoop lj = cg_loop_begin(g, zero64(g), cg_i64(g, len), "j");
     acc_add(g, acc, cg_load(g, a, lb.i, LLVMBuildNSWAdd(g->b, row, lj.i, "")));
-    loop_end_rolled(g, &lj);
+    cg_loop_end_as(g, &lj, CG_LOOP_ROLLED);
     LLVMValueRef sum = LLVMBuildLoad2(g->b, g->real, acc, "");
     if (div != 1)
         sum = LLVMBuildFDiv(g->b, sum, cg_real(g, (double)div), "");
@@ -92,7 +74,7 @@ static void emit_expand(Cg *g, int id)
     LLVMValueRef row = LLVMBuildNSWMul(g->b, lr.i, cg_i64(g, len), "");
     CgLoop lj = cg_loop_begin(g, zero64(g), cg_i64(g, len), "j");
     cg_store(g, id, lb.i, LLVMBuildNSWAdd(g->b, row, lj.i, ""), v);
-    loop_end_rolled(g, &lj);
+    cg_loop_end_as(g, &lj, CG_LOOP_ROLLED);
     cg_loop_end(g, &lr);
     cg_loop_end(g, &lb);
 }

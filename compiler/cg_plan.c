@@ -213,6 +213,11 @@ static void plan_scratch(CgPlan *pl)
             n->aux_size = cols_size(pl, n) + CG_MAX_LANES;
             n->aux = take(&pl->var_elems, n->aux_size);
         }
+        if (n->op == CG_BMEAN_CONVW) {
+            const Shape *d = &pl->nodes[n->args[1]].shape;
+            long long fs = (d->dims[0] + 63) / 64 * 64, kk = cols_size(pl, n) / (d->dims[1] * d->dims[2]);
+            n->wacc = take(&pl->fixed_elems, kk * fs);
+        }
     }
 }
 

@@ -19,7 +19,7 @@ static void bind_workspace(Cg *g, LLVMValueRef run)
     g->fs->ws = cg_real_ptr(g, cg_call_rt(g, CG_RT_WORKSPACE, args, 2));
 }
 
-static LLVMValueRef ws_buffer(Cg *g, long long offset, bool varying)
+LLVMValueRef cg_ws_buffer(Cg *g, long long offset, bool varying)
 {
     LLVMValueRef off;
     if (varying) {
@@ -40,7 +40,7 @@ static LLVMValueRef node_buffer(Cg *g, const CgNode *n, LLVMValueRef run, LLVMVa
     case CG_AT_PARAM:
         return g->fs->sgd ? g->fs->sgd->w[n->index] : cg_rt_buffer(g, CG_RT_PARAM, run, n->index, 0);
     case CG_AT_GRAD: return cg_rt_buffer(g, CG_RT_GRAD, run, n->index, 0);
-    case CG_AT_WS: return ws_buffer(g, n->offset, n->varying);
+    case CG_AT_WS: return cg_ws_buffer(g, n->offset, n->varying);
     default: return NULL;
     }
 }
@@ -325,7 +325,7 @@ static LLVMValueRef emit_train(Cg *g, LLVMValueRef step, CgOptim *optim, bool sg
     g->fs->run = c.run;
     LLVMValueRef epochs = cg_rt_int(g, c.run, NNC_EPOCHS);
     bind_workspace(g, c.run);
-    c.pred = ws_buffer(g, g->plan->pred_offset, true);
+    c.pred = cg_ws_buffer(g, g->plan->pred_offset, true);
     c.xs = cg_slot(g, g->i8p, "xs");
     c.ts = cg_slot(g, g->i8p, "ts");
     /* bad[0]: the first param with a non-finite gradient; bad[1]: the step updated the

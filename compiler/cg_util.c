@@ -2,6 +2,8 @@
  * math functions and counted loops. */
 #include "cg.h"
 
+#include <llvm-c/DebugInfo.h>
+
 #include <assert.h>
 #include <stdio.h>
 #include <string.h>
@@ -64,6 +66,14 @@ LLVMValueRef cg_intrinsic(Cg *g, const char *name, LLVMTypeRef type, LLVMValueRe
     return LLVMBuildCall2(g->b, fn_type, fn, args, nargs, "");
 }
 
+void cg_prefetch(Cg *g, LLVMValueRef p)
+{
+    LLVMValueRef args[] = {p, cg_i32(g, 0), cg_i32(g, 3), cg_i32(g, 1)}; /* read, keep, data */
+    LLVMBuildCall2(g->b, LLVMIntrinsicGetType(g->ctx, LLVMLookupIntrinsicID("llvm.prefetch", 13), &g->realp, 1),
+                   LLVMGetIntrinsicDeclaration(g->mod, LLVMLookupIntrinsicID("llvm.prefetch", 13), &g->realp, 1),
+                   args, 4, "");
+}
+
 /* tanh and log1p have no intrinsic: libm's tanhf/tanh, log1pf/log1p. */
 static LLVMValueRef libm(Cg *g, const char *fn, LLVMValueRef x)
 {
@@ -117,6 +127,32 @@ void cg_loop_end(Cg *g, CgLoop *l)
     LLVMAddIncoming(l->i, &next, &latch, 1);
     LLVMBuildBr(g->b, l->head);
     LLVMPositionBuilderAtEnd(g->b, l->exit);
+}
+
+/* Ends loop l with llvm.loop metadata on its latch. CG_LOOP_ROLLED: unroll.disable. A
+ * short inner loop of constant trip count (a conv's rows of 14 or 28) is otherwise
+ * unrolled whole, and the loop around it vectorized with gathers or scatters: twelve such
+ * nests of a CNN's step took a third of its compile time, for loops over non-varying
+ * values run once a step. CG_LOOP_SCALAR: vectorize.enable false as well, for loops over
+ * strided elements at the edges of blocked kernels (cg_conv.c), which the vectorizer
+ * would otherwise turn into gathers and scatters: more code to compile for no speed. */
+void cg_loop_end_as(Cg *g, CgLoop *l, CgLoopKind kind)
+{
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(g->b);
+    cg_loop_end(g, l);
+    LLVMMetadataRef tmp = LLVMTemporaryMDNode(g->ctx, NULL, 0);
+    LLVMMetadataRef ops[3] = {tmp};
+    LLVMMetadataRef unroll = LLVMMDStringInContext2(g->ctx, "llvm.loop.unroll.disable", 24);
+    ops[1] = LLVMMDNodeInContext2(g->ctx, &unroll, 1);
+    if (kind == CG_LOOP_SCALAR) {
+        LLVMMetadataRef vec[2] = {LLVMMDStringInContext2(g->ctx, "llvm.loop.vectorize.enable", 26),
+                                  LLVMValueAsMetadata(LLVMConstInt(LLVMInt1TypeInContext(g->ctx), 0, 0))};
+        ops[2] = LLVMMDNodeInContext2(g->ctx, vec, 2);
+    }
+    LLVMMetadataRef id = LLVMMDNodeInContext2(g->ctx, ops, kind == CG_LOOP_SCALAR ? 3 : 2);
+    LLVMMetadataReplaceAllUsesWith(tmp, id);
+    LLVMSetMetadata(LLVMGetBasicBlockTerminator(latch), LLVMGetMDKindIDInContext(g->ctx, "llvm.loop", 9),
+                    LLVMMetadataAsValue(g->ctx, id));
 }
 
 static LLVMValueRef element_index(Cg *g, const CgNode *n, LLVMValueRef b, LLVMValueRef i)

@@ -89,6 +89,28 @@ static LLVMValueRef shuffle(Cg *g, LLVMValueRef a, LLVMValueRef b, const int *id
     return LLVMBuildShuffleVector(g->b, a, b, LLVMConstVector(v, (unsigned)n), "");
 }
 
+/* log2(lanes) rounds, each interleaving row i with row i + lanes/2 into rows 2i (their
+ * low halves) and 2i+1 (their high halves): each round rotates the bits of an element's
+ * (row, column) index by one, so after log2(lanes) rounds row and column have swapped. */
+void cg_vtranspose(Cg *g, LLVMValueRef *v, int lanes)
+{
+    int lo[64], hi[64];
+    for (int j = 0; j < lanes / 2; j++) {
+        lo[2 * j] = j;
+        lo[2 * j + 1] = lanes + j;
+        hi[2 * j] = lanes / 2 + j;
+        hi[2 * j + 1] = lanes + lanes / 2 + j;
+    }
+    LLVMValueRef t[64];
+    for (int round = 1; round < lanes; round *= 2) {
+        for (int i = 0; i < lanes / 2; i++) {
+            t[2 * i] = shuffle(g, v[i], v[i + lanes / 2], lo, lanes);
+            t[2 * i + 1] = shuffle(g, v[i], v[i + lanes / 2], hi, lanes);
+        }
+        memcpy(v, t, sizeof *v * (size_t)lanes);
+    }
+}
+
 /* u and v hold groups of `size` lanes (one group per accumulator); the result holds twice
  * the groups, each half as long: u's groups, then v's, each the sum of its two halves. */
 static LLVMValueRef merge_pair(Cg *g, LLVMValueRef u, LLVMValueRef v, int lanes, int size)
