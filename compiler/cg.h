@@ -100,6 +100,8 @@ typedef struct CgTarget {
     int vector_regs;          /* vector registers: 32 with AVX-512, else 16 */
     int l2_kb;                /* the L2 cache of a core, KB */
     LLVMTargetMachineRef tm;  /* the caller disposes it */
+    const char *llvm_cpu, *llvm_features; /* what tm was made with (cg_target_machine) */
+    int opt_level;
 } CgTarget;
 
 /* ---- emission state: the module's (Cg) and the function's being emitted (CgFrame) ---- */
@@ -412,8 +414,14 @@ void cg_target_module(LLVMModuleRef mod, LLVMTargetMachineRef tm);
 /* Verifies and optimises; false after printing an error. */
 bool cg_verify(LLVMModuleRef mod);
 bool cg_optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level);
-/* Links the object with the runtime into the executable out (cg_link.c). */
-bool cg_link(const char *obj, const char *out);
+/* Another target machine like t->tm, for another thread (cg_target.c). */
+LLVMTargetMachineRef cg_target_machine(const CgTarget *t);
+/* Links the objects (obj2 may be NULL) with the runtime into the executable out (cg_link.c). */
+bool cg_link(const char *obj, const char *obj2, const char *out);
+/* Optimises mod and compiles it to obj1, or, when it is large enough, splits its task
+ * kernels off to obj2 and compiles both halves on two threads (*two then) (cg_split.c). */
+bool cg_split_compile(LLVMModuleRef mod, const CgTarget *t, int opt_level, const char *obj1,
+                      const char *obj2, bool *two, Arena *a);
 /* Runs the module in memory (cg_jit.c); takes mod and tm. Returns nnc_main's status. */
 int cg_jit_run(LLVMOrcThreadSafeContextRef tsc, LLVMModuleRef mod, LLVMTargetMachineRef tm,
                const char *name, int argc, char **argv);

@@ -20,9 +20,28 @@ extern char **environ;
 
 enum { MAX_ARGS = 32 };
 
-/* cc OBJ RUNTIME_MAIN RUNTIME_LIB NNC_LINK_EXTRA... -lz -lm -pthread -o OUT; the runtime's
- * files as cg_runtime.c finds them. -1 after a message when they are missing. */
-static int link_args(char **argv, char *extra, const char *obj, const char *out)
+/* Whether the gold linker is on PATH: it links an executable a third faster than ld.bfd
+ * (fashion_mlp: 55 against 85 ms), and binutils has it, but not everywhere. */
+static bool have_gold(void)
+{
+    const char *path = getenv("PATH");
+    char buf[4096];
+    while (path && *path) {
+        size_t len = strcspn(path, ":");
+        if (len && len < sizeof buf - 16) {
+            memcpy(buf, path, len);
+            strcpy(buf + len, "/ld.gold");
+            if (access(buf, X_OK) == 0)
+                return true;
+        }
+        path += len + (path[len] == ':');
+    }
+    return false;
+}
+
+/* cc OBJ [OBJ2] RUNTIME_MAIN RUNTIME_LIB NNC_LINK_EXTRA... -lz -lm -pthread -o OUT; the
+ * runtime's files as cg_runtime.c finds them. -1 after a message when they are missing. */
+static int link_args(char **argv, char *extra, const char *obj, const char *obj2, const char *out)
 {
     const char *main_obj = cg_runtime_file(CG_RT_FILE_MAIN);
     const char *lib = main_obj ? cg_runtime_file(CG_RT_FILE_LIB) : NULL;
@@ -30,7 +49,11 @@ static int link_args(char **argv, char *extra, const char *obj, const char *out)
         return -1;
     int n = 0;
     argv[n++] = "cc";
+    if (have_gold())
+        argv[n++] = "-fuse-ld=gold";
     argv[n++] = (char *)obj;
+    if (obj2)
+        argv[n++] = (char *)obj2;
     argv[n++] = (char *)main_obj;
     argv[n++] = (char *)lib;
     for (char *tok = strtok(extra, " "); tok && n < MAX_ARGS - 7; tok = strtok(NULL, " "))
@@ -88,16 +111,16 @@ bool cg_spawn(char **argv, const char *what)
     return false;
 }
 
-static bool run_cc(const char *obj, const char *out)
+static bool run_cc(const char *obj, const char *obj2, const char *out)
 {
     char extra[] = NNC_LINK_EXTRA;
     char *argv[MAX_ARGS];
-    return link_args(argv, extra, obj, out) >= 0 && cg_spawn(argv, "link");
+    return link_args(argv, extra, obj, obj2, out) >= 0 && cg_spawn(argv, "link");
 }
 
-bool cg_link(const char *obj, const char *out)
+bool cg_link(const char *obj, const char *obj2, const char *out)
 {
-    if (run_cc(obj, out))
+    if (run_cc(obj, obj2, out))
         return true;
     remove(out);
     return false;

@@ -259,8 +259,16 @@ bool cg_target_init(CgTarget *t, const char *cpu, const char *mods, int opt_leve
     t->required = required(s, a);
     t->vector_bytes = set_find(s, "avx512f", 7) >= 0 ? 64 : set_find(s, "avx", 3) >= 0 ? 32 : 16;
     t->vector_regs = set_find(s, "avx512f", 7) >= 0 ? 32 : 16;
+    t->llvm_cpu = cpu;
+    t->llvm_features = llvm_features;
+    t->opt_level = opt_level;
     t->tm = machine(cpu, llvm_features, opt_level);
     return t->tm != NULL;
+}
+
+LLVMTargetMachineRef cg_target_machine(const CgTarget *t)
+{
+    return machine(t->llvm_cpu, t->llvm_features, t->opt_level);
 }
 
 void cg_target_module(LLVMModuleRef mod, LLVMTargetMachineRef tm)

@@ -13,9 +13,10 @@
 #include "desc.h"
 #include "outfile.h"
 
-/* The module for p, verified and optimised for tm; NULL after printing an error. */
+/* The module for p, verified, and optimised for tm unless the caller does it (an
+ * executable's halves: cg_split.c); NULL after printing an error. */
 static LLVMModuleRef build_module(const IrProgram *p, const Model *m, const CgOptions *o,
-                                  LLVMContextRef ctx, const CgTarget *t, Arena *a)
+                                  LLVMContextRef ctx, const CgTarget *t, Arena *a, bool optimise)
 {
     NncModelDesc desc;
     desc_build(&desc, p, m, o->real_size, o->source_path, a);
@@ -30,7 +31,7 @@ static LLVMModuleRef build_module(const IrProgram *p, const Model *m, const CgOp
     cg_emit_functions(&g, &desc, &train, &evaluate);
     cg_emit_desc(&g, &desc, train, evaluate);
     cg_dispose(&g);
-    if (!cg_verify(mod) || !cg_optimise(mod, tm, o->opt_level)) {
+    if (!cg_verify(mod) || (optimise && !cg_optimise(mod, tm, o->opt_level))) {
         LLVMDisposeModule(mod);
         return NULL;
     }
@@ -79,8 +80,9 @@ static bool write_machine(LLVMModuleRef mod, LLVMTargetMachineRef tm, LLVMCodeGe
 /* A private temporary folder for the object and the linked executable, removed whatever
  * happens (outfile.c tracks it and its files for signals). */
 typedef struct Scratch {
-    char dir[OUTFILE_PATH_MAX], obj[OUTFILE_PATH_MAX + 16], exe[OUTFILE_PATH_MAX + 16];
-    int slots[3];
+    char dir[OUTFILE_PATH_MAX], obj[OUTFILE_PATH_MAX + 16], obj2[OUTFILE_PATH_MAX + 16];
+    char exe[OUTFILE_PATH_MAX + 16];
+    int slots[4];
 } Scratch;
 
 static bool scratch_open(Scratch *s)
@@ -94,32 +96,36 @@ static bool scratch_open(Scratch *s)
         return false;
     }
     snprintf(s->obj, sizeof s->obj, "%s/model.o", s->dir);
+    snprintf(s->obj2, sizeof s->obj2, "%s/kernels.o", s->dir);
     snprintf(s->exe, sizeof s->exe, "%s/model", s->dir);
     s->slots[1] = outfile_track(s->obj, false);
-    s->slots[2] = outfile_track(s->exe, false);
+    s->slots[2] = outfile_track(s->obj2, false);
+    s->slots[3] = outfile_track(s->exe, false);
     return true;
 }
 
 static void scratch_close(Scratch *s)
 {
     remove(s->obj);
+    remove(s->obj2);
     remove(s->exe);
     rmdir(s->dir);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         outfile_untrack(s->slots[i]);
 }
 
 /* The object and the linked executable in the scratch folder; then the executable copied
  * to out, so out is replaced only by a finished executable (or written through when it
  * is a device or a FIFO). */
-static bool write_exe(LLVMModuleRef mod, LLVMTargetMachineRef tm, const char *out)
+static bool write_exe(LLVMModuleRef mod, const CgTarget *t, const CgOptions *o, Arena *a)
 {
     Scratch s;
     if (!scratch_open(&s))
         return false;
     OutFile f;
-    bool ok = write_machine(mod, tm, LLVMObjectFile, s.obj) && cg_link(s.obj, s.exe) &&
-              outfile_open(&f, out, 0777);
+    bool two;
+    bool ok = cg_split_compile(mod, t, o->opt_level, s.obj, s.obj2, &two, a) &&
+              cg_link(s.obj, two ? s.obj2 : NULL, s.exe) && outfile_open(&f, o->out_path, 0777);
     if (ok && !outfile_copy(&f, s.exe)) {
         outfile_abort(&f);
         ok = false;
@@ -130,13 +136,14 @@ static bool write_exe(LLVMModuleRef mod, LLVMTargetMachineRef tm, const char *ou
     return ok;
 }
 
-static bool write_output(LLVMModuleRef mod, LLVMTargetMachineRef tm, const CgOptions *o)
+static bool write_output(LLVMModuleRef mod, const CgTarget *t, const CgOptions *o, Arena *a)
 {
+    LLVMTargetMachineRef tm = t->tm;
     switch (o->emit) {
     case CG_EMIT_LLVM: return write_llvm(mod, o->out_path);
     case CG_EMIT_ASM: return write_machine(mod, tm, LLVMAssemblyFile, o->out_path);
     case CG_EMIT_OBJ: return write_machine(mod, tm, LLVMObjectFile, o->out_path);
-    case CG_EMIT_EXE: return write_exe(mod, tm, o->out_path);
+    case CG_EMIT_EXE: return write_exe(mod, t, o, a);
     default: return false; /* the libraries: cg_lib.c */
     }
     return false;
@@ -152,9 +159,9 @@ int cg_emit(const IrProgram *p, const Model *m, const CgOptions *o, Diag *d)
         return 1;
     }
     LLVMContextRef ctx = LLVMContextCreate();
-    LLVMModuleRef mod = build_module(p, m, o, ctx, &t, a);
+    LLVMModuleRef mod = build_module(p, m, o, ctx, &t, a, o->emit != CG_EMIT_EXE);
     bool lib = o->emit == CG_EMIT_LIB || o->emit == CG_EMIT_SHARED; /* cg_lib.c */
-    bool ok = mod && (lib ? cg_write_lib(mod, t.tm, o, p, m, a) : write_output(mod, t.tm, o));
+    bool ok = mod && (lib ? cg_write_lib(mod, t.tm, o, p, m, a) : write_output(mod, &t, o, a));
     if (mod)
         LLVMDisposeModule(mod);
     LLVMContextDispose(ctx);
@@ -173,7 +180,7 @@ int cg_run(const IrProgram *p, const Model *m, const CgOptions *o, Diag *d, int 
         return 1;
     }
     LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
-    LLVMModuleRef mod = build_module(p, m, o, LLVMOrcThreadSafeContextGetContext(tsc), &t, a);
+    LLVMModuleRef mod = build_module(p, m, o, LLVMOrcThreadSafeContextGetContext(tsc), &t, a, true);
     int status = 1;
     if (mod) /* nnc_main checks the CPU's features before the module's code runs */
         status = cg_jit_run(tsc, mod, t.tm, m->name, argc, argv); /* takes mod and tm */
