@@ -1,13 +1,13 @@
 /* cg_split.c - an executable's code made on two threads.
  *
- * -O2 and code generation are most of a compile (fashion_mlp: 0.26 s and 0.2 s of 0.6),
- * and the task kernels (functions only ever passed by address to nnc_rt_parallel) hold
- * most of the code. So the unoptimised module is cut in two: the module as built keeps
- * everything but a share of the kernels, which it declares; a copy made through bitcode
- * in a context of its own keeps only that share (and the helpers they call), defined with
- * hidden external linkage. Each part is optimised and compiled to an object on its own
- * thread with its own target machine, and the linker joins the two objects. A kernel's
- * code does not depend on the part it lands in: same instructions, same bits. */
+ * -O2 and code generation are most of a compile (fashion_mlp: 0.26 s and 0.2 s of 0.6), so
+ * the unoptimised module is cut in two by weight (instructions): the module as built keeps
+ * about half and declares the rest, which a copy made through bitcode in a context of its
+ * own defines (pruned of everything it does not use). Small helpers are copied into both,
+ * so calls to them stay inlinable; a function one module defines and the other uses is
+ * hidden and external. Each half is optimised and compiled to an object on its own thread
+ * with its own target machine, and the linker joins the objects. A function's code does
+ * not depend on the half it lands in: same instructions, same bits. */
 #include "cg.h"
 
 #include <llvm-c/BitReader.h>
@@ -20,27 +20,26 @@
 
 enum { SPLIT_STACK = 64 << 20 }; /* as main.c's compile thread: LLVM recurses on deep code */
 
-/* Whether v's every use is as an argument of a call (through constant casts): a task
- * kernel's address going to nnc_rt_parallel; not a function that is called, nor one a
- * global refers to (nnc_train in the descriptor). */
-static bool passed_only(LLVMValueRef v)
-{
-    for (LLVMUseRef u = LLVMGetFirstUse(v); u; u = LLVMGetNextUse(u)) {
-        LLVMValueRef user = LLVMGetUser(u);
-        if (LLVMIsACallInst(user)) {
-            if (LLVMGetCalledValue(user) == v)
-                return false;
-        } else if (!LLVMIsAConstantExpr(user) || !passed_only(user)) {
-            return false;
-        }
-    }
-    return true;
-}
+/* Which module defines a function: the first (the module as built), the second (the copy),
+ * or both (a small helper, as an internal copy in each, so calls to it stay inlinable). */
+typedef enum { IN_FIRST, IN_SECOND, IN_BOTH } Part;
 
-static bool is_kernel(LLVMValueRef fn)
+enum { HELPER = 300 }; /* instructions: a function as small as this is copied, not split */
+
+typedef struct Split {
+    char **names;  /* the functions defined in the module, by name... */
+    Part *part;    /* ...and where each goes */
+    int count;
+} Split;
+
+static Part part_of(const Split *s, LLVMValueRef fn)
 {
-    return !LLVMIsDeclaration(fn) && LLVMGetLinkage(fn) == LLVMInternalLinkage &&
-           LLVMGetFirstUse(fn) && passed_only(fn);
+    size_t len;
+    const char *name = LLVMGetValueName2(fn, &len);
+    for (int i = 0; i < s->count; i++)
+        if (strlen(s->names[i]) == len && memcmp(s->names[i], name, len) == 0)
+            return s->part[i];
+    return IN_BOTH; /* a declaration */
 }
 
 /* The work a function gives LLVM: its instructions, a quarter for an optnone one (no
@@ -55,47 +54,76 @@ static long weight(LLVMValueRef fn)
     return LLVMGetEnumAttributeAtIndex(fn, LLVMAttributeFunctionIndex, optnone) ? n / 4 : n;
 }
 
-/* The names of the kernels the second part takes. */
-typedef struct Share {
-    char **names;
-    int count;
-} Share;
-
-static bool in_share(const Share *s, LLVMValueRef fn)
+/* Functions by weight, heaviest first (ties in module order): the second module takes
+ * each that keeps it within half the total; small ones go to both. False when the second
+ * would get less than a sixth (a small module: one thread). */
+static bool choose(LLVMModuleRef mod, Split *s, Arena *a)
 {
-    size_t len;
-    const char *name = LLVMGetValueName2(fn, &len);
-    for (int i = 0; i < s->count; i++)
-        if (strlen(s->names[i]) == len && memcmp(s->names[i], name, len) == 0)
-            return true;
-    return false;
-}
-
-/* Kernels in module order go to the second part while it stays within half the module's
- * weight; false when it would get less than a sixth (a small module: one thread). */
-static bool choose_share(LLVMModuleRef mod, Share *s, Arena *a)
-{
-    long total = 0, taken = 0;
-    int kernels = 0;
-    for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = LLVMGetNextFunction(f)) {
-        total += weight(f);
-        kernels += is_kernel(f);
-    }
-    s->names = arena_alloc(a, sizeof *s->names * (size_t)(kernels + 1));
+    int n = 0;
+    for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = LLVMGetNextFunction(f))
+        n += !LLVMIsDeclaration(f);
+    s->names = arena_alloc(a, sizeof *s->names * (size_t)(n + 1));
+    s->part = arena_alloc(a, sizeof *s->part * (size_t)(n + 1));
+    long *w = arena_alloc(a, sizeof *w * (size_t)(n + 1)), total = 0, taken = 0;
     s->count = 0;
     for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = LLVMGetNextFunction(f)) {
-        long w = weight(f);
-        if (!is_kernel(f) || taken + w > total / 2)
+        if (LLVMIsDeclaration(f))
             continue;
         size_t len;
         const char *name = LLVMGetValueName2(f, &len);
-        s->names[s->count++] = arena_strndup(a, name, len);
-        taken += w;
+        s->names[s->count] = arena_strndup(a, name, len);
+        w[s->count] = weight(f);
+        s->part[s->count] = w[s->count] <= HELPER && LLVMGetLinkage(f) == LLVMInternalLinkage ? IN_BOTH : IN_FIRST;
+        total += w[s->count++];
+    }
+    for (;;) {
+        int best = -1;
+        for (int i = 0; i < s->count; i++)
+            if (s->part[i] == IN_FIRST && taken + w[i] <= total / 2 && (best < 0 || w[i] > w[best]))
+                best = i;
+        if (best < 0)
+            break;
+        s->part[best] = IN_SECOND;
+        taken += w[best];
     }
     return taken * 6 >= total;
 }
 
-/* fn, defined in the other part: a declaration of the same name and type. */
+/* The part of the code that uses v: the function of an instruction, through constants;
+ * a global's initializer counts as both (the constants are in both modules). Adds the
+ * parts to *first and *second. */
+static void users(const Split *s, LLVMValueRef v, bool *first, bool *second)
+{
+    for (LLVMUseRef u = LLVMGetFirstUse(v); u; u = LLVMGetNextUse(u)) {
+        LLVMValueRef user = LLVMGetUser(u);
+        if (LLVMIsAInstruction(user)) {
+            Part p = part_of(s, LLVMGetBasicBlockParent(LLVMGetInstructionParent(user)));
+            *first |= p != IN_SECOND;
+            *second |= p != IN_FIRST;
+        } else if (LLVMIsAGlobalValue(user)) {
+            *first = *second = true;
+        } else {
+            users(s, user, first, second);
+        }
+    }
+}
+
+/* A function one module defines and the other uses: hidden and external, so the linker
+ * joins the two. Done before the copy, so both modules agree. */
+static void export_crossing(LLVMModuleRef mod, const Split *s)
+{
+    for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = LLVMGetNextFunction(f)) {
+        Part p = part_of(s, f);
+        bool first = false, second = false;
+        users(s, f, &first, &second);
+        if (LLVMIsDeclaration(f) || p == IN_BOTH || !(p == IN_FIRST ? second : first))
+            continue;
+        LLVMSetLinkage(f, LLVMExternalLinkage);
+        LLVMSetVisibility(f, LLVMHiddenVisibility);
+    }
+}
+
+/* fn, defined in the other module: a declaration of the same name and type. */
 static void declare_instead(LLVMModuleRef mod, LLVMValueRef fn)
 {
     size_t len;
@@ -112,17 +140,6 @@ static void declare_instead(LLVMModuleRef mod, LLVMValueRef fn)
     LLVMSetValueName2(decl, keep, len);
     LLVMSetVisibility(decl, LLVMHiddenVisibility);
     free(keep);
-}
-
-/* The first part: the shared kernels only declared. */
-static void keep_first(LLVMModuleRef mod, const Share *s)
-{
-    LLVMValueRef next;
-    for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = next) {
-        next = LLVMGetNextFunction(f);
-        if (!LLVMIsDeclaration(f) && in_share(s, f))
-            declare_instead(mod, f);
-    }
 }
 
 /* Whether v is used by an instruction or a global's initializer, directly or through
@@ -147,31 +164,33 @@ static void drop(LLVMValueRef g, bool fn)
         LLVMDeleteGlobal(g);
 }
 
-/* The second part: the shared kernels, hidden and external; everything they do not use
- * deleted (the descriptor first, then what only it reached), until nothing changes. */
-static void keep_second(LLVMModuleRef mod, const Share *s)
+/* Keeps the functions of one module (other: the part it does not define): the others
+ * declared; in the second, whatever is left unused deleted (the descriptor first, then
+ * what only it reached), until nothing changes. */
+static void keep_part(LLVMModuleRef mod, const Split *s, Part other)
 {
-    for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = LLVMGetNextFunction(f))
-        if (!LLVMIsDeclaration(f) && in_share(s, f)) {
-            LLVMSetLinkage(f, LLVMExternalLinkage);
-            LLVMSetVisibility(f, LLVMHiddenVisibility);
-        }
-    bool changed = true;
-    while (changed) {
+    LLVMValueRef next;
+    for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = next) {
+        next = LLVMGetNextFunction(f);
+        if (!LLVMIsDeclaration(f) && part_of(s, f) == other)
+            declare_instead(mod, f);
+    }
+    if (other == IN_SECOND)
+        return; /* the first: GlobalDCE removes what it no longer uses */
+    for (bool changed = true; changed;) {
         changed = false;
-        LLVMValueRef next;
         for (LLVMValueRef g = LLVMGetFirstGlobal(mod); g; g = next) {
             next = LLVMGetNextGlobal(g);
-            if (LLVMGetLinkage(g) == LLVMExternalLinkage && !LLVMIsDeclaration(g))
-                LLVMSetLinkage(g, LLVMInternalLinkage); /* the first part defines it */
             if (!used(g)) {
                 drop(g, false);
                 changed = true;
+            } else if (!LLVMIsDeclaration(g) && LLVMGetLinkage(g) == LLVMExternalLinkage) {
+                LLVMSetLinkage(g, LLVMAvailableExternallyLinkage); /* the first defines it */
             }
         }
         for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = next) {
             next = LLVMGetNextFunction(f);
-            if (!in_share(s, f) && !used(f)) {
+            if (!used(f) && (LLVMIsDeclaration(f) || LLVMGetLinkage(f) != LLVMExternalLinkage)) {
                 drop(f, true);
                 changed = true;
             }
@@ -193,7 +212,7 @@ static bool emit_object(LLVMModuleRef mod, LLVMTargetMachineRef tm, const char *
 /* The second part's thread: its module from the bitcode, pruned, optimised, compiled. */
 typedef struct Second {
     LLVMMemoryBufferRef bitcode;
-    const Share *share;
+    const Split *split;
     const CgTarget *target;
     int opt_level;
     const char *obj;
@@ -208,7 +227,7 @@ static void *second_main(void *arg)
     LLVMTargetMachineRef tm = cg_target_machine(p->target);
     p->ok = tm && !LLVMParseBitcodeInContext2(ctx, p->bitcode, &mod);
     if (p->ok) {
-        keep_second(mod, p->share);
+        keep_part(mod, p->split, IN_FIRST);
         p->ok = cg_optimise(mod, tm, p->opt_level) && emit_object(mod, tm, p->obj);
     } else {
         fprintf(stderr, "nnc: error: internal error: cannot split the module\n");
@@ -235,13 +254,14 @@ static bool start_second(pthread_t *t, Second *p)
 bool cg_split_compile(LLVMModuleRef mod, const CgTarget *t, int opt_level, const char *obj1,
                       const char *obj2, bool *two, Arena *a)
 {
-    Share share;
+    Split split;
     *two = false;
-    if (opt_level > 0 && choose_share(mod, &share, a)) {
-        Second p = {LLVMWriteBitcodeToMemoryBuffer(mod), &share, t, opt_level, obj2, false};
+    if (opt_level > 0 && choose(mod, &split, a)) {
+        export_crossing(mod, &split);
+        Second p = {LLVMWriteBitcodeToMemoryBuffer(mod), &split, t, opt_level, obj2, false};
         pthread_t thread;
         if (start_second(&thread, &p)) {
-            keep_first(mod, &share);
+            keep_part(mod, &split, IN_SECOND);
             bool ok = cg_optimise(mod, t->tm, opt_level) && emit_object(mod, t->tm, obj1);
             pthread_join(thread, NULL);
             LLVMDisposeMemoryBuffer(p.bitcode);
