@@ -151,13 +151,14 @@ def compare(what, saved, want):
 
 def variants():
     """Every optimizer x weight decay x combination; under the sanitizers (which look for
-    memory errors, not for other numbers) a quarter of the combinations, every schedule,
-    warm-up and clip still met by every optimizer and decay, and every compiled one."""
+    memory errors, not for other numbers) an eighth of the combinations, every schedule,
+    warm-up and clip still met by every optimizer, and each optimizer compiled once (with
+    the first decay: the code generator's path is the same with the other)."""
     combos = list(itertools.product(SCHEDULES, WARMUPS, CLIPS))
-    step = 4 if sanitized() else 1
+    step = 8 if sanitized() else 1
     for i, (opt, wd) in enumerate(itertools.product(OPTIMIZERS, DECAYS)):
         for j, combo in enumerate(combos):
-            compiled = j == i % len(combos)
+            compiled = j == i % len(combos) and (wd == DECAYS[0] or not sanitized())
             if compiled or (i + j) % step == 0:
                 yield opt, wd, combo, compiled
 
@@ -185,7 +186,7 @@ def test_against_torch(nnc, tmp):
                 run(["./" + model] + flags, tmp)
                 compare(what + " (compiled)", os.path.join(tmp, "out.npz"), want)
                 count += 1
-    if count != (1 if sanitized() else 2) * len(OPTIMIZERS) * len(DECAYS):
+    if count != (len(OPTIMIZERS) if sanitized() else 2 * len(OPTIMIZERS) * len(DECAYS)):
         fail(f"compiled {count} variants")
 
 
