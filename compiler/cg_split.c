@@ -256,7 +256,8 @@ bool cg_split_compile(LLVMModuleRef mod, const CgTarget *t, int opt_level, const
 {
     Split split;
     *two = false;
-    if (opt_level > 0 && choose(mod, &split, a)) {
+    const char *threads = getenv("NNC_COMPILE_THREADS"); /* "1": one thread (nnc(1)) */
+    if (opt_level > 0 && !(threads && strcmp(threads, "1") == 0) && choose(mod, &split, a)) {
         export_crossing(mod, &split);
         Second p = {LLVMWriteBitcodeToMemoryBuffer(mod), &split, t, opt_level, obj2, false};
         pthread_t thread;

@@ -14,10 +14,10 @@ def fail(msg):
     sys.exit("FAIL: " + msg)
 
 
-def run(cmd, cwd, code=0, timeout=600):
+def run(cmd, cwd, code=0, timeout=600, env=None):
     """The finished process (text output); a failure unless it exited with `code`."""
     p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, errors="replace",
-                       timeout=timeout)
+                       timeout=timeout, env=env)
     if p.returncode != code:
         fail(f"{' '.join(cmd)} exited {p.returncode}, expected {code}:\n{p.stdout}{p.stderr}")
     return p

@@ -12,6 +12,10 @@
    report what numpy computes from the saved weights.
 8. A stack of 12 equal dense layers gets one kernel per distinct product, not one per
    product (36), and still trains to the interpreter's weights (f64, rtol 1e-9).
+9. An executable is compiled in two halves on two threads (cg_split.c): for the stack and
+   a small CNN, the executable differs from the one-thread build's (NNC_COMPILE_THREADS=1;
+   both builds are deterministic, so the cut did happen) and trains to the same bytes as
+   it and as --run.
 """
 import os
 import re
@@ -186,7 +190,47 @@ def test_shared_kernels(nnc, tmp):
             fail(f"stack: {k} differs from the interpreter")
 
 
+CNN = """model cnn {
+    input  x[2, 6, 6]
+    target t[3]
+    c = conv(x, 8, 3, relu, padding = 1)
+    p = maxpool(c, 2)
+    h = dense(flatten(p), 12, relu)
+    z = dense(h, 3)
+    loss = cross_entropy(softmax(z), t)
+}
+train cnn {
+    data = csv("c.csv")
+    batch = 4
+    epochs = 2
+    optimizer = adam(lr = 0.01)
+}
+"""
+
+
+def test_two_halves(nnc, tmp):
+    test_shared_kernels(nnc, tmp)  # writes stack.nn and d.csv
+    with open(os.path.join(tmp, "cnn.nn"), "w") as f:
+        f.write(CNN)
+    rng = np.random.default_rng(5)
+    rows = np.hstack([rng.uniform(0, 1, size=(11, 72)), np.eye(3)[rng.integers(0, 3, 11)]])
+    np.savetxt(os.path.join(tmp, "c.csv"), rows, delimiter=",", fmt="%.17g")
+    one = dict(os.environ, NNC_COMPILE_THREADS="1")
+    for model in ("stack", "cnn"):
+        run([nnc, model + ".nn", "-o", model + "2"], tmp)
+        run([nnc, model + ".nn", "-o", model + "1"], tmp, env=one)
+        exes = [open(os.path.join(tmp, model + k), "rb").read() for k in ("1", "2")]
+        if exes[0] == exes[1]:
+            fail(f"{model}: the two-thread build is the one-thread build (no cut)")
+        for k in ("1", "2"):
+            run(["./" + model + k, "--save", k + ".npz", "--quiet"], tmp)
+        run([nnc, "--run", model + ".nn", "--", "--save", "j.npz", "--quiet"], tmp)
+        saved = [open(os.path.join(tmp, k + ".npz"), "rb").read() for k in ("1", "2", "j")]
+        if saved[0] != saved[1] or saved[0] != saved[2]:
+            fail(f"{model}: the one-thread, two-thread and --run builds save different weights")
+
+
 if __name__ == "__main__":
     main("nnc-codegen-", [test_xor_trains, test_run_matches_exe, test_precision_and_seed,
                           test_evaluate_only, test_emit_kinds, test_unwritable,
-                          test_targetless_loss, test_shared_kernels])
+                          test_targetless_loss, test_shared_kernels, test_two_halves])
