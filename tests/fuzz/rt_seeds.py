@@ -38,7 +38,7 @@ def npz_seeds(out):
 
 def csv_seeds(out):
     """Byte 0: options (bit 0 header, bit 1 label, bit 2 f64, bits 3-4 inputs - 1, bits 5-6
-    targets); then the file."""
+    targets, bit 7 read in pieces as --predict does); then the file."""
     def opts(header, label, f64, ins, tgts):
         return bytes([header | label << 1 | f64 << 2 | (ins - 1) << 3 | tgts << 5])
     rows = "".join(f"{i * 0.25:g},{-i:g},{i % 3}\n" for i in range(8)).encode()
@@ -47,6 +47,8 @@ def csv_seeds(out):
     write(out, "label", opts(0, 1, 0, 2, 3) + rows)
     write(out, "gzip", opts(0, 0, 0, 2, 1) + gzip.compress(rows, mtime=0))
     write(out, "crlf_bom", opts(1, 0, 0, 1, 2) + b"\xef\xbb\xbfx,y,z\r\n1e3, -2.5e-3 ,7\r\n\r\n4,5,6\r\n")
+    write(out, "pieces", bytes([opts(1, 0, 0, 2, 1)[0] | 128]) + b"a,b,t\n" + rows)
+    write(out, "pieces_inputs", bytes([opts(0, 0, 0, 2, 0)[0] | 128]) + rows)
 
 
 def idx_bytes(arr, dims):
@@ -55,9 +57,10 @@ def idx_bytes(arr, dims):
 
 def idx_seeds(out):
     """Byte 0: bits 0-1 the input (1, 4, 9, 784 values), bits 2-5 the target's elements,
-    bit 6 f64; bytes 1-2 the images file's length; then the images and the labels."""
-    def seed(name, in_code, tgt, images, labels, f64=0):
-        write(out, name, bytes([in_code | tgt << 2 | f64 << 6]) + struct.pack("<H", len(images))
+    bit 6 f64, bit 7 read in pieces as --predict does; bytes 1-2 the images file's length;
+    then the images and the labels."""
+    def seed(name, in_code, tgt, images, labels, f64=0, pieces=0):
+        write(out, name, bytes([in_code | tgt << 2 | f64 << 6 | pieces << 7]) + struct.pack("<H", len(images))
               + images + labels)
     n = 6
     labels = idx_bytes(np.arange(n, dtype=np.uint8) % 3, [n])
@@ -67,6 +70,9 @@ def idx_seeds(out):
          idx_bytes(np.arange(n, dtype=np.uint8) % 2, [n]))
     seed("mnist_like", 3, 10, idx_bytes(np.zeros((2, 28, 28), np.uint8), [2, 28, 28]),
          idx_bytes(np.array([7, 2], np.uint8), [2]))
+    seed("pieces_gz", 1, 2, gzip.compress(idx_bytes(np.arange(n * 4, dtype=np.uint8), [n, 2, 2]), mtime=0),
+         b"", pieces=1)
+    seed("pieces_labels", 2, 3, idx_bytes(np.arange(n * 9, dtype=np.uint8), [n, 3, 3]), labels, 1, pieces=1)
 
 
 def main():
