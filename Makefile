@@ -7,7 +7,7 @@ JOBS       ?= 2
 PACKAGES   := cmake make gcc libc6-dev flex bison llvm-dev zlib1g-dev python3 python3-numpy python3-torch \
               dataset-fashion-mnist clang libclang-rt-dev
 PACKAGES   += graphviz librsvg2-bin
-FUZZ_SECONDS ?= 40
+FUZZ_SECONDS ?= 30
 # Each runtime reader's fuzz target (npz, csv, idx) runs a third of that, beside the front end's.
 FUZZ_RT_SECONDS ?= $(shell expr $(FUZZ_SECONDS) / 3)
 # Fashion-MNIST epochs of `make demo`: quick but real (the example's own train block trains longer).

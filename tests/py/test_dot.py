@@ -35,8 +35,8 @@ def models():
 
 def test_every_model_renders(nnc, tmp):
     rendered = 0
-    # under the sanitizers (a slower start for each nnc) the examples and every third model
-    every = 3 if sanitized() else 1
+    # under the sanitizers (a slower start for each nnc) the examples and every fifth model
+    every = 5 if sanitized() else 1
     for i, path in enumerate(models()):
         if i % every and "/examples/" not in path:
             continue
