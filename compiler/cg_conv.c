@@ -656,14 +656,14 @@ static void transpose_chunk(Cg *g, const Wg *s, const WgAt *at)
 
 /* X's rows are short streams (a chunk's positions, 8 cache lines in fashion_cnn's second
  * conv) that the hardware prefetchers hardly catch, and X comes from L3 or memory (the
- * batch's X is 14 MB there): at position p, a tile asks for line (p / R) mod lines of
- * row k0 + R + p mod R, so the next tile's rows are in cache when it starts. */
+ * batch's X is 14 MB there): at position p, a tile asks for line (p / R) mod L of row
+ * k0 + R + p mod R, L a whole chunk's lines, so the next tile's rows are in cache when it
+ * starts. Divisions by constants only: this is the multiply-adds' loop. */
 static void wg_prefetch(Cg *g, const Wg *s, const WgAt *at, int R, LLVMValueRef k0, LLVMValueRef p)
 {
-    long long per_line = 64 / g->real_size;
-    LLVMValueRef lines = LLVMBuildSDiv(g->b, cg_iadd(g, at->len, cg_i64(g, per_line - 1)), cg_i64(g, per_line), "");
+    long long per_line = 64 / g->real_size, lines = (s->pc + per_line - 1) / per_line;
     LLVMValueRef row = cg_iadd(g, cg_iadd(g, k0, cg_i64(g, R)), LLVMBuildURem(g->b, p, cg_i64(g, R), ""));
-    LLVMValueRef line = LLVMBuildURem(g->b, LLVMBuildUDiv(g->b, p, cg_i64(g, R), ""), lines, "");
+    LLVMValueRef line = LLVMBuildURem(g->b, LLVMBuildUDiv(g->b, p, cg_i64(g, R), ""), cg_i64(g, lines), "");
     cg_prefetch(g, cg_gep(g, at->x, cg_iadd(g, cg_imul(g, row, s->P), cg_imul(g, line, per_line))));
 }
 

@@ -69,9 +69,7 @@ LLVMValueRef cg_intrinsic(Cg *g, const char *name, LLVMTypeRef type, LLVMValueRe
 void cg_prefetch(Cg *g, LLVMValueRef p)
 {
     LLVMValueRef args[] = {p, cg_i32(g, 0), cg_i32(g, 3), cg_i32(g, 1)}; /* read, keep, data */
-    LLVMBuildCall2(g->b, LLVMIntrinsicGetType(g->ctx, LLVMLookupIntrinsicID("llvm.prefetch", 13), &g->realp, 1),
-                   LLVMGetIntrinsicDeclaration(g->mod, LLVMLookupIntrinsicID("llvm.prefetch", 13), &g->realp, 1),
-                   args, 4, "");
+    cg_intrinsic(g, "llvm.prefetch", g->realp, args, 4);
 }
 
 /* tanh and log1p have no intrinsic: libm's tanhf/tanh, log1pf/log1p. */
