@@ -425,5 +425,7 @@ bool cg_split_compile(LLVMModuleRef mod, const CgTarget *t, int opt_level, const
 /* Runs the module in memory (cg_jit.c); takes mod and tm. Returns nnc_main's status. */
 int cg_jit_run(LLVMOrcThreadSafeContextRef tsc, LLVMModuleRef mod, LLVMTargetMachineRef tm,
                const char *name, int argc, char **argv);
+/* Whether the JIT defines runtime function NAME (the unit test checks all of nnc_rt.h). */
+bool cg_jit_defines(const char *name);
 
 #endif

@@ -1,13 +1,14 @@
 /* cg_jit.c - `nnc --run`: the module compiled in memory by ORC's LLJIT and trained at once.
  *
  * nnc is linked statically with the runtime, so the runtime's functions are defined in the
- * JIT as absolute symbols at their addresses in this process; everything else (libm, libc)
- * comes from the process's own symbol table. */
+ * JIT as absolute symbols at their addresses in this process (nnc exports no symbols);
+ * everything else (libm, libc) comes from the process's shared libraries. */
 #include "cg.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
@@ -32,8 +33,20 @@ static const struct {
     {"nnc_rt_epoch_end", (AnyFn)nnc_rt_epoch_end},
     {"nnc_rt_parallel", (AnyFn)nnc_rt_parallel},
     {"nnc_rt_mark", (AnyFn)nnc_rt_mark},
+    {"nnc_rt_gmax", (AnyFn)nnc_rt_gmax},
+    {"nnc_rt_update_safe", (AnyFn)nnc_rt_update_safe},
+    {"nnc_rt_dropout_f32", (AnyFn)nnc_rt_dropout_f32},
+    {"nnc_rt_dropout_f64", (AnyFn)nnc_rt_dropout_f64},
 };
 enum { NRT_SYMBOLS = sizeof rt_symbols / sizeof *rt_symbols };
+
+bool cg_jit_defines(const char *name)
+{
+    for (int i = 0; i < NRT_SYMBOLS; i++)
+        if (strcmp(rt_symbols[i].name, name) == 0)
+            return true;
+    return false;
+}
 
 /* Prints and consumes err; true when there was one. */
 static bool failed(LLVMErrorRef err, const char *what)

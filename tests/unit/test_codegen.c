@@ -6,7 +6,9 @@
  *    outer(d, x) becomes one CG_BMEAN_OUTER, a non-varying term moves out of the mean,
  *    a linear gradient's mean is pushed down to the batch means of x and t, and no
  *    varying node of the weight's shape is computed by the training step.
- * 3. The module for that program verifies, at f32 and f64. */
+ * 3. The module for that program verifies, at f32 and f64.
+ * 4. `nnc --run`'s JIT defines every function of runtime/nnc_rt.h (nnc exports no symbols,
+ *    so one missing from its table fails only the models that call it). */
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -169,6 +171,34 @@ static void test_module(Arena *a, const CgTarget *t, int real_size)
     LLVMContextDispose(ctx);
 }
 
+/* Every "nnc_rt_NAME(" of the header, beside this file's folder. */
+static void test_jit_runtime(void)
+{
+    char path[4096];
+    const char *end = strrchr(__FILE__, '/');
+    snprintf(path, sizeof path, "%.*s/../../runtime/nnc_rt.h", end ? (int)(end - __FILE__) : 1,
+             end ? __FILE__ : ".");
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL, "cannot read %s", path);
+    if (!f)
+        return;
+    char line[1024];
+    int seen = 0;
+    while (fgets(line, sizeof line, f)) {
+        for (const char *p = strstr(line, "nnc_rt_"); p; p = strstr(p + 1, "nnc_rt_")) {
+            size_t n = strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_");
+            if (p[n] != '(' || (p > line && p[-1] != ' ' && p[-1] != '*'))
+                continue;
+            char name[128];
+            snprintf(name, sizeof name, "%.*s", (int)n, p);
+            CHECK(cg_jit_defines(name), "the JIT does not define %s", name);
+            seen++;
+        }
+    }
+    fclose(f);
+    CHECK(seen >= 18, "%d runtime functions in %s", seen, path);
+}
+
 int main(void)
 {
     Arena *a = arena_new();
@@ -181,6 +211,7 @@ int main(void)
     test_plan(a);
     test_module(a, &t, 4);
     test_module(a, &t, 8);
+    test_jit_runtime();
     arena_free(a);
     LLVMDisposeTargetData(td);
     LLVMDisposeTargetMachine(tm);
