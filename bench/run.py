@@ -482,7 +482,8 @@ def predict_rows(a):
     runs); of the same generated forward pass alone, through the model's shared library
     (bench/lib_predict.py); and of PyTorch's no_grad() forward over the same images in
     memory with the same weights (bench/torch_predict.py). The ratios compare the forward
-    passes alone."""
+    passes alone, and the whole command with the same work done in Python by PyTorch
+    (reading, forward, csv; Python's start and `import torch` left out)."""
     out = os.path.join(a.out, "predict")
     os.makedirs(out, exist_ok=True)
     exe, npz, images = os.path.join(out, "fashion_mlp"), os.path.join(out, "w.npz"), TEST[0]
@@ -495,7 +496,8 @@ def predict_rows(a):
                                  for _ in range(a.reps))
     except RuntimeError as e:
         return rows + [f"| nnc --predict | failed: {failure_text(e)} | |"]
-    rows.append(f"| nnc `--predict` (whole command: read, forward, write csv) | {10000 / secs:.0f} | |")
+    whole_rate = 10000 / secs
+    rows.append(f"| nnc `--predict` (whole command: read, forward, write csv) | {whole_rate:.0f} | |")
     try:
         lib = os.path.join(out, "libfashion_mlp.so")
         run([a.nnc, "--emit=shared", os.path.join(ROOT, "examples", "fashion_mlp.nn"), "-o", lib])
@@ -513,9 +515,13 @@ def predict_rows(a):
                     "--threads", a.torch_threads, "--reps", str(a.reps)])
     except RuntimeError as e:
         return rows + [f"| PyTorch no_grad() forward | failed: {failure_text(e)} | |"]
-    for t, s, n in re.findall(r"threads (\d+)  seconds ([0-9.]+)  samples (\d+)", text):
+    for t, s, n in re.findall(r"^threads (\d+)  seconds ([0-9.]+)  samples (\d+)", text, re.M):
         rate = int(n) / float(s)
         rows.append(f"| PyTorch no_grad() forward only, {t} thr | {rate:.0f} | {nnc_rate / rate:.2f} |")
+    for t, s, n in re.findall(r"^whole threads (\d+)  seconds ([0-9.]+)  samples (\d+)", text, re.M):
+        rate = int(n) / float(s)
+        rows.append(f"| PyTorch read, forward, write csv (in Python, after `import torch`), {t} thr | "
+                    f"{rate:.0f} | {whole_rate / rate:.2f} (whole vs whole) |")
     return rows
 
 

@@ -6,7 +6,12 @@ each thread count T of --threads (torch's threads and its OpenBLAS's, as torch_p
 them) it prints
     threads T  seconds S  samples N
 where S is the median of --reps forward passes over all N images at once (reading the
-images and the weights is outside it). Run with /usr/bin/python3 (Debian's torch)."""
+images and the weights is outside it); then, at the last thread count,
+    whole threads T  seconds S  samples N
+where S is the median of --reps runs of what `./MODEL --predict IMAGES --out FILE` does:
+read the gzipped images, the forward pass, the csv (a class column, then the outputs, %.9g)
+written to /dev/null; starting Python and importing torch (about a second) are outside it.
+Run with /usr/bin/python3 (Debian's torch)."""
 import argparse
 import os
 import statistics
@@ -57,6 +62,23 @@ def main():
                 model(x)
                 times.append(time.perf_counter() - t0)
         print(f"threads {t}  seconds {statistics.median(times):.6f}  samples {len(x)}", flush=True)
+    times = []
+    for _ in range(a.reps):
+        t0 = time.perf_counter()
+        predict_csv(model, a.images, os.devnull)
+        times.append(time.perf_counter() - t0)
+    print(f"whole threads {t}  seconds {statistics.median(times):.6f}  samples {len(x)}", flush=True)
+
+
+def predict_csv(model, images, out):
+    """The whole of a prediction as a PyTorch user writes it: images in, csv out."""
+    x = read_idx(images, 0)
+    x = torch.from_numpy(x.reshape(len(x), -1).astype(np.float32) / np.float32(255))
+    with torch.no_grad():
+        y = model(x).numpy()
+    table = np.hstack([y.argmax(axis=1)[:, None].astype(np.float64), y.astype(np.float64)])
+    header = "class," + ",".join(f"y{k}" for k in range(y.shape[1]))
+    np.savetxt(out, table, fmt=["%d"] + ["%.9g"] * y.shape[1], delimiter=",", header=header, comments="")
 
 
 if __name__ == "__main__":
