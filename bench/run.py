@@ -212,7 +212,8 @@ def compile_table(nnc, out, reps):
                 f.write(make(n))
             what = f"{n}-layer stack" if name == "stack" else f"{n}-statement chain"
             models.append((what, path))
-    rows = ["| model | -O2 compile s (median) | peak MB (nnc or its linker) | s for `--cpu=znver3` |",
+    rows = ["| model | -O2 compile s (median) | peak MB (nnc or its linker; ~100 at least: a process"
+            " this harness starts counts its size) | s for `--cpu=znver3` |",
             "|---|---:|---:|---:|"]
     exe = os.path.join(out, "compile", "exe")
     for what, path in models:
