@@ -8,8 +8,10 @@
  * exponents). */
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "rt_internal.h"
@@ -102,25 +104,74 @@ static int row_end(NncRun *run, FILE *f, char **text, size_t *n)
     return rc;
 }
 
+/* The bytes of log text that a resumed run keeps: the header and the rows of the epochs
+ * before the checkpoint's, when text starts with this model's header line (its own run's
+ * log, cut short); 0 otherwise. */
+static size_t log_kept(const char *text, size_t len, const char *header, size_t hlen, int epochs)
+{
+    if (len < hlen || memcmp(text, header, hlen) != 0)
+        return 0;
+    size_t kept = hlen;
+    while (kept < len) {
+        const char *end = memchr(text + kept, '\n', len - kept);
+        char *after;
+        long epoch = strtol(text + kept, &after, 10);
+        if (!end || after == text + kept || *after != ',' || epoch < 1 || epoch > epochs)
+            break;
+        kept = (size_t)(end - text) + 1;
+    }
+    return kept;
+}
+
+/* With --resume, an existing log of this model goes on after the epochs the checkpoint
+ * holds (rows of later epochs, logged before the run was cut short, are dropped: the
+ * resumed run logs them again), so a run stopped and resumed keeps one whole log. True
+ * when run->log is that file, open at its end. */
+static bool log_resume(NncRun *run, const char *header, size_t hlen)
+{
+    FILE *f = fopen(run->o.log, "r+");
+    struct stat st;
+    if (!f)
+        return false;
+    size_t kept = 0;
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode)) {
+        char *text = malloc((size_t)st.st_size + 1);
+        size_t len = text ? fread(text, 1, (size_t)st.st_size, f) : 0;
+        kept = text ? log_kept(text, len, header, hlen, run->first_epoch) : 0;
+        free(text);
+    }
+    if (kept == 0 || ftruncate(fileno(f), (off_t)kept) != 0 || fseek(f, (long)kept, SEEK_SET) != 0) {
+        fclose(f);
+        return false;
+    }
+    run->log = f;
+    run->log_size = kept;
+    return true;
+}
+
 int rt_log_open(NncRun *run)
 {
-    run->log = fopen(run->o.log, "w");
-    if (!run->log) {
-        rt_data_error(run->o.log, 0, "cannot create: %s", strerror(errno));
-        return -1;
-    }
-    char *text;
+    char *header;
     size_t n;
-    FILE *f = row_begin(&text, &n);
+    FILE *f = row_begin(&header, &n);
     fputs("epoch,loss,acc,test_loss,test_acc,seconds", f);
     for (int i = 0; i < run->m->nparams; i++)
         fprintf(f, ",grad_norm:%s", run->m->params[i].name);
-    fputs(",val_loss,val_acc,lr", f);
-    if (row_end(run, f, &text, &n) != 0) {
-        rt_data_error(run->o.log, 0, "cannot write: %s", strerror(errno));
-        return -1;
+    fputs(",val_loss,val_acc,lr\n", f);
+    if (fclose(f) != 0) {
+        fprintf(stderr, "error: out of memory\n");
+        exit(1);
     }
-    return 0;
+    int rc = 0;
+    if (!(run->resumed && log_resume(run, header, n))) {
+        run->log = fopen(run->o.log, "w");
+        if (!run->log)
+            rt_data_error(run->o.log, 0, "cannot create: %s", strerror(errno)), rc = -1;
+        else if (log_put(run, header, n) != 0)
+            rt_data_error(run->o.log, 0, "cannot write: %s", strerror(errno)), rc = -1;
+    }
+    free(header);
+    return rc;
 }
 
 double rt_grad_norm(const NncRun *run, int i)

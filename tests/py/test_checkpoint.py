@@ -11,6 +11,9 @@
    ends with the bytes of an uninterrupted run (cosine schedule, adam, and fused sgd).
 3. Patience survives a resume: the best epoch's weights are in the checkpoint.
 4. A file that is not a checkpoint is an error naming it.
+5. --log goes on across a resume: 2 epochs logged, then --resume to 4 with the same --log,
+   gives the log of 4 epochs straight (seconds aside); rows the log holds past the
+   checkpoint's epoch are dropped and logged again; another model's log is started anew.
 """
 import os
 import signal
@@ -142,6 +145,34 @@ def test_patience(nnc, tmp):
         fail(f"the end of the runs differs:\n{a}\n{b}")
 
 
+def log_rows(tmp, name):
+    """The log's rows without the seconds column (the 6th)."""
+    with open(os.path.join(tmp, name)) as f:
+        return [",".join(c for i, c in enumerate(line.rstrip("\n").split(",")) if i != 5) for line in f]
+
+
+def test_resume_log(nnc, tmp):
+    write_data(tmp, 50)
+    with open(os.path.join(tmp, "m.nn"), "w") as f:
+        f.write(source("adam(lr = 0.01)", "validation = 0.2"))
+    run([nnc, "m.nn"], tmp)
+    run(["./m", "--quiet", "--log", "straight.csv", "--save", "straight.npz"], tmp)
+    want = log_rows(tmp, "straight.csv")
+    run(["./m", "--quiet", "--epochs", "2", "--checkpoint", "k.ckpt.npz", "--log", "cut.csv"], tmp)
+    with open(os.path.join(tmp, "longer.csv"), "w") as f:  # rows for epochs 3 and 4 already
+        f.write(open(os.path.join(tmp, "straight.csv")).read())
+    with open(os.path.join(tmp, "other.csv"), "w") as f:
+        f.write("epoch,loss\n1,0.5\n")
+    for name in ("cut.csv", "longer.csv"):
+        run(["./m", "--quiet", "--resume", "k.ckpt.npz", "--log", name, "--save", "resumed.npz"], tmp)
+        if log_rows(tmp, name) != want:
+            fail(f"--log {name} across a resume:\n{open(os.path.join(tmp, name)).read()}"
+                 f"\nexpected (seconds aside):\n{open(os.path.join(tmp, 'straight.csv')).read()}")
+    run(["./m", "--quiet", "--resume", "k.ckpt.npz", "--log", "other.csv"], tmp)
+    if log_rows(tmp, "other.csv") != [want[0]] + want[3:]:
+        fail("another model's log, resumed into: " + open(os.path.join(tmp, "other.csv")).read())
+
+
 def test_not_checkpoint(nnc, tmp):
     run(["./m", "--quiet", "--epochs", "0", "--save", "w.npz"], tmp)
     p = run(["./m", "--resume", "w.npz"], tmp, code=1)
@@ -151,4 +182,4 @@ def test_not_checkpoint(nnc, tmp):
 
 if __name__ == "__main__":
     main("nnc_checkpoint_", [test_resume, test_resume_cosine, test_signals, test_patience,
-                             test_not_checkpoint])
+                             test_resume_log, test_not_checkpoint])
