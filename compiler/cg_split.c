@@ -7,7 +7,9 @@
  * so calls to them stay inlinable; a function one module defines and the other uses is
  * hidden and external. Each half is optimised and compiled to an object on its own thread
  * with its own target machine, and the linker joins the objects. A function's code does
- * not depend on the half it lands in: same instructions, same bits. */
+ * not depend on the half it lands in: same instructions, same bits (the checked step, when
+ * it is the second half alone, gets -O0's code generation: optnone, it was never optimised,
+ * and its arithmetic is the same). */
 #include "cg.h"
 
 #include <llvm-c/BitReader.h>
@@ -30,6 +32,7 @@ typedef struct Split {
     char **names;  /* the functions defined in the module, by name... */
     Part *part;    /* ...and where each goes */
     int count;
+    bool unoptimised; /* the second holds the optnone functions alone: -O0 for it */
 } Split;
 
 static Part part_of(const Split *s, LLVMValueRef fn)
@@ -42,6 +45,12 @@ static Part part_of(const Split *s, LLVMValueRef fn)
     return IN_BOTH; /* a declaration */
 }
 
+static bool optnone(LLVMValueRef fn)
+{
+    unsigned kind = LLVMGetEnumAttributeKindForName("optnone", 7);
+    return LLVMGetEnumAttributeAtIndex(fn, LLVMAttributeFunctionIndex, kind) != NULL;
+}
+
 /* The work a function gives LLVM: its instructions, a quarter for an optnone one (no
  * -O2, the fast instruction selector). */
 static long weight(LLVMValueRef fn)
@@ -50,13 +59,17 @@ static long weight(LLVMValueRef fn)
     for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(fn); bb; bb = LLVMGetNextBasicBlock(bb))
         for (LLVMValueRef i = LLVMGetFirstInstruction(bb); i; i = LLVMGetNextInstruction(i))
             n++;
-    unsigned optnone = LLVMGetEnumAttributeKindForName("optnone", 7);
-    return LLVMGetEnumAttributeAtIndex(fn, LLVMAttributeFunctionIndex, optnone) ? n / 4 : n;
+    return optnone(fn) ? n / 4 : n;
 }
 
 /* Functions by weight, heaviest first (ties in module order): the second module takes
  * each that keeps it within half the total; small ones go to both. False when the second
- * would get less than a sixth (a small module: one thread). */
+ * would get less than a sixth (a small module: one thread).
+ * Unless the optnone functions (the checked step, run once after a non-finite batch) weigh
+ * a sixth of the module or more: then the second module holds them alone, compiled at -O0.
+ * At -O2 the code generator still ran IVUsers, SCEV and the greedy register allocator over
+ * them: the 1000-statement chain's checked step took 7.7G instructions to compile there
+ * against 3.3G at -O0, where the rest of the module takes 2.9G. */
 static bool choose(LLVMModuleRef mod, Split *s, Arena *a)
 {
     int n = 0;
@@ -64,17 +77,29 @@ static bool choose(LLVMModuleRef mod, Split *s, Arena *a)
         n += !LLVMIsDeclaration(f);
     s->names = arena_alloc(a, sizeof *s->names * (size_t)(n + 1));
     s->part = arena_alloc(a, sizeof *s->part * (size_t)(n + 1));
-    long *w = arena_alloc(a, sizeof *w * (size_t)(n + 1)), total = 0, taken = 0;
+    s->unoptimised = false;
+    long *w = arena_alloc(a, sizeof *w * (size_t)(n + 1)), total = 0, taken = 0, slow = 0;
+    bool *unopt = arena_alloc(a, sizeof *unopt * (size_t)(n + 1));
     s->count = 0;
     for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = LLVMGetNextFunction(f)) {
         if (LLVMIsDeclaration(f))
             continue;
         size_t len;
         const char *name = LLVMGetValueName2(f, &len);
-        s->names[s->count] = arena_strndup(a, name, len);
-        w[s->count] = weight(f);
-        s->part[s->count] = w[s->count] <= HELPER && LLVMGetLinkage(f) == LLVMInternalLinkage ? IN_BOTH : IN_FIRST;
-        total += w[s->count++];
+        int i = s->count++;
+        s->names[i] = arena_strndup(a, name, len);
+        w[i] = weight(f);
+        unopt[i] = optnone(f);
+        s->part[i] = w[i] <= HELPER && LLVMGetLinkage(f) == LLVMInternalLinkage ? IN_BOTH : IN_FIRST;
+        total += w[i];
+        slow += s->part[i] == IN_FIRST && unopt[i] ? w[i] : 0;
+    }
+    if (slow * 6 >= total) {
+        for (int i = 0; i < s->count; i++)
+            if (s->part[i] == IN_FIRST && unopt[i])
+                s->part[i] = IN_SECOND;
+        s->unoptimised = true;
+        return true;
     }
     for (;;) {
         int best = -1;
@@ -224,7 +249,9 @@ static void *second_main(void *arg)
     Second *p = arg;
     LLVMContextRef ctx = LLVMContextCreate();
     LLVMModuleRef mod = NULL;
-    LLVMTargetMachineRef tm = cg_target_machine(p->target);
+    CgTarget target = *p->target;
+    target.opt_level = p->opt_level;
+    LLVMTargetMachineRef tm = cg_target_machine(&target);
     p->ok = tm && !LLVMParseBitcodeInContext2(ctx, p->bitcode, &mod);
     if (p->ok) {
         keep_part(mod, p->split, IN_FIRST);
@@ -259,7 +286,8 @@ bool cg_split_compile(LLVMModuleRef mod, const CgTarget *t, int opt_level, const
     const char *threads = getenv("NNC_COMPILE_THREADS"); /* "1": one thread (nnc(1)) */
     if (opt_level > 0 && !(threads && strcmp(threads, "1") == 0) && choose(mod, &split, a)) {
         export_crossing(mod, &split);
-        Second p = {LLVMWriteBitcodeToMemoryBuffer(mod), &split, t, opt_level, obj2, false};
+        Second p = {LLVMWriteBitcodeToMemoryBuffer(mod), &split, t, split.unoptimised ? 0 : opt_level,
+                    obj2, false};
         pthread_t thread;
         if (start_second(&thread, &p)) {
             keep_part(mod, &split, IN_SECOND);

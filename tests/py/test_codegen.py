@@ -15,7 +15,8 @@
 9. An executable is compiled in two halves on two threads (cg_split.c): for the stack and
    a small CNN, the executable differs from the one-thread build's (NNC_COMPILE_THREADS=1;
    both builds are deterministic, so the cut did happen) and trains to the same bytes as
-   it and as --run.
+   it and as --run. A 300-statement chain, whose checked step (optnone) is compiled alone
+   at -O0, stops at a non-finite loss with the same message and the same saved bytes.
 """
 import os
 import re
@@ -230,6 +231,45 @@ def test_two_halves(nnc, tmp):
         saved = [open(os.path.join(tmp, k + ".npz"), "rb").read() for k in ("1", "2", "j")]
         if saved[0] != saved[1] or saved[0] != saved[2]:
             fail(f"{model}: the one-thread, two-thread and --run builds save different weights")
+    test_checked_half(nnc, tmp, one)
+
+
+CHAIN = """model chainnan {
+    input x[2]
+    target t[2]
+    param w[2] = ones
+    h0 = log(w * x)
+BODY    loss = mse(hN, t)
+}
+train chainnan {
+    data = csv("n.csv")
+    epochs = 2
+    batch = 4
+    optimizer = sgd(lr = 0.01)
+}
+"""
+
+
+def test_checked_half(nnc, tmp, one):
+    n = 300
+    body = "".join(f"    h{i} = h{i - 1} * 0.5 + x\n" for i in range(1, n + 1))
+    with open(os.path.join(tmp, "chain.nn"), "w") as f:
+        f.write(CHAIN.replace("BODY", body).replace("hN", f"h{n}"))
+    rows = np.random.default_rng(6).uniform(0.1, 1, size=(16, 4))
+    rows[9, 0] = -1  # log of a negative: the checked step runs in the third batch
+    np.savetxt(os.path.join(tmp, "n.csv"), rows, delimiter=",", fmt="%.6f")
+    outs = []
+    for k, env in (("1", one), ("2", None)):
+        run([nnc, "chain.nn", "-o", "chain" + k], tmp, env=env)
+        p = run(["./chain" + k, "--quiet", "--save", "c" + k + ".npz"], tmp, code=1)
+        outs.append((p.stdout, p.stderr.replace("c" + k + ".npz", "C.npz"),
+                     open(os.path.join(tmp, "c" + k + ".npz"), "rb").read()))
+    if open(os.path.join(tmp, "chain1"), "rb").read() == open(os.path.join(tmp, "chain2"), "rb").read():
+        fail("the chain: the two-thread build is the one-thread build (no cut)")
+    if "first non-finite value: log(" not in outs[1][1]:
+        fail("the chain's checked step does not name the log:\n" + outs[1][1])
+    if outs[0] != outs[1]:
+        fail(f"the chain: the one-thread and two-thread builds differ:\n{outs[0][1]}\n{outs[1][1]}")
 
 
 if __name__ == "__main__":
