@@ -165,10 +165,11 @@ int rt_log_open(NncRun *run)
     int rc = 0;
     if (!(run->resumed && log_resume(run, header, n))) {
         run->log = fopen(run->o.log, "w");
-        if (!run->log)
-            rt_data_error(run->o.log, 0, "cannot create: %s", strerror(errno)), rc = -1;
-        else if (log_put(run, header, n) != 0)
-            rt_data_error(run->o.log, 0, "cannot write: %s", strerror(errno)), rc = -1;
+        const char *failed = !run->log ? "cannot create" : log_put(run, header, n) != 0 ? "cannot write" : NULL;
+        if (failed) {
+            rt_data_error(run->o.log, 0, "%s: %s", failed, strerror(errno));
+            rc = -1;
+        }
     }
     free(header);
     return rc;
